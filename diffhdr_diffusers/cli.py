@@ -1,0 +1,50 @@
+"""The ``diffhdr`` command line: ``diffhdr <command> ...``.
+
+Each command lives in ``diffhdr_diffusers/commands/<name>.py`` and defines ``add_parser(subparsers)``,
+which registers its arguments and sets ``func`` (a callable taking the parsed namespace). Errors of
+type :class:`~diffhdr_diffusers.errors.DiffHDRError` are printed as one line, with a non-zero exit and
+no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+
+from .errors import DiffHDRError
+
+COMMANDS = ("merge", "synth", "evaluate", "convert_original")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="diffhdr", description="Ghost-free HDR merging with DiffHDR.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"{__package__}.commands.{name}").add_parser(subparsers)
+    return parser
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    # SIGTERM unwinds like Ctrl-C, so atomic writers clean their temporary files up.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except DiffHDRError as error:
+        print(f"diffhdr {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"diffhdr {args.command}: interrupted; no partial output was left.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""One error type for everything the library rejects, with subclasses by cause.
+
+Every message says what is wrong, where (file or argument), and how to fix it. The CLI prints
+``str(error)`` and exits non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class DiffHDRError(Exception):
+    """Base class of every error raised on purpose by ``diffhdr_diffusers``."""
+
+    exit_code = 2
+
+
+class InputError(DiffHDRError, ValueError):
+    """A bracket, an exposure list or an argument is unusable."""
+
+
+class ImageReadError(InputError):
+    """An image or radiance file is missing, truncated, corrupt or of an unsupported kind."""
+
+
+class ExposureError(InputError):
+    """Exposure values are missing, unparsable, non-finite, equal or out of order."""
+
+
+class DatasetError(InputError):
+    """A scene folder of a dataset is incomplete or inconsistent."""
+
+
+class OutputError(DiffHDRError, OSError):
+    """An output cannot be written (missing folder, no permission, exists without overwrite)."""
+
+
+class ModelLoadError(DiffHDRError):
+    """A model path or checkpoint is not what it claims to be, or is not trusted."""
+
+
+class SamplingError(DiffHDRError, FloatingPointError):
+    """Sampling produced non-finite values."""
+
+
+class ResourceError(DiffHDRError, MemoryError):
+    """The requested work would need more memory than is available."""
+
+
+class CheckpointError(DiffHDRError):
+    """A training checkpoint could not be written or read."""

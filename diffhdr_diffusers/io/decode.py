@@ -1,0 +1,94 @@
+"""Shared decoding helpers: read file bytes, decode through OpenCV quietly, normalise channels."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import ImageReadError, InputError
+
+MIN_SIZE = 8
+
+
+def read_bytes(path: Path) -> bytes:
+    """Return the content of ``path``; a missing or unreadable file raises :class:`ImageReadError`."""
+    if not path.exists():
+        raise ImageReadError(f"{path}: file not found; check the path.")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image file.")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot be read ({error.strerror or error}).") from error
+    if not data:
+        raise ImageReadError(f"{path}: file is empty; re-export or copy it again.")
+    return data
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
+def decode_with_opencv(path: Path, data: bytes, flags: int) -> np.ndarray:
+    """Decode ``data`` with ``cv2.imdecode``; failure raises :class:`ImageReadError` naming ``path``.
+
+    Colour images come back in OpenCV's BGR(A) order.
+    """
+    try:
+        with _quiet_opencv():
+            image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    except Exception as error:  # decoders raise cv2.error and others on corrupt data
+        raise ImageReadError(f"{path}: corrupt or truncated image ({error}); re-export the file.") from error
+    if image is None:
+        raise ImageReadError(f"{path}: corrupt, truncated or not a supported image; re-export the file.")
+    return image
+
+
+def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
+    """Reverse the colour order of an OpenCV (H, W, 3|4) image (alpha, if any, stays last)."""
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        return np.concatenate([image[..., 2::-1], image[..., 3:]], axis=2)
+    return image
+
+
+def to_rgb(path: Path, image: np.ndarray, opaque_value: float) -> np.ndarray:
+    """Return ``image`` (H, W[, C]) as RGB (H, W, 3).
+
+    Greyscale is replicated; a fully opaque alpha channel (every value ``opaque_value``) is dropped;
+    any other channel layout raises :class:`ImageReadError` with the fix.
+    """
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3:
+        raise ImageReadError(f"{path}: unsupported image layout {image.shape}; save it as an RGB image.")
+    channels = image.shape[2]
+    if channels == 1:
+        return np.repeat(image, 3, axis=2)
+    if channels == 2:  # grey + alpha
+        if not np.all(image[..., 1] == opaque_value):
+            raise ImageReadError(f"{path}: has transparent pixels; flatten it onto a background and save without alpha.")
+        return np.repeat(image[..., :1], 3, axis=2)
+    if channels == 3:
+        return image
+    if channels == 4:
+        if not np.all(image[..., 3] == opaque_value):
+            raise ImageReadError(f"{path}: has transparent pixels; flatten it onto a background and save without alpha.")
+        return image[..., :3]
+    raise ImageReadError(f"{path}: has {channels} channels; only greyscale, RGB and opaque RGBA are supported.")
+
+
+def check_size(path: Path, image: np.ndarray) -> None:
+    """Raise :class:`InputError` when ``image`` is smaller than 8x8 pixels."""
+    height, width = image.shape[:2]
+    if height < MIN_SIZE or width < MIN_SIZE:
+        raise InputError(f"{path}: image is {width}x{height} pixels; at least {MIN_SIZE}x{MIN_SIZE} is needed.")

@@ -1,0 +1,121 @@
+"""Linear HDR radiance maps: Radiance RGBE ``.hdr`` (OpenCV) and OpenEXR ``.exr`` (``openexr`` wheel)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenEXR
+
+from ..errors import ImageReadError, InputError, OutputError
+from .atomic import atomic_path
+from .decode import bgr_to_rgb, decode_with_opencv, read_bytes
+
+RADIANCE_SUFFIXES = (".hdr", ".exr")
+MAX_PIXELS = 1 << 28  # 16k x 16k; a larger header is treated as corrupt rather than allocated
+
+
+def _read_hdr(path: Path, data: bytes) -> np.ndarray:
+    if not data.startswith(b"#?"):
+        raise ImageReadError(f"{path}: not a Radiance RGBE file (missing '#?' signature); re-export it.")
+    image = decode_with_opencv(path, data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    if image.dtype != np.float32 or image.ndim != 3 or image.shape[2] != 3:
+        raise ImageReadError(f"{path}: did not decode as a 3-channel Radiance image; re-export it.")
+    return bgr_to_rgb(image)
+
+
+def _exr_channels(path: Path, channels: dict) -> np.ndarray:
+    names = set(channels)
+    for group in (("R", "G", "B"), ("Y",)):
+        if names.issuperset(group):
+            planes = [channels[name].pixels for name in group]
+            break
+    else:
+        if len(names) != 1:
+            raise ImageReadError(f"{path}: EXR channels {sorted(names)} hold no R, G, B or Y image; save it as RGB.")
+        planes = [next(iter(channels.values())).pixels]
+    shapes = {plane.shape for plane in planes}
+    if len(shapes) != 1 or planes[0].ndim != 2:
+        raise ImageReadError(f"{path}: EXR channels are subsampled or of unequal size; save it as full-resolution RGB.")
+    if any(plane.dtype.kind != "f" for plane in planes):
+        raise ImageReadError(f"{path}: EXR channels are not half or float; save radiance as half or float.")
+    image = np.stack([plane.astype(np.float32) for plane in planes], axis=-1)
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+
+
+def _read_exr(path: Path, data: bytes) -> np.ndarray:
+    if not data.startswith(b"\x76\x2f\x31\x01"):
+        raise ImageReadError(f"{path}: not an OpenEXR file (bad magic number); re-export it.")
+    try:
+        with OpenEXR.File(io.BytesIO(data), separate_channels=True, header_only=True) as exr:
+            low, high = exr.header()["dataWindow"]
+        width, height = (np.asarray(high, dtype=np.int64) - np.asarray(low, dtype=np.int64) + 1).tolist()
+        if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
+            raise ImageReadError(f"{path}: EXR data window of {width}x{height} pixels is invalid; the file is corrupt.")
+        with OpenEXR.File(io.BytesIO(data), separate_channels=True) as exr:
+            return _exr_channels(path, exr.channels())
+    except ImageReadError:
+        raise
+    except Exception as error:  # the OpenEXR bindings raise RuntimeError, ValueError, KeyError, ...
+        raise ImageReadError(f"{path}: corrupt or truncated OpenEXR file ({error}); re-export it.") from error
+
+
+def read_radiance(path: str | os.PathLike) -> np.ndarray:
+    """Read linear radiance as float32 (H, W, 3) RGB from a Radiance ``.hdr`` or an OpenEXR ``.exr``.
+
+    EXR files may hold half or float R, G, B channels, or a single Y channel (replicated to RGB).
+    Negative values (out-of-gamut colours, present in some EXR files) are clipped to 0, so what
+    ``write_radiance`` writes reads back exactly. Missing, corrupt or truncated files, and files
+    holding NaN or infinite values, raise :class:`ImageReadError` naming the file.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in RADIANCE_SUFFIXES:
+        raise ImageReadError(f"{path}: unsupported radiance format {suffix!r}; use .hdr or .exr.")
+    data = read_bytes(path)
+    radiance = _read_hdr(path, data) if suffix == ".hdr" else _read_exr(path, data)
+    if not np.all(np.isfinite(radiance)):
+        raise ImageReadError(f"{path}: contains NaN or infinite values; the file is corrupt.")
+    # Out-of-gamut colour conversions leave small negative values in some EXR files (the OpenEXR
+    # samples hold a few); radiance is non-negative, and mu-law of a negative value is undefined.
+    return np.ascontiguousarray(np.maximum(radiance, 0.0), dtype=np.float32)
+
+
+def check_radiance(path: Path, radiance: np.ndarray) -> np.ndarray:
+    """Return ``radiance`` as float32 (H, W, 3) after checking it is finite and non-negative."""
+    radiance = np.asarray(radiance)
+    if radiance.ndim != 3 or radiance.shape[2] != 3:
+        raise InputError(f"{path}: radiance must be (H, W, 3) RGB, got shape {radiance.shape}; nothing was written.")
+    radiance = radiance.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(radiance)):
+        raise InputError(f"{path}: radiance contains NaN or infinite values; nothing was written.")
+    if radiance.size and radiance.min() < 0:
+        raise InputError(f"{path}: radiance contains negative values (min {radiance.min():g}); nothing was written.")
+    return radiance
+
+
+def write_radiance(path: str | os.PathLike, radiance: np.ndarray, overwrite: bool = False) -> Path:
+    """Write linear float RGB (H, W, 3) as Radiance ``.hdr`` (RGBE) or ``.exr`` (float32, ZIP); atomic.
+
+    RGBE keeps about 8 mantissa bits (relative error below 1%); EXR float32 round-trips exactly.
+    Raises :class:`InputError` for non-finite or negative values and :class:`OutputError` for an
+    existing file without ``overwrite``, or a missing or unwritable folder.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in RADIANCE_SUFFIXES:
+        raise OutputError(f"{path}: radiance is written as .hdr or .exr, not {suffix!r}.")
+    radiance = check_radiance(path, radiance)
+    with atomic_path(path, overwrite) as temporary:
+        if suffix == ".hdr":
+            if not cv2.imwrite(str(temporary), np.ascontiguousarray(radiance[..., ::-1])):
+                raise OutputError(f"{path}: OpenCV could not write the Radiance file.")
+        else:
+            header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+            channels = {name: np.ascontiguousarray(radiance[..., index]) for index, name in enumerate("RGB")}
+            with OpenEXR.File(header, channels) as exr:
+                exr.write(str(temporary))
+    return path

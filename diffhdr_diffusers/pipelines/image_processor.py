@@ -1,0 +1,116 @@
+"""Pre- and post-processing for DiffHDR: brackets in, linear radiance out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+
+from ..conditioning import GAMMA, make_conditioning
+from ..errors import InputError
+from ..mu_law import MU, inverse_mu_law
+
+MIN_SIZE = 8
+
+
+def _as_float_image(image, position: int) -> np.ndarray:
+    """One bracket image as float32 (H, W, 3) in [0, 1]."""
+    name = f"images[{position}]"
+    if isinstance(image, (str, os.PathLike)):
+        from ..io import read_ldr
+
+        return read_ldr(image)
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
+            image = image.permute(1, 2, 0)
+        image = image.numpy()
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        array = array.astype(np.float32) / 65535.0
+    elif np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise InputError(f"{name} contains NaN or inf; pass finite values in [0, 1].")
+        if array.min() < 0 or array.max() > 1:
+            raise InputError(f"{name} has float values outside [0, 1] ({array.min():.3g}..{array.max():.3g}); "
+                             "scale LDR images to [0, 1].")
+    else:
+        raise InputError(f"{name} has dtype {array.dtype}; pass uint8, uint16 or float images in [0, 1].")
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise InputError(f"{name} has shape {array.shape}; expected (H, W, 3) RGB.")
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    if array.shape[-1] == 4:
+        if not np.all(array[..., 3] >= 1.0 - 1e-6):
+            raise InputError(f"{name} has a non-opaque alpha channel; flatten it onto a background first.")
+        array = array[..., :3]
+    return np.ascontiguousarray(array)
+
+
+class DiffHDRImageProcessor(ConfigMixin):
+    """Turns brackets into conditioning tensors, pads them for the UNet, and decodes the output.
+
+    Parameters:
+        gamma (`float`, defaults to 2.2): inverse camera response used for the HDR-domain inputs.
+        mu (`float`, defaults to 5000): mu-law constant of the model's output domain.
+    """
+
+    config_name = "image_processor.json"
+
+    @register_to_config
+    def __init__(self, gamma: float = GAMMA, mu: float = MU):
+        super().__init__()
+
+    def load_bracket(self, images: Sequence, exposures: Sequence[float], num_exposures: int) -> np.ndarray:
+        """Validate one bracket and return its conditioning, float32 (H, W, 6 * N)."""
+        from ..io import validate_exposures
+
+        if isinstance(images, (str, os.PathLike)) or len(images) != num_exposures:
+            found = 1 if isinstance(images, (str, os.PathLike)) else len(images)
+            raise InputError(f"a bracket needs {num_exposures} images (short to long); got {found}.")
+        arrays = [_as_float_image(image, i) for i, image in enumerate(images)]
+        sizes = {array.shape[:2] for array in arrays}
+        if len(sizes) != 1:
+            raise InputError(f"bracket images differ in size: {[a.shape[:2] for a in arrays]}; "
+                             "crop or resize them to one size.")
+        height, width = arrays[0].shape[:2]
+        if min(height, width) < MIN_SIZE:
+            raise InputError(f"images are {height}x{width}; at least {MIN_SIZE}x{MIN_SIZE} pixels are needed.")
+        exposures = validate_exposures(exposures, len(arrays), "exposures")
+        return make_conditioning(arrays, exposures, self.config.gamma)
+
+    def preprocess(self, images, exposures, num_exposures: int = 3) -> torch.Tensor:
+        """Build the (B, 6 * N, H, W) conditioning for one bracket or a list of same-size brackets."""
+        nested = not isinstance(images, (str, os.PathLike)) and len(images) and isinstance(images[0], (list, tuple))
+        brackets = list(zip(images, exposures)) if nested else [(images, exposures)]
+        conditionings = [self.load_bracket(b, e, num_exposures) for b, e in brackets]
+        if len({c.shape for c in conditionings}) != 1:
+            raise InputError("all brackets of one call must have the same size; call the pipeline once per size.")
+        return torch.from_numpy(np.stack(conditionings)).permute(0, 3, 1, 2).contiguous()
+
+    @staticmethod
+    def pad(tensor: torch.Tensor, multiple: int) -> torch.Tensor:
+        """Replicate-pad the bottom and right of (B, C, H, W) to multiples of ``multiple``."""
+        height, width = tensor.shape[-2:]
+        pad_h, pad_w = -height % multiple, -width % multiple
+        if pad_h == 0 and pad_w == 0:
+            return tensor
+        return F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
+
+    def postprocess(self, mu_law_image: torch.Tensor, height: int, width: int, output_type: str = "np"):
+        """Crop, clamp to [0, 1] in the mu-law domain and invert the mu-law. Returns (mu_law, radiance)."""
+        mu_law_image = mu_law_image[..., :height, :width].clamp(0, 1).float()
+        radiance = inverse_mu_law(mu_law_image, self.config.mu)
+        if output_type == "pt":
+            return mu_law_image, radiance
+        to_numpy = lambda t: t.permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+        return to_numpy(mu_law_image), to_numpy(radiance)

@@ -1,0 +1,361 @@
+"""DiffHDR: ghost-free HDR merging of an exposure bracket with patch-tiled conditional diffusion."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from ..errors import InputError, ModelLoadError, ResourceError, SamplingError
+from ..models import ConditionEncoder, DiffHDRUNet
+from . import hub_layout
+from .image_processor import DiffHDRImageProcessor
+from .tiling import WindowGrid
+from .window_conditioning import WindowConditioning
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> from diffhdr_diffusers import DiffHDRPipeline
+
+        >>> pipe = DiffHDRPipeline.from_pretrained()  # the bundled demo model
+        >>> out = pipe(["short.tif", "medium.tif", "long.tif"], exposures=[0.0, 2.0, 4.0])
+        >>> out.hdr.shape  # (1, H, W, 3) linear radiance
+        ```
+"""
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
+
+# Activation bytes per window pixel per unit of base width, measured for eval-mode forward passes.
+_ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 40
+
+
+@dataclass
+class DiffHDRPipelineOutput(BaseOutput):
+    """
+    Output of [`DiffHDRPipeline`].
+
+    Args:
+        hdr (`np.ndarray` or `torch.Tensor`):
+            Linear HDR radiance aligned to the reference exposure, float32, shape (B, H, W, 3) for
+            `output_type="np"` or (B, 3, H, W) for `"pt"`. Values lie in [0, 1] on the scale of the
+            shortest exposure (the inverse mu-law of the clamped network output).
+        mu_law (`np.ndarray` or `torch.Tensor`):
+            The same image in the network's mu-law domain (mu = 5000), in [0, 1], same layout as `hdr`.
+    """
+
+    hdr: np.ndarray | torch.Tensor
+    mu_law: np.ndarray | torch.Tensor
+
+
+class DiffHDRPipeline(DiffusionPipeline):
+    r"""Merges a bracket of LDR exposures into one linear HDR image with DiffHDR.
+
+    The condition encoder fuses the bracket into features once; at every denoising step the UNet
+    predicts noise on overlapping windows, the predictions are averaged by coverage, and one scheduler
+    step runs on the whole image. Any diffusers scheduler works; the default reproduces the paper's DDIM.
+
+    Args:
+        unet ([`DiffHDRUNet`]): the DFA-conditioned noise predictor.
+        condition_encoder ([`ConditionEncoder`]): the feature condition generator.
+        scheduler ([`SchedulerMixin`]): a diffusers scheduler.
+        default_num_inference_steps (`int`, defaults to 25): steps used when the call gives none.
+        default_patch_size (`int`, defaults to 512): window size used when the call gives none.
+        default_stride (`int`, defaults to 64): window stride used when the call gives none.
+        default_condition_per_window (`bool`, defaults to `False`): conditioning mode used when the call
+            gives none (see `condition_per_window` in [`~DiffHDRPipeline.__call__`]).
+    """
+
+    model_cpu_offload_seq = "condition_encoder->unet"
+
+    def __init__(
+        self,
+        unet: DiffHDRUNet,
+        condition_encoder: ConditionEncoder,
+        scheduler: SchedulerMixin,
+        default_num_inference_steps: int = 25,
+        default_patch_size: int = 512,
+        default_stride: int = 64,
+        default_condition_per_window: bool = False,
+    ):
+        super().__init__()
+        self.register_modules(unet=unet, condition_encoder=condition_encoder, scheduler=scheduler)
+        self.register_to_config(
+            default_num_inference_steps=default_num_inference_steps,
+            default_patch_size=default_patch_size,
+            default_stride=default_stride,
+            default_condition_per_window=default_condition_per_window,
+        )
+        self.image_processor = DiffHDRImageProcessor()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True,
+                        push_to_hub: bool = False, **kwargs) -> None:
+        """Save in the layout that both our loader and ``DiffusionPipeline.from_pretrained`` read, then push.
+
+        Accepts the arguments of [`~DiffusionPipeline.save_pretrained`], including ``push_to_hub`` with
+        ``repo_id``, ``token``, ``private``, ``commit_message`` and ``create_pr``.
+        """
+        super().save_pretrained(save_directory, safe_serialization=safe_serialization, push_to_hub=False)
+        hub_layout.write_shims(save_directory)
+        if push_to_hub:
+            from huggingface_hub import create_repo
+
+            repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
+            token = kwargs.pop("token", None)
+            repo_id = create_repo(repo_id, exist_ok=True, private=kwargs.pop("private", None), token=token).repo_id
+            self._upload_folder(save_directory, repo_id, token=token,
+                                commit_message=kwargs.pop("commit_message", None),
+                                create_pr=kwargs.pop("create_pr", False))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None,
+                        trust_remote_code: bool = False, torch_dtype: torch.dtype | None = None,
+                        **kwargs) -> "DiffHDRPipeline":
+        r"""Load a saved DiffHDR pipeline without executing code from it.
+
+        Args:
+            pretrained_model_name_or_path (`str` or `os.PathLike`, *optional*):
+                A local pipeline folder or a Hub repo id. `None` loads the demo model bundled with the package.
+            trust_remote_code (`bool`, defaults to `False`):
+                Accept a folder whose `.py` files are not exactly our re-export shims. The files are still
+                never executed; our installed classes are used.
+            torch_dtype (`torch.dtype`, *optional*): load the weights in this dtype.
+            kwargs: `revision`, `token`, `cache_dir`, `local_files_only` for Hub downloads; component
+                overrides (`unet=`, `condition_encoder=`, `scheduler=`) and config overrides
+                (`default_num_inference_steps=`, ...).
+        """
+        folder = Path(pretrained_model_name_or_path or DEFAULT_MODEL_DIR)
+        if pretrained_model_name_or_path is None and not (folder / "model_index.json").is_file():
+            raise ModelLoadError(f"the bundled demo model is missing from {folder}; reinstall diffhdr-diffusers "
+                                 "or pass a model path.")
+        if not folder.exists():
+            folder = cls._download(str(pretrained_model_name_or_path), kwargs)
+        index_path = folder / "model_index.json"
+        if not index_path.is_file():
+            raise ModelLoadError(f"{folder} is not a DiffHDR pipeline folder: it has no model_index.json. "
+                                 "Pass a folder written by save_pretrained or `diffhdr convert-original`.")
+        untrusted = hub_layout.untrusted_code(folder)
+        if untrusted and not trust_remote_code:
+            raise ModelLoadError(f"{folder} contains Python files that are not diffhdr_diffusers shims: "
+                                 f"{', '.join(untrusted)}. Remove them, or pass trust_remote_code=True "
+                                 "(they are never executed by this loader).")
+        try:
+            index = json.loads(index_path.read_text())
+            unet = kwargs.pop("unet", None) or DiffHDRUNet.from_pretrained(
+                folder, subfolder="unet", use_safetensors=True, torch_dtype=torch_dtype)
+            condition_encoder = kwargs.pop("condition_encoder", None) or ConditionEncoder.from_pretrained(
+                folder, subfolder="condition_encoder", use_safetensors=True, torch_dtype=torch_dtype)
+            scheduler = kwargs.pop("scheduler", None)
+            if scheduler is None:
+                scheduler_class = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())["_class_name"]
+                import diffusers
+
+                scheduler = getattr(diffusers, scheduler_class).from_pretrained(folder, subfolder="scheduler")
+        except (OSError, ValueError, KeyError, AttributeError, RuntimeError) as error:
+            raise ModelLoadError(f"could not load the DiffHDR pipeline in {folder}: {error}") from error
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "unet", "condition_encoder", "scheduler"}
+        settings = {key: value for key, value in index.items() if key in accepted}
+        settings.update({key: value for key, value in kwargs.items() if key in accepted})
+        pipeline = cls(unet=unet, condition_encoder=condition_encoder, scheduler=scheduler, **settings)
+        pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path or folder))
+        return pipeline
+
+    @staticmethod
+    def _download(repo_id: str, kwargs: dict) -> Path:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+        options = {key: kwargs.pop(key) for key in ("revision", "token", "cache_dir", "local_files_only")
+                   if key in kwargs}
+        try:
+            return Path(snapshot_download(repo_id, **options))
+        except (HFValidationError, HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
+            raise ModelLoadError(f"{repo_id!r} is neither a local pipeline folder nor a reachable Hub repo: "
+                                 f"{error}") from error
+
+    def check_inputs(self, num_inference_steps: int, patch_size: int, stride: int, window_batch_size: int | None,
+                     output_type: str, shift_windows: bool, condition_per_window: bool) -> None:
+        factor = self.unet.downsample_factor
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise InputError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
+        if not isinstance(patch_size, int) or patch_size < factor or patch_size % factor:
+            raise InputError(f"patch_size must be a positive multiple of {factor} (the UNet's downsampling), "
+                             f"got {patch_size!r}.")
+        if not isinstance(stride, int) or not 1 <= stride <= patch_size:
+            raise InputError(f"stride must be an integer in [1, patch_size={patch_size}], got {stride!r}.")
+        if window_batch_size is not None and (not isinstance(window_batch_size, int) or window_batch_size < 1):
+            raise InputError(f"window_batch_size must be a positive integer or None, got {window_batch_size!r}.")
+        if output_type not in ("np", "pt"):
+            raise InputError(f"output_type must be 'np' or 'pt', got {output_type!r}.")
+        if shift_windows and condition_per_window:
+            raise InputError("shift_windows=True needs whole-image conditioning; set condition_per_window=False.")
+
+    def window_bytes(self, patch_height: int, patch_width: int) -> int:
+        """Rough peak activation memory of one window's UNet pass, in bytes."""
+        itemsize = torch.finfo(self.unet.dtype).bits // 8
+        return _ACTIVATION_BYTES_PER_PIXEL_CHANNEL * self.unet.config.ch * patch_height * patch_width * itemsize // 4
+
+    def default_window_batch_size(self, grid: WindowGrid, memory_budget: int = 2 << 30) -> int:
+        """How many windows to run at once so that activations stay within ``memory_budget`` bytes."""
+        return max(1, min(len(grid), memory_budget // self.window_bytes(grid.patch_height, grid.patch_width)))
+
+    def _check_memory(self, batch: int, channels: int, height: int, width: int, window_batch: int,
+                      grid: WindowGrid, per_window: bool) -> None:
+        itemsize = torch.finfo(self.unet.dtype).bits // 8
+        features = self.condition_encoder.config.num_features
+        image_planes = channels + 3 * 4 + features + 1  # conditioning, latents/noise/sum/next, features, coverage
+        needed = batch * height * width * image_planes * itemsize
+        if per_window:
+            band = 4 * self.condition_encoder.receptive_radius * (grid.patch_height + grid.patch_width) // 2
+            needed += batch * len(grid) * features * band * itemsize
+        needed += window_batch * batch * self.window_bytes(grid.patch_height, grid.patch_width)
+        if self.device.type == "cpu":
+            import psutil
+
+            available = psutil.virtual_memory().available
+            if needed > available:
+                raise ResourceError(
+                    f"merging a {height}x{width} bracket needs about {needed / 2**30:.1f} GiB but only "
+                    f"{available / 2**30:.1f} GiB is free; use a smaller window_batch_size or patch_size, "
+                    "or split the image."
+                )
+
+    def _step_kwargs(self, generator: torch.Generator | None, eta: float) -> dict:
+        accepted = set(inspect.signature(self.scheduler.step).parameters)
+        kwargs = {}
+        if "eta" in accepted:
+            kwargs["eta"] = eta
+        if "generator" in accepted:
+            kwargs["generator"] = generator
+        return kwargs
+
+    def _predict_noise(self, model_input: torch.Tensor, timestep: torch.Tensor, grid: WindowGrid,
+                       conditioning: WindowConditioning, coverage: torch.Tensor, window_batch: int) -> torch.Tensor:
+        """Noise estimate of the whole image: window predictions averaged by coverage."""
+        total = torch.zeros_like(model_input)
+        for start in range(0, len(grid), window_batch):
+            indices = range(start, min(start + window_batch, len(grid)))
+            noise = self.unet(grid.crop(model_input, indices), timestep, conditioning.crop(indices)).sample
+            grid.accumulate(total, noise, indices)
+        return total / coverage
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        images,
+        exposures,
+        num_inference_steps: int | None = None,
+        patch_size: int | None = None,
+        stride: int | None = None,
+        condition_per_window: bool | None = None,
+        shift_windows: bool = False,
+        window_batch_size: int | None = None,
+        eta: float = 0.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+    ) -> DiffHDRPipelineOutput | tuple:
+        r"""
+        Merge a bracket into a linear HDR image.
+
+        Args:
+            images (`list`):
+                The bracket, ordered short to long: file paths, PIL images, numpy arrays (uint8, uint16 or
+                float in [0, 1], (H, W, 3)) or torch tensors ((3, H, W) or (H, W, 3)). A list of such
+                brackets of one size merges them as a batch.
+            exposures (`list[float]`):
+                Exposure of each image in EV stops (exposure = 2**ev), increasing; only differences matter.
+                A list of lists for a batch.
+            num_inference_steps (`int`, *optional*): denoising steps; defaults to the pipeline config.
+            patch_size (`int`, *optional*): window size, a multiple of the UNet's downsampling factor.
+            stride (`int`, *optional*): distance between windows; `patch_size` gives no overlap.
+            condition_per_window (`bool`, *optional*):
+                `True` reproduces the original numerics, where condition features are computed on each
+                window's crop (with zero padding at window edges); `False` computes them once on the whole
+                image (no seams). Either way the condition encoder runs once per call, not once per step.
+            shift_windows (`bool`, defaults to `False`):
+                Shift the window grid by a random offset at every step, so that seams of low-overlap tilings
+                land in different places and average out. Uses `generator`.
+            window_batch_size (`int`, *optional*):
+                Windows per UNet call; by default chosen from the window size to keep activations near 2 GiB.
+            eta (`float`, defaults to 0.0): DDIM eta, passed only to schedulers that accept it.
+            generator (`torch.Generator`, *optional*): makes sampling deterministic.
+            latents (`torch.Tensor`, *optional*):
+                Initial noise of shape (B, 3, H, W) (unpadded image size); drawn from `generator` if not given.
+            output_type (`str`, defaults to `"np"`): `"np"` for (B, H, W, 3) arrays, `"pt"` for (B, 3, H, W) tensors.
+            return_dict (`bool`, defaults to `True`): return a [`DiffHDRPipelineOutput`] instead of a tuple.
+
+        Returns:
+            [`DiffHDRPipelineOutput`] or `tuple`: `(hdr, mu_law)` when `return_dict` is `False`.
+        """
+        config = self.config
+        num_inference_steps = num_inference_steps or config.default_num_inference_steps
+        patch_size = patch_size or config.default_patch_size
+        stride = stride or config.default_stride
+        if condition_per_window is None:
+            condition_per_window = config.default_condition_per_window
+        self.check_inputs(num_inference_steps, patch_size, stride, window_batch_size, output_type,
+                          shift_windows, condition_per_window)
+
+        # 1. Prepare the conditioning, padded to the UNet's downsampling factor.
+        conditioning = self.image_processor.preprocess(images, exposures, self.condition_encoder.config.num_exposures)
+        batch, channels, height, width = conditioning.shape
+        dtype = self.unet.dtype
+        conditioning = self.image_processor.pad(conditioning, self.unet.downsample_factor)
+        conditioning = conditioning.to(self._execution_device, dtype)
+        padded_height, padded_width = conditioning.shape[-2:]
+
+        grid = WindowGrid.build(padded_height, padded_width, patch_size, stride)
+        window_batch = window_batch_size or self.default_window_batch_size(grid)
+        self._check_memory(batch, channels, padded_height, padded_width, window_batch, grid, condition_per_window)
+
+        # 2. Condition features: once per call, whatever the number of steps.
+        window_conditioning = WindowConditioning(self.condition_encoder, conditioning, grid, condition_per_window)
+        coverage = grid.coverage(conditioning.device, dtype)
+
+        # 3. Initial noise and timesteps.
+        self.scheduler.set_timesteps(num_inference_steps, device=conditioning.device)
+        shape = (batch, 3, height, width)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=conditioning.device, dtype=dtype)
+        elif tuple(latents.shape) != shape:
+            raise InputError(f"latents must have shape {shape}, got {tuple(latents.shape)}.")
+        latents = self.image_processor.pad(latents.to(conditioning.device, dtype), self.unet.downsample_factor)
+        latents = latents * self.scheduler.init_noise_sigma
+        step_kwargs = self._step_kwargs(generator, eta)
+        shift_rng = np.random.default_rng(
+            int(torch.randint(0, 2**31, (1,), generator=generator).item()) if shift_windows else 0
+        )
+
+        # 4. Denoise: tiled noise estimate, one scheduler step on the whole image.
+        for index, timestep in enumerate(self.progress_bar(self.scheduler.timesteps)):
+            if shift_windows:
+                offset = tuple(int(v) for v in shift_rng.integers(0, stride, size=2))
+                grid = WindowGrid.build(padded_height, padded_width, patch_size, stride, offset)
+                window_conditioning.grid = grid
+                coverage = grid.coverage(conditioning.device, dtype)
+            model_input = self.scheduler.scale_model_input(latents, timestep)
+            noise = self._predict_noise(model_input, timestep, grid, window_conditioning, coverage, window_batch)
+            latents = self.scheduler.step(noise, timestep, latents, **step_kwargs).prev_sample
+            if not torch.isfinite(latents).all():
+                raise SamplingError(
+                    f"sampling produced NaN or inf at step {index + 1}/{len(self.scheduler.timesteps)} "
+                    f"(timestep {float(timestep):g}); check the model weights and inputs, or try another scheduler."
+                )
+
+        # 5. Decode: clamp in the mu-law domain, invert the mu-law.
+        mu_law_image, hdr = self.image_processor.postprocess(latents, height, width, output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return hdr, mu_law_image
+        return DiffHDRPipelineOutput(hdr=hdr, mu_law=mu_law_image)
