@@ -11,7 +11,9 @@ exposure at ev 0 (the frames are linearised with a gamma-2.2 camera response, as
   frame (dark).
 * ``debevec``: OpenCV's ``MergeDebevec`` with the known exposure times ``2**ev`` and the gamma-2.2
   response. OpenCV only merges 8-bit images, so the frames are quantised to 8 bits first (16-bit TIFFs
-  lose precision: a relative error up to about 0.2 % near white, more in the shadows).
+  lose precision: a relative error up to about 0.2 % near white, more in the shadows). OpenCV weights
+  whole pixels (the mean of the channels' hat weights), so a channel that clips while the others do not
+  still pulls the result towards its clipped value.
 """
 
 from __future__ import annotations

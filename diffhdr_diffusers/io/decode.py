@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,18 @@ def read_bytes(path: Path) -> bytes:
     if not data:
         raise ImageReadError(f"{path}: file is empty; re-export or copy it again.")
     return data
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Silence a library's Python logger for the duration; we raise our own error instead."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -88,7 +101,9 @@ def to_rgb(path: Path, image: np.ndarray, opaque_value: float) -> np.ndarray:
 
 
 def check_size(path: Path, image: np.ndarray) -> None:
-    """Raise :class:`InputError` when ``image`` is smaller than 8x8 pixels."""
+    """Raise :class:`InputError` when ``image`` is smaller than 8x8 pixels (:class:`ImageReadError` if not 2-D)."""
+    if image.ndim not in (2, 3):
+        raise ImageReadError(f"{path}: decoded to an array of shape {image.shape}, not an image; the file is corrupt.")
     height, width = image.shape[:2]
     if height < MIN_SIZE or width < MIN_SIZE:
         raise InputError(f"{path}: image is {width}x{height} pixels; at least {MIN_SIZE}x{MIN_SIZE} is needed.")

@@ -16,7 +16,7 @@ import tifffile
 
 from ..errors import ImageReadError, InputError, OutputError
 from .atomic import atomic_path
-from .decode import bgr_to_rgb, check_size, decode_with_opencv, read_bytes, to_rgb
+from .decode import bgr_to_rgb, check_size, decode_with_opencv, quiet_logger, read_bytes, to_rgb
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 OPENCV_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -25,7 +25,7 @@ LDR_SUFFIXES = TIFF_SUFFIXES + OPENCV_SUFFIXES
 
 def _read_tiff(path: Path, data: bytes) -> np.ndarray:
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+        with quiet_logger("tifffile"), tifffile.TiffFile(io.BytesIO(data)) as tiff:
             page = tiff.pages.first
             photometric = page.photometric
             planar = page.planarconfig

@@ -299,9 +299,9 @@ class DiffHDRPipeline(DiffusionPipeline):
             [`DiffHDRPipelineOutput`] or `tuple`: `(hdr, mu_law)` when `return_dict` is `False`.
         """
         config = self.config
-        num_inference_steps = num_inference_steps or config.default_num_inference_steps
-        patch_size = patch_size or config.default_patch_size
-        stride = stride or config.default_stride
+        num_inference_steps = config.default_num_inference_steps if num_inference_steps is None else num_inference_steps
+        patch_size = config.default_patch_size if patch_size is None else patch_size
+        stride = config.default_stride if stride is None else stride
         if condition_per_window is None:
             condition_per_window = config.default_condition_per_window
         self.check_inputs(num_inference_steps, patch_size, stride, window_batch_size, output_type,

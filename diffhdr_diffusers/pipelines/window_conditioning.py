@@ -71,7 +71,8 @@ class WindowConditioning:
             "left": (..., slice(None), slice(0, r)),
             "right": (..., slice(None), slice(-r, None)),
         }
-        for chunk, index in zip(features.split(self.batch), indices):
+        for position, index in enumerate(indices):
+            chunk = features[position * self.batch : (position + 1) * self.batch]
             for name, values in self.edges[index].items():
                 chunk[regions[name]] = values
         return features

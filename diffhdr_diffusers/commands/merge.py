@@ -1,0 +1,87 @@
+"""``diffhdr merge``: merge one bracket into a linear HDR image."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import InputError, OutputError
+
+RADIANCE_SUFFIXES = (".hdr", ".exr")
+
+
+def _exposure_list(text: str) -> list[float]:
+    try:
+        return [float(value) for value in text.replace(" ", "").split(",") if value]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected comma-separated EV values like 0,2,4; got {text!r}") from error
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "merge", help="merge a bracket into an HDR image",
+        description="Merge a bracket (a Kalantari-style scene folder or three images, short to long) into linear "
+                    "HDR radiance aligned to the middle exposure.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="a scene folder, or the images short to long")
+    parser.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
+                        help="output .hdr or .exr file; repeat to write both")
+    parser.add_argument("--preview", metavar="PNG", help="also write a tonemapped 8-bit PNG preview")
+    parser.add_argument("--model", metavar="PATH_OR_REPO", help="pipeline folder or Hub repo (default: bundled demo)")
+    parser.add_argument("--exposures", type=_exposure_list, metavar="EV,EV,EV",
+                        help="exposures in EV stops (default: exposure.txt in the folder, else EXIF)")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    parser.add_argument("--scheduler", help="ddim (default), ddpm, dpm++, unipc, deis, euler, heun")
+    parser.add_argument("--patch-size", type=int, help="window size in pixels (default: the model's)")
+    parser.add_argument("--stride", type=int, help="window stride in pixels (default: the model's)")
+    parser.add_argument("--condition-per-window", action=argparse.BooleanOptionalAction, default=None,
+                        help="compute condition features per window (the original's numerics)")
+    parser.add_argument("--fast", action="store_true", help="the fast preset (see README: Performance)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.set_defaults(func=run)
+
+
+def _output(path: str, overwrite: bool, suffixes: tuple[str, ...]) -> Path:
+    """Fail before any work if ``path`` has the wrong type or cannot be written."""
+    from ..io import check_output_path
+
+    if Path(path).suffix.lower() not in suffixes:
+        raise OutputError(f"{path}: unsupported output type; use one of {', '.join(suffixes)}.")
+    return check_output_path(path, overwrite)
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from ..io import load_bracket, write_preview, write_radiance
+    from ..pipelines import DiffHDRPipeline
+    from ..pipelines.presets import FAST_PRESET
+    from ..schedulers import scheduler_from_name
+
+    outputs = [_output(path, args.overwrite, RADIANCE_SUFFIXES) for path in args.output]
+    preview = _output(args.preview, args.overwrite, (".png",)) if args.preview else None
+    if len(set(outputs + [preview])) != len(outputs) + 1:
+        raise InputError("the same output file is given twice.")
+    bracket = load_bracket(args.inputs, exposures=args.exposures)
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = DiffHDRPipeline.from_pretrained(args.model).to(device)
+    options = dict(FAST_PRESET) if args.fast else {}
+    if args.scheduler:
+        pipe.scheduler = scheduler_from_name(args.scheduler, pipe.scheduler.config)
+    for key, value in (("num_inference_steps", args.steps), ("patch_size", args.patch_size),
+                       ("stride", args.stride), ("condition_per_window", args.condition_per_window)):
+        if value is not None:
+            options[key] = value
+    if args.fast and "stride" not in options:
+        options["stride"] = options.get("patch_size") or pipe.config.default_patch_size
+
+    print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
+          f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
+    result = pipe(bracket.images, bracket.exposures, generator=torch.Generator().manual_seed(args.seed), **options)
+    radiance = result.hdr[0]
+    for path in outputs:
+        print(f"wrote {write_radiance(path, radiance, overwrite=args.overwrite)}")
+    if preview:
+        print(f"wrote {write_preview(preview, radiance, overwrite=args.overwrite)}")

@@ -1,0 +1,85 @@
+"""Precomputed training crops, like the authors' ``gen_crop_data.py`` (crop 128, stride 64), as a dataset.
+
+Decoding a 1000x1500 16-bit scene for every 128-pixel training crop is slow; this cuts every scene
+once into overlapping crops. Crops keep the row layout of :func:`load_kalantari` (LDR crops as
+lossless TIFF bytes at their original bit depth, the ground truth as float32 TIFF bytes), so the
+same transforms apply. Flips and rotations are left to :class:`TrainingTransform`, which draws them
+per epoch instead of storing five copies.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import PurePosixPath
+
+import datasets
+
+from .decode import decode_ldr_codes, decode_radiance, encode_tiff
+from .kalantari import FEATURES
+
+logger = logging.getLogger(__name__)
+
+CROP_FEATURES = datasets.Features(
+    {
+        **FEATURES,
+        "source_scene": datasets.Value("string"),
+        "top": datasets.Value("int32"),
+        "left": datasets.Value("int32"),
+    }
+)
+"""The columns of :data:`FEATURES` plus the source scene and the crop's position in it."""
+
+
+def crop_positions(length: int, crop_size: int, stride: int) -> list[int]:
+    """Start offsets ``0, stride, 2 * stride, ...`` of the crops that fit in ``length`` (as the original)."""
+    return list(range(0, length - crop_size + 1, stride))
+
+
+def _crop_batch(batch: dict, crop_size: int, stride: int) -> dict:
+    output = {name: [] for name in CROP_FEATURES}
+    for index, scene in enumerate(batch["scene"]):
+        names = batch["ldr_names"][index]
+        codes = [decode_ldr_codes(data, f"{scene}/{name}") for data, name in zip(batch["ldr"][index], names)]
+        hdr = batch["hdr"][index]
+        radiance = None if hdr is None else decode_radiance(hdr, f"{scene}/{batch['hdr_name'][index]}")
+        height, width = codes[0].shape[:2]
+        tops, lefts = crop_positions(height, crop_size, stride), crop_positions(width, crop_size, stride)
+        if not tops or not lefts:
+            logger.warning("scene %s: %dx%d is smaller than the %d-pixel crop; skipped.", scene, width, height, crop_size)
+        crop_names = [str(PurePosixPath(name).with_suffix(".tif")) for name in names]
+        for top in tops:
+            for left in lefts:
+                window = (slice(top, top + crop_size), slice(left, left + crop_size))
+                output["scene"].append(f"{scene}/y{top:04d}_x{left:04d}")
+                output["ldr"].append([encode_tiff(frame[window]) for frame in codes])
+                output["ldr_names"].append(crop_names)
+                output["exposures"].append(batch["exposures"][index])
+                output["hdr"].append(None if radiance is None else encode_tiff(radiance[window]))
+                output["hdr_name"].append(None if radiance is None else "HDRImg.tif")
+                output["height"].append(crop_size)
+                output["width"].append(crop_size)
+                output["source_scene"].append(scene)
+                output["top"].append(top)
+                output["left"].append(left)
+    return output
+
+
+def prepare_crops(dataset: datasets.Dataset, crop_size: int = 128, stride: int = 64, num_proc: int | None = None) -> datasets.Dataset:
+    """Cut every scene of ``dataset`` (from :func:`load_kalantari`) into ``crop_size`` crops every ``stride`` pixels.
+
+    Returns a dataset with the columns of :data:`CROP_FEATURES`, one row per crop, scene ids
+    ``<scene>/y<top>_x<left>``; the result is cached by ``datasets`` like any ``map``. Use it with
+    ``TrainingTransform(crop_size)`` (which then only flips and rotates) and ``save_to_disk``.
+    """
+    if crop_size < 1 or stride < 1:
+        raise ValueError(f"crop_size={crop_size}, stride={stride}: both must be positive numbers of pixels.")
+    return dataset.map(
+        _crop_batch,
+        batched=True,
+        batch_size=1,
+        fn_kwargs={"crop_size": crop_size, "stride": stride},
+        remove_columns=dataset.column_names,
+        features=CROP_FEATURES,
+        num_proc=num_proc,
+        desc=f"Cropping {crop_size}px every {stride}px",
+    )

@@ -1,0 +1,388 @@
+"""Synthetic exposure brackets with ground truth, written in the Kalantari scene layout.
+
+A scene is a linear radiance map (a random crop of a real HDR image, or a procedural one), a few
+foreground objects that move between frames, a small global camera jitter, and a camera that
+exposes the frames at an EV set such as (0, 2, 4), adds Poisson-Gaussian noise, clips, applies a
+gamma-2.2 response and quantises to 16 bits. The ground truth is the reference (medium) frame's
+radiance, objects included, scaled like Kalantari's (about [0, 1], the shortest exposure barely
+saturated), so that ``ldr ** 2.2 / 2 ** ev`` recovers it.
+
+Each scene draws from ``SeedSequence(seed, spawn_key=(index,))``, so a scene depends only on the
+seed and its index: not on the number of scenes, the worker count or the other scenes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+
+from ..errors import InputError, OutputError
+from ..io import read_radiance, write_radiance
+from .camera import SensorNoise, codes_to_float, expose, saturated_fraction
+from .procedural import TEXTURES, procedural_radiance, random_colour, random_polygon_mask, texture
+
+DEFAULT_EV_SETS: tuple[tuple[float, ...], ...] = ((0.0, 2.0, 4.0), (0.0, 3.0, 6.0), (-2.0, 0.0, 2.0))
+LDR_NAMES = ("input_1.tif", "input_2.tif", "input_3.tif")  # sorted order is short to long
+RADIANCE_SUFFIXES = (".hdr", ".exr")
+SATURATION_PERCENTILE = 99.9  # this percentile of the brightest channel lands just below 1
+
+
+@dataclass
+class SyntheticScene:
+    """One synthesised bracket.
+
+    Attributes:
+        codes: uint16 (H, W, 3) frames, short to long (16-bit camera codes).
+        exposures: EV of each frame, as written to ``exposure.txt``.
+        radiance: float32 (H, W, 3) ground truth, the reference frame's linear radiance.
+        params: everything drawn for the scene (written as ``scene.json``).
+    """
+
+    codes: list[np.ndarray]
+    exposures: list[float]
+    radiance: np.ndarray
+    params: dict = field(default_factory=dict)
+
+    @property
+    def images(self) -> list[np.ndarray]:
+        """The frames as float32 in [0, 1], as ``read_ldr`` returns them."""
+        return [codes_to_float(frame) for frame in self.codes]
+
+
+@dataclass
+class _ForegroundObject:
+    texture: np.ndarray  # (S, S, 3) radiance
+    mask: np.ndarray  # (S, S) coverage
+    center: np.ndarray  # position in the reference frame (x, y)
+    angle: float  # degrees, reference frame
+    velocity: np.ndarray  # pixels per frame step (x, y)
+    spin: float  # degrees per frame step
+
+    def affine(self, step: float) -> np.ndarray:
+        """The 2x3 matrix placing the object's canvas in a frame ``step`` frames from the reference."""
+        half = (self.mask.shape[1] - 1) / 2, (self.mask.shape[0] - 1) / 2
+        matrix = cv2.getRotationMatrix2D(half, self.angle + step * self.spin, 1.0)
+        matrix[:, 2] += self.center + step * self.velocity - np.asarray(half)
+        return matrix
+
+
+def find_radiance_maps(radiance_dir: str | os.PathLike) -> list[Path]:
+    """All ``.hdr`` and ``.exr`` files under ``radiance_dir`` (recursively), sorted."""
+    root = Path(radiance_dir)
+    if not root.is_dir():
+        raise InputError(f"--radiance-dir {root}: not a folder; give a folder of .hdr or .exr radiance maps.")
+    maps = sorted(path for path in root.rglob("*") if path.is_file() and path.suffix.lower() in RADIANCE_SUFFIXES)
+    if not maps:
+        raise InputError(f"--radiance-dir {root}: holds no .hdr or .exr files; add radiance maps or leave it out.")
+    return maps
+
+
+@functools.lru_cache(maxsize=32)
+def load_radiance_map(path: str) -> np.ndarray:
+    """Read a radiance map once per process (read-only array)."""
+    radiance = read_radiance(path)
+    radiance.flags.writeable = False
+    return radiance
+
+
+def _scale_to_camera(rng: np.random.Generator, radiance: np.ndarray) -> tuple[np.ndarray, float]:
+    """Scale so the brightest channel's 99.9th percentile lands at 0.6 to 1: the short frame barely saturates."""
+    level = float(np.percentile(radiance.max(axis=2), SATURATION_PERCENTILE))
+    scale = rng.uniform(0.6, 1.0) / max(level, 1e-12)
+    return (radiance * np.float32(scale)).astype(np.float32), float(scale)
+
+
+def _crop_real_map(rng: np.random.Generator, radiance: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
+    """A random crop of ``radiance`` with the target aspect ratio, resized to ``size``, maybe mirrored."""
+    height, width = size
+    map_height, map_width = radiance.shape[:2]
+    largest = min(map_height / height, map_width / width)
+    zoom = largest * rng.uniform(0.35, 1.0)
+    crop_height, crop_width = max(int(height * zoom), 1), max(int(width * zoom), 1)
+    top = int(rng.integers(0, map_height - crop_height + 1))
+    left = int(rng.integers(0, map_width - crop_width + 1))
+    crop = radiance[top : top + crop_height, left : left + crop_width]
+    interpolation = cv2.INTER_AREA if zoom > 1 else cv2.INTER_LINEAR
+    crop = cv2.resize(np.ascontiguousarray(crop), (width, height), interpolation=interpolation)
+    mirrored = bool(rng.random() < 0.5)
+    if mirrored:
+        crop = crop[:, ::-1]
+    box = {"top": top, "left": left, "height": crop_height, "width": crop_width, "mirrored": mirrored}
+    return np.maximum(np.ascontiguousarray(crop), 0.0).astype(np.float32), box
+
+
+def _background(
+    rng: np.random.Generator, size: tuple[int, int], radiance_maps: Sequence[Path], procedural_fraction: float
+) -> tuple[np.ndarray, dict]:
+    """Draw the scene's background radiance, scaled to the camera, and its description."""
+    use_real = bool(radiance_maps) and rng.random() >= procedural_fraction
+    if use_real:
+        path = radiance_maps[int(rng.integers(len(radiance_maps)))]
+        for _ in range(5):  # a crop of pure black sky is useless; try again
+            radiance, box = _crop_real_map(rng, load_radiance_map(str(path)), size)
+            if np.percentile(radiance.max(axis=2), SATURATION_PERCENTILE) > 0:
+                radiance, scale = _scale_to_camera(rng, radiance)
+                return radiance, {"kind": "real", "file": path.name, "crop": box, "scale": scale}
+    radiance, description = procedural_radiance(rng, size)  # surfaces reach 1, emitters saturate
+    scale = float(rng.uniform(0.6, 1.0))
+    radiance *= np.float32(scale)
+    return radiance, {"kind": "procedural", **description, "scale": scale}
+
+
+def _draw_objects(rng: np.random.Generator, size: tuple[int, int], count: int) -> list[_ForegroundObject]:
+    """Foreground objects: textured blobs from deep shadow to emitter brightness."""
+    height, width = size
+    objects = []
+    for _ in range(count):
+        emitter = rng.random() < 0.15  # a lamp or a bright screen: small, so the short frame barely saturates
+        radius = rng.uniform(0.03, 0.07) * min(size) if emitter else rng.uniform(0.08, 0.2) * min(size)
+        side = int(2 * radius) + 6
+        level = 2.0 ** rng.uniform(0.0, 2.0) if emitter else 2.0 ** rng.uniform(-9.0, -0.5)
+        pattern = texture(rng, (side, side), TEXTURES[int(rng.integers(len(TEXTURES)))])
+        albedo = random_colour(rng, 0.8)[None, None, :] * (0.2 + 0.8 * pattern)[..., None]
+        mask = random_polygon_mask(rng, (side, side), ((side - 1) / 2, (side - 1) / 2), radius)
+        objects.append(
+            _ForegroundObject(
+                texture=(albedo * np.float32(level)).astype(np.float32),
+                mask=mask,
+                center=rng.uniform((0.1 * width, 0.1 * height), (0.9 * width, 0.9 * height)),
+                angle=float(rng.uniform(0, 360)),
+                velocity=np.zeros(2),
+                spin=0.0,
+            )
+        )
+    return objects
+
+
+def _draw_motion(rng: np.random.Generator, size: tuple[int, int], objects: list[_ForegroundObject], num_frames: int) -> list[np.ndarray]:
+    """Give each object a velocity and spin; return one camera-jitter matrix per frame (identity for none)."""
+    height, width = size
+    for item in objects:
+        direction = rng.uniform(0, 2 * math.pi)
+        speed = rng.uniform(0.02, 0.08) * width
+        item.velocity = speed * np.array([math.cos(direction), math.sin(direction)])
+        item.spin = float(rng.uniform(-12, 12))
+    jitters = []
+    for _ in range(num_frames):
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-1.0, 1.0), 1.0 + rng.uniform(-0.01, 0.01))
+        matrix[:, 2] += rng.uniform(-0.015, 0.015, 2) * width
+        jitters.append(matrix)
+    return jitters
+
+
+def _render_frame(background: np.ndarray, objects: list[_ForegroundObject], step: float, jitter: np.ndarray | None) -> np.ndarray:
+    """The radiance seen by one frame: the (jittered) background with the objects at their pose."""
+    height, width = background.shape[:2]
+    if jitter is None:
+        radiance = background.copy()
+    else:
+        radiance = cv2.warpAffine(background, jitter, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    for item in objects:
+        matrix = item.affine(step)
+        coverage = cv2.warpAffine(item.mask, matrix, (width, height), flags=cv2.INTER_LINEAR)[..., None]
+        colour = cv2.warpAffine(item.texture, matrix, (width, height), flags=cv2.INTER_LINEAR)
+        radiance = radiance * (1.0 - coverage) + colour * coverage
+    return radiance.astype(np.float32)
+
+
+def synthesize_scene(
+    seed: int,
+    index: int = 0,
+    size: tuple[int, int] = (256, 384),
+    ev_sets: Sequence[Sequence[float]] = DEFAULT_EV_SETS,
+    radiance_maps: Sequence[str | os.PathLike] = (),
+    procedural_fraction: float = 0.5,
+    motion: bool = True,
+    noise: bool = True,
+) -> SyntheticScene:
+    """Synthesise one bracket in memory.
+
+    Args:
+        seed, index: the scene draws from ``SeedSequence(seed, spawn_key=(index,))``.
+        size: (height, width) in pixels.
+        ev_sets: the EV sets to choose from (each ascending, short to long).
+        radiance_maps: real radiance files to crop backgrounds from; empty means procedural only.
+        procedural_fraction: probability of a procedural background when maps are given.
+        motion: ``False`` renders a static bracket (no camera jitter, no object motion) that is
+            otherwise identical: same content, same objects, same noise.
+        noise: ``False`` disables sensor noise (clipping and quantisation remain).
+    """
+    height, width = size
+    content_seed, object_seed, motion_seed, noise_seed = np.random.SeedSequence(seed, spawn_key=(index,)).spawn(4)
+    content_rng = np.random.default_rng(content_seed)
+    exposures = [float(ev) for ev in ev_sets[int(content_rng.integers(len(ev_sets)))]]
+    background, source = _background(content_rng, size, [Path(path) for path in radiance_maps], procedural_fraction)
+
+    object_rng = np.random.default_rng(object_seed)
+    objects = _draw_objects(object_rng, size, int(object_rng.integers(1, 4)))
+    motion_rng = np.random.default_rng(motion_seed)
+    jitters = _draw_motion(motion_rng, size, objects, len(exposures))
+    sensor = SensorNoise.sample(np.random.default_rng(noise_seed))
+    frame_noise = [np.random.default_rng(child) for child in noise_seed.spawn(len(exposures))]  # one stream per frame
+
+    reference = len(exposures) // 2
+    shortest = min(exposures)
+    codes, frames = [], []
+    for frame, ev in enumerate(exposures):
+        moving = motion and frame != reference
+        step = frame - reference if motion else 0
+        radiance = _render_frame(background, objects, step, jitters[frame] if moving else None)
+        if frame == reference:
+            ground_truth = np.clip(radiance, 0.0, 1.0)
+        codes.append(expose(radiance, ev - shortest, frame_noise[frame], sensor if noise else None))
+        frames.append(
+            {
+                "ev": ev,
+                "saturated_fraction": saturated_fraction(codes[-1]),
+                "camera": jitters[frame].tolist() if moving else None,
+            }
+        )
+    luminance = ground_truth.mean(axis=2)
+    darkest = float(np.percentile(luminance[luminance > 0], 0.1)) if np.any(luminance > 0) else 1.0
+    params = {
+        "generator": "diffhdr_diffusers.data.synth",
+        "seed": int(seed),
+        "index": int(index),
+        "size": [height, width],
+        "exposures": exposures,
+        "reference_index": reference,
+        "gamma": 2.2,
+        "source": source,
+        "motion": bool(motion),
+        "noise": sensor.to_dict() if noise else None,
+        "frames": frames,
+        "objects": [
+            {
+                "radius": float(item.mask.shape[0] / 2 - 3),
+                "center": item.center.tolist(),
+                "velocity": item.velocity.tolist() if motion else [0.0, 0.0],
+                "spin": item.spin if motion else 0.0,
+                "peak_radiance": float(item.texture.max()),
+            }
+            for item in objects
+        ],
+        "dynamic_range_stops": float(math.log2(max(float(luminance.max()), 1e-12) / max(darkest, 1e-12))),
+    }
+    return SyntheticScene(codes=codes, exposures=exposures, radiance=ground_truth, params=params)
+
+
+def write_scene(scene: SyntheticScene, folder: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``scene`` as a Kalantari scene folder, atomically (built in a temporary folder, then renamed).
+
+    Files: ``input_1.tif`` .. ``input_3.tif`` (16-bit RGB, uncompressed, short to long), ``exposure.txt`` (one EV per
+    line), ``HDRImg.hdr`` (linear radiance, RGBE) and ``scene.json`` (the parameters).
+    """
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise OutputError(f"{folder}: already exists; pass overwrite=True (--overwrite) or choose another output folder.")
+    if not folder.parent.is_dir():
+        raise OutputError(f"{folder.parent}: output folder does not exist; create it first.")
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for name, codes in zip(LDR_NAMES, scene.codes):
+            # Uncompressed like Kalantari's files: zlib saves ~10% on noisy 16-bit data at 50x the time.
+            tifffile.imwrite(staging / name, codes, photometric="rgb")
+        (staging / "exposure.txt").write_text("".join(f"{ev:g}\n" for ev in scene.exposures))
+        write_radiance(staging / "HDRImg.hdr", scene.radiance)
+        (staging / "scene.json").write_text(json.dumps(scene.params, indent=1) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def _make_scene(job: tuple) -> str:
+    out_dir, index, kwargs, overwrite = job
+    scene = synthesize_scene(index=index, **kwargs)
+    return str(write_scene(scene, Path(out_dir) / f"{index:05d}", overwrite=overwrite))
+
+
+def _check_arguments(num_scenes: int, size: tuple[int, int], ev_sets: Sequence[Sequence[float]], procedural_fraction: float) -> None:
+    if num_scenes < 1:
+        raise InputError(f"--scenes {num_scenes}: give at least 1 scene.")
+    if len(size) != 2 or min(size) < 16:
+        raise InputError(f"--size {size}: give HEIGHTxWIDTH, each at least 16 pixels (e.g. 256x384).")
+    for ev_set in ev_sets:
+        values = [float(ev) for ev in ev_set]
+        if len(values) != 3 or any(later <= earlier for earlier, later in zip(values, values[1:])):
+            raise InputError(f"--ev-sets {ev_set}: each EV set needs 3 increasing values, e.g. 0,2,4 or -2,0,2.")
+    if not 0.0 <= procedural_fraction <= 1.0:
+        raise InputError(f"--procedural-fraction {procedural_fraction}: must lie in [0, 1].")
+
+
+def synthesize_scenes(
+    out_dir: str | os.PathLike,
+    num_scenes: int,
+    size: tuple[int, int] = (256, 384),
+    seed: int = 0,
+    radiance_dir: str | os.PathLike | None = None,
+    ev_sets: Sequence[Sequence[float]] = DEFAULT_EV_SETS,
+    procedural_fraction: float | None = None,
+    motion: bool = True,
+    noise: bool = True,
+    num_workers: int = 1,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write ``num_scenes`` synthetic scenes to ``out_dir/00000``, ``out_dir/00001``, ...
+
+    Args:
+        out_dir: output folder (created if missing); ``load_kalantari(out_dir)`` reads it back.
+        num_scenes: how many scenes.
+        size: (height, width) of every scene.
+        seed: the base seed; scene ``i`` depends only on ``seed`` and ``i``.
+        radiance_dir: a folder of real ``.hdr``/``.exr`` radiance maps to crop backgrounds from;
+            ``None`` uses procedural backgrounds only.
+        ev_sets: EV sets drawn uniformly per scene.
+        procedural_fraction: share of procedural backgrounds when ``radiance_dir`` is given
+            (default 0.5).
+        motion, noise: see :func:`synthesize_scene`.
+        num_workers: processes to use (1 runs in this process).
+        overwrite: replace existing scene folders instead of raising :class:`OutputError`.
+
+    Returns:
+        The scene folders, in index order.
+    """
+    size = tuple(int(side) for side in size)
+    radiance_maps = find_radiance_maps(radiance_dir) if radiance_dir is not None else []
+    if procedural_fraction is None:
+        procedural_fraction = 0.5 if radiance_maps else 1.0
+    _check_arguments(num_scenes, size, ev_sets, procedural_fraction)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{out_dir}: cannot create the output folder ({error.strerror or error}).") from error
+    existing = [out_dir / f"{index:05d}" for index in range(num_scenes) if (out_dir / f"{index:05d}").exists()]
+    if existing and not overwrite:
+        raise OutputError(f"{existing[0]}: already exists ({len(existing)} scene folders do); pass --overwrite or choose another --out.")
+    kwargs = {
+        "seed": seed,
+        "size": size,
+        "ev_sets": [tuple(float(ev) for ev in ev_set) for ev_set in ev_sets],
+        "radiance_maps": [str(path) for path in radiance_maps],
+        "procedural_fraction": procedural_fraction,
+        "motion": motion,
+        "noise": noise,
+    }
+    jobs = [(str(out_dir), index, kwargs, overwrite) for index in range(num_scenes)]
+    if num_workers <= 1 or num_scenes == 1:
+        folders = [_make_scene(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=num_workers) as pool:
+            folders = list(pool.map(_make_scene, jobs, chunksize=max(1, num_scenes // (4 * num_workers))))
+    return [Path(folder) for folder in folders]

@@ -1,0 +1,156 @@
+"""Views of a Kalantari-layout dataset for ``Dataset.with_transform``: random training crops, full images.
+
+Training randomness is explicit: with a ``seed``, the crop and augmentation of a row depend only on
+``(seed, epoch, scene id)``, never on the order rows are visited, the batch size or the worker
+count. A training script calls :meth:`TrainingTransform.set_epoch` before each epoch (before the
+DataLoader's iterator is created, so worker processes get the new epoch) and resumes bit-exactly.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from ..conditioning import GAMMA, make_conditioning
+from ..errors import DatasetError
+from ..mu_law import mu_law
+from .decode import decode_ldr, decode_radiance
+
+
+def decode_scene(row: Mapping) -> dict:
+    """Decode one dataset row exactly.
+
+    Returns:
+        ``scene`` (str), ``images`` (list of float32 (H, W, 3) in [0, 1], short to long; 16-bit
+        samples as ``code / 65535``), ``exposures`` (list of float EV) and ``radiance`` (float32
+        (H, W, 3) linear ground truth, or ``None`` when the row has none).
+    """
+    scene = row["scene"]
+    images = [decode_ldr(data, f"{scene}/{name}") for data, name in zip(row["ldr"], row["ldr_names"])]
+    shapes = {image.shape for image in images}
+    if len(shapes) != 1:
+        raise DatasetError(f"scene {scene}: LDR images {list(row['ldr_names'])} have different sizes {sorted(shapes)}.")
+    radiance = None
+    if row.get("hdr") is not None:
+        radiance = decode_radiance(row["hdr"], f"{scene}/{row['hdr_name']}")
+        if radiance.shape != images[0].shape:
+            raise DatasetError(f"scene {scene}: {row['hdr_name']} is {radiance.shape[:2]} but the LDR images are {images[0].shape[:2]}.")
+    return {"scene": scene, "images": images, "exposures": [float(ev) for ev in row["exposures"]], "radiance": radiance}
+
+
+def _rows(batch: Mapping) -> tuple[list[dict], bool]:
+    """Split a ``with_transform`` batch (dict of lists) into rows; a single row passes through."""
+    if isinstance(batch["scene"], str):
+        return [dict(batch)], False
+    count = len(batch["scene"])
+    return [{key: values[index] for key, values in batch.items()} for index in range(count)], True
+
+
+def _to_chw(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))
+
+
+def dihedral(array: np.ndarray, flip: bool, quarter_turns: int) -> np.ndarray:
+    """Mirror ``array`` (H, W, C) left-right if ``flip``, then rotate it by ``quarter_turns`` x 90 degrees."""
+    if flip:
+        array = array[:, ::-1]
+    return np.rot90(array, quarter_turns, axes=(0, 1))
+
+
+class TrainingTransform:
+    """Random ``crop_size`` crops with flips and 90-degree rotations, as network inputs and targets.
+
+    Use as ``dataset.with_transform(TrainingTransform(128, seed=0))``. Each row becomes
+    ``conditioning``: float32 tensor (6 * N, crop, crop), per exposure ``[ldr, ldr ** 2.2 / 2 ** ev]``
+    (EV relative to the shortest), and ``target``: float32 tensor (3, crop, crop), the mu-law of the
+    ground-truth radiance (not clipped, as in the original). The same crop, flip and rotation apply
+    to every channel of both.
+
+    Args:
+        crop_size: side of the square crop (the paper uses 128).
+        augment: apply a random flip and rotation (one of the 8 symmetries of the square).
+        seed: ``None`` draws fresh randomness on every call; an int makes the crops a function of
+            ``(seed, epoch, scene)`` (see :meth:`rng`).
+        gamma: the inverse camera response exponent of the conditioning.
+    """
+
+    def __init__(self, crop_size: int = 128, augment: bool = True, seed: int | None = None, gamma: float = GAMMA):
+        if crop_size < 1:
+            raise ValueError(f"crop_size={crop_size}: must be a positive number of pixels.")
+        self.crop_size = int(crop_size)
+        self.augment = augment
+        self.seed = seed
+        self.gamma = gamma
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose crops the next calls draw (call before creating the DataLoader iterator)."""
+        self.epoch = int(epoch)
+
+    def rng(self, scene: str, epoch: int | None = None) -> np.random.Generator:
+        """The generator used for ``scene`` in ``epoch`` (default: the current epoch)."""
+        if self.seed is None:
+            return np.random.default_rng()
+        epoch = self.epoch if epoch is None else epoch
+        key = zlib.crc32(scene.encode("utf-8"))
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch, key)))
+
+    def transform_scene(self, decoded: dict, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crop and augment one decoded scene (see :func:`decode_scene`); return (conditioning, target)."""
+        scene, radiance = decoded["scene"], decoded["radiance"]
+        if radiance is None:
+            raise DatasetError(f"scene {scene}: has no ground truth (HDRImg.hdr); training needs it.")
+        height, width = radiance.shape[:2]
+        size = self.crop_size
+        if height < size or width < size:
+            raise DatasetError(f"scene {scene}: is {width}x{height}, smaller than crop_size={size}; use a smaller crop.")
+        top = int(rng.integers(0, height - size + 1))
+        left = int(rng.integers(0, width - size + 1))
+        flip, turns = bool(rng.random() < 0.5), int(rng.integers(4))
+        window = (slice(top, top + size), slice(left, left + size))
+        conditioning = make_conditioning([image[window] for image in decoded["images"]], decoded["exposures"], self.gamma)
+        target = mu_law(radiance[window]).astype(np.float32)
+        stacked = np.concatenate([conditioning, target], axis=2)
+        if self.augment:
+            stacked = dihedral(stacked, flip, turns)
+        channels = conditioning.shape[2]
+        return _to_chw(stacked[..., :channels]), _to_chw(stacked[..., channels:])
+
+    def __call__(self, batch: Mapping) -> dict:
+        rows, batched = _rows(batch)
+        output = {"scene": [], "conditioning": [], "target": []}
+        for row in rows:
+            decoded = decode_scene(row)
+            conditioning, target = self.transform_scene(decoded, self.rng(decoded["scene"]))
+            output["scene"].append(decoded["scene"])
+            output["conditioning"].append(conditioning)
+            output["target"].append(target)
+        return output if batched else {key: values[0] for key, values in output.items()}
+
+
+class EvaluationTransform:
+    """Full-size views for evaluation: use as ``dataset.with_transform(EvaluationTransform())``.
+
+    Each row becomes ``scene``, ``images`` (float32 (H, W, 3) arrays, short to long) and ``exposures``
+    (EV) for the pipeline, ``conditioning`` (float32 tensor (6 * N, H, W)), and ``radiance`` (float32
+    tensor (3, H, W), linear ground truth) or ``None`` when the scene has no ground truth.
+    """
+
+    def __init__(self, gamma: float = GAMMA):
+        self.gamma = gamma
+
+    def __call__(self, batch: Mapping) -> dict:
+        rows, batched = _rows(batch)
+        output = {"scene": [], "images": [], "exposures": [], "conditioning": [], "radiance": []}
+        for row in rows:
+            decoded = decode_scene(row)
+            output["scene"].append(decoded["scene"])
+            output["images"].append(decoded["images"])
+            output["exposures"].append(decoded["exposures"])
+            output["conditioning"].append(_to_chw(make_conditioning(decoded["images"], decoded["exposures"], self.gamma)))
+            radiance = decoded["radiance"]
+            output["radiance"].append(None if radiance is None else _to_chw(radiance))
+        return output if batched else {key: values[0] for key, values in output.items()}

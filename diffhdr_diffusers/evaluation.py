@@ -1,0 +1,461 @@
+"""Evaluate a merge method on every scene of a Kalantari-layout folder, the way papers report it.
+
+A *predictor* turns one :class:`~diffhdr_diffusers.io.Bracket` into a :class:`Prediction`. Three kinds
+share one code path: a DiffHDR pipeline (optionally an ensemble of K samples), a classical baseline
+(:mod:`diffhdr_diffusers.baselines`) and already-written outputs of another method. For each scene the
+evaluation writes the linear ``.hdr``, a tonemapped preview, the ensemble's uncertainty map, and the
+metrics; at the end it writes ``metrics.csv``, ``metrics.json`` and ``summary.md`` (means, time per
+scene, peak memory).
+
+Results layout under ``out_dir``::
+
+    hdr/<scene>.hdr             linear radiance (not written when scoring --predictions)
+    previews/<scene>.png        tonemapped 8-bit preview
+    uncertainty/<scene>.exr     per-pixel std of the ensemble in the mu-law domain (float32, 3 channels)
+    uncertainty/<scene>.png     the same, mean over channels, scaled so that white = 0.1 mu-law std
+    shards/rank-<N>.json        per-process rows (sharded runs)
+    metrics.csv, metrics.json   one row per scene
+    summary.md                  the table of means
+
+Sharding: process ``rank`` of ``world_size`` evaluates ``scenes[rank::world_size]``; rank 0 merges the
+shards once every process has written its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .baselines import baseline
+from .errors import DatasetError, InputError, OutputError
+from .io import atomic_path, load_bracket, read_radiance, write_preview, write_radiance
+from .metrics import KALANTARI_METRICS, PERCEPTUAL_METRICS, DisplayAssumptions, compute_metrics
+from .mu_law import inverse_mu_law
+
+RADIANCE_SUFFIXES = (".hdr", ".exr")
+UNCERTAINTY_PREVIEW_MAX = 0.1  # mu-law std shown as white in the uncertainty PNG.
+METRIC_LABELS = {
+    "psnr_mu": "PSNR-mu",
+    "psnr_l": "PSNR-l",
+    "ssim_mu": "SSIM-mu",
+    "ssim_l": "SSIM-l",
+    "pu21_psnr": "PU21-PSNR",
+    "pu21_ssim": "PU21-SSIM",
+    "cvvdp_jod": "CVVDP (JOD)",
+}
+
+
+@dataclass
+class Prediction:
+    """One method's output for one scene.
+
+    Attributes:
+        radiance: float32 (H, W, 3) linear radiance.
+        uncertainty: float32 (H, W, 3) per-pixel std over ensemble samples in the mu-law domain, or None.
+    """
+
+    radiance: np.ndarray
+    uncertainty: np.ndarray | None = None
+
+
+class BaselinePredictor:
+    """A classical merge from :mod:`diffhdr_diffusers.baselines`."""
+
+    writes_radiance = True
+
+    def __init__(self, name: str):
+        self.run = baseline(name)
+        self.label = name
+        self.settings = {"method": name}
+
+    def __call__(self, bracket) -> Prediction:
+        return Prediction(self.run(bracket.images, bracket.exposures))
+
+
+class PipelinePredictor:
+    """A :class:`~diffhdr_diffusers.pipelines.DiffHDRPipeline`; ``ensemble`` > 1 averages that many samples.
+
+    Sample k uses a CPU generator seeded ``seed + k``. Samples are averaged in the mu-law domain (the
+    model's output domain, where the Kalantari PSNR-mu is measured) and the std there is the uncertainty.
+    """
+
+    writes_radiance = True
+
+    def __init__(self, pipeline, label: str, num_inference_steps: int | None = None, patch_size: int | None = None,
+                 stride: int | None = None, ensemble: int = 1, seed: int = 0):
+        if ensemble < 1:
+            raise InputError(f"--ensemble must be at least 1, got {ensemble}.")
+        self.pipeline = pipeline
+        self.label = label
+        self.call_kwargs = {"num_inference_steps": num_inference_steps, "patch_size": patch_size, "stride": stride}
+        self.ensemble = ensemble
+        self.seed = seed
+        config = pipeline.config
+        self.settings = {
+            "model": label,
+            "scheduler": type(pipeline.scheduler).__name__,
+            "steps": num_inference_steps or config.default_num_inference_steps,
+            "patch_size": patch_size or config.default_patch_size,
+            "stride": stride or config.default_stride,
+            "ensemble": ensemble,
+            "seed": seed,
+        }
+
+    def __call__(self, bracket) -> Prediction:
+        import torch
+
+        samples = []
+        for k in range(self.ensemble):
+            generator = torch.Generator("cpu").manual_seed(self.seed + k)
+            output = self.pipeline(bracket.images, bracket.exposures, generator=generator, output_type="np",
+                                   **self.call_kwargs)
+            samples.append(np.asarray(output.mu_law[0], dtype=np.float32))
+        stack = np.stack(samples)
+        mean_mu = stack.mean(axis=0)
+        radiance = np.asarray(inverse_mu_law(mean_mu), dtype=np.float32)
+        uncertainty = stack.std(axis=0).astype(np.float32) if self.ensemble > 1 else None
+        return Prediction(radiance, uncertainty)
+
+
+class PredictionsPredictor:
+    """Already-written outputs of some method: ``<folder>/<scene>.hdr`` or ``.exr``."""
+
+    writes_radiance = False
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise InputError(f"--predictions {self.folder}: not a folder; give the folder holding <scene>.hdr files.")
+        self.label = f"predictions:{self.folder}"
+        self.settings = {"predictions": str(self.folder)}
+
+    def __call__(self, bracket) -> Prediction:
+        for suffix in RADIANCE_SUFFIXES:
+            path = self.folder / f"{bracket.name}{suffix}"
+            if path.is_file():
+                return Prediction(read_radiance(path))
+        raise DatasetError(
+            f"--predictions {self.folder}: no {bracket.name}.hdr or {bracket.name}.exr for scene {bracket.name!r}; "
+            "name each output after its scene folder."
+        )
+
+
+def load_pipeline_predictor(model: str | None, scheduler: str | None = None, device=None, **kwargs) -> PipelinePredictor:
+    """Load ``DiffHDRPipeline`` from a folder or Hub repo (the bundled model when ``model`` is None)."""
+    import torch
+
+    from .pipelines import DiffHDRPipeline
+
+    pipeline = DiffHDRPipeline.from_pretrained(model) if model else DiffHDRPipeline.from_pretrained()
+    if scheduler:
+        from .schedulers import scheduler_from_name
+
+        pipeline.scheduler = scheduler_from_name(scheduler, pipeline.scheduler.config)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    pipeline.to(device)
+    pipeline.set_progress_bar_config(disable=True)
+    return PipelinePredictor(pipeline, model or "bundled default", **kwargs)
+
+
+def discover_scenes(data_dir: str | os.PathLike) -> list[Path]:
+    """Scene folders of a Kalantari-layout folder: sorted subfolders holding an ``exposure.txt``.
+
+    ``data_dir`` may also be one scene folder itself.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder; give a Kalantari-layout folder of scene folders.")
+    if (root / "exposure.txt").is_file():
+        return [root]
+    scenes = sorted(path for path in root.iterdir() if path.is_dir() and (path / "exposure.txt").is_file())
+    if not scenes:
+        raise DatasetError(
+            f"{root}: no scene folders (subfolders with exposure.txt, three LDR images and HDRImg.hdr); "
+            "point DATA_DIR at e.g. Kalantari's Test/ folder or at `diffhdr synth` output."
+        )
+    return scenes
+
+
+def shard(items: Sequence, rank: int, world_size: int) -> list:
+    """This process's share: ``items[rank::world_size]``."""
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise InputError(f"invalid process rank {rank} of world size {world_size}.")
+    return list(items)[rank::world_size]
+
+
+def peak_memory_mib() -> dict[str, float | None]:
+    """Peak resident memory of this process and peak CUDA memory allocated by torch, in MiB."""
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS.
+    rss_mib = rss_kib / 2**20 if sys.platform == "darwin" else rss_kib / 2**10
+    gpu_mib = None
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        gpu_mib = torch.cuda.max_memory_allocated() / 2**20
+    return {"peak_rss_mib": rss_mib, "peak_gpu_mib": gpu_mib}
+
+
+def _synchronize() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def _write_uncertainty(out_dir: Path, scene: str, uncertainty: np.ndarray, overwrite: bool) -> None:
+    write_radiance(out_dir / "uncertainty" / f"{scene}.exr", uncertainty, overwrite=overwrite)
+    import imageio.v3 as iio
+
+    grey = np.clip(uncertainty.mean(axis=-1) / UNCERTAINTY_PREVIEW_MAX, 0.0, 1.0)
+    with atomic_path(out_dir / "uncertainty" / f"{scene}.png", overwrite=overwrite) as temporary:
+        iio.imwrite(temporary, np.rint(grey * 255).astype(np.uint8), extension=".png")
+
+
+def evaluate_scene(scene_dir: Path, predictor: Callable, out_dir: Path, display: DisplayAssumptions,
+                   overwrite: bool = False, cvvdp: bool = False) -> dict:
+    """Predict, write the outputs and score one scene; returns its row for the tables."""
+    bracket = load_bracket(scene_dir)
+    _synchronize()
+    start = time.perf_counter()
+    prediction = predictor(bracket)
+    _synchronize()
+    seconds = time.perf_counter() - start
+    radiance = prediction.radiance
+    row: dict = {"scene": bracket.name, "height": radiance.shape[0], "width": radiance.shape[1], "seconds": seconds}
+    for folder in ("hdr", "previews", "uncertainty"):
+        if folder != "uncertainty" or prediction.uncertainty is not None:
+            (out_dir / folder).mkdir(parents=True, exist_ok=True)
+    if getattr(predictor, "writes_radiance", True):
+        write_radiance(out_dir / "hdr" / f"{bracket.name}.hdr", radiance, overwrite=overwrite)
+    write_preview(out_dir / "previews" / f"{bracket.name}.png", radiance, overwrite=overwrite)
+    if prediction.uncertainty is not None:
+        _write_uncertainty(out_dir, bracket.name, prediction.uncertainty, overwrite)
+        row["mean_uncertainty_mu"] = float(prediction.uncertainty.mean())
+    if bracket.ground_truth is not None:
+        target = read_radiance(bracket.ground_truth)
+        if target.shape != radiance.shape:
+            raise DatasetError(
+                f"{bracket.ground_truth}: ground truth is {target.shape[1]}x{target.shape[0]} but the prediction for "
+                f"scene {bracket.name!r} is {radiance.shape[1]}x{radiance.shape[0]}; they must match."
+            )
+        row.update(compute_metrics(radiance, target, display=display, cvvdp=cvvdp))
+    return row
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tables
+
+
+def _json_value(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Mean of every metric over the scenes that have it, mean seconds per scene, scene count."""
+    names = [name for name in (*KALANTARI_METRICS, *PERCEPTUAL_METRICS, "cvvdp_jod") if any(name in r for r in rows)]
+    means = {name: _mean([row[name] for row in rows if name in row]) for name in names}
+    means["seconds"] = _mean([row["seconds"] for row in rows])
+    means["scenes"] = len(rows)
+    means["scored_scenes"] = sum(1 for row in rows if "psnr_mu" in row)
+    return means
+
+
+def _format(value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) and math.isfinite(value) else str(value)
+
+
+def markdown_table(label: str, means: dict, memory: dict) -> str:
+    """One Markdown table row of means, in the papers' column order, with time and memory."""
+    metric_names = [name for name in METRIC_LABELS if name in means]
+    header = ["method", "scenes", *(METRIC_LABELS[n] for n in metric_names), "s / scene", "peak RSS (MiB)",
+              "peak GPU (MiB)"]
+    cells = [label, str(means["scenes"])]
+    cells += [_format(means[n], 2 if "psnr" in n or n == "cvvdp_jod" else 4) for n in metric_names]
+    cells += [_format(means["seconds"], 3), _format(memory.get("peak_rss_mib"), 0), _format(memory.get("peak_gpu_mib"), 0)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(cells) + " |"]
+    return "\n".join(lines)
+
+
+def write_tables(rows: list[dict], out_dir: Path, label: str, settings: dict, memory: dict,
+                 display: DisplayAssumptions, data_dir: str, overwrite: bool = False) -> str:
+    """Write ``metrics.csv``, ``metrics.json`` and ``summary.md``; return the summary text."""
+    rows = sorted(rows, key=lambda row: row["scene"])
+    means = summarize(rows)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with atomic_path(out_dir / "metrics.csv", overwrite=overwrite) as temporary:
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    document = {
+        "method": label,
+        "data_dir": str(data_dir),
+        "settings": settings,
+        "display_assumptions": {**vars(display), "description": display.describe()},
+        "memory": memory,
+        "means": {key: _json_value(value) for key, value in means.items()},
+        "scenes": [{key: _json_value(value) for key, value in row.items()} for row in rows],
+    }
+    with atomic_path(out_dir / "metrics.json", overwrite=overwrite) as temporary:
+        temporary.write_text(json.dumps(document, indent=2) + "\n")
+    settings_text = ", ".join(f"{key}={value}" for key, value in settings.items())
+    summary = "\n".join([
+        f"# Evaluation of {label}",
+        "",
+        markdown_table(label, means, memory),
+        "",
+        f"- Data: `{data_dir}` ({means['scored_scenes']} of {means['scenes']} scenes have ground truth).",
+        f"- Settings: {settings_text}.",
+        "- Kalantari protocol: PSNR with data range 1 on linear and mu-law (mu=5000) radiance; SSIM on values "
+        "clipped to [0,1] x 255, 11x11 Gaussian (sigma 1.5), 5-pixel border dropped, mean over channels.",
+        f"- Perceptual metrics: {display.describe()}.",
+        "- Time: seconds of prediction per scene (no file I/O); memory: the maximum over processes.",
+        "",
+    ])
+    with atomic_path(out_dir / "summary.md", overwrite=overwrite) as temporary:
+        temporary.write_text(summary)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------
+# Processes
+
+
+@dataclass
+class ProcessGroup:
+    """This process's place in a sharded run; ``barrier`` is accelerate's ``wait_for_everyone`` if any."""
+
+    rank: int = 0
+    world_size: int = 1
+    barrier: Callable[[], None] | None = None
+    device: object = None
+    started: float = field(default_factory=time.time)
+
+
+def process_group() -> ProcessGroup:
+    """Rank and world size from ``accelerate launch`` / torchrun, or plain RANK / WORLD_SIZE variables.
+
+    Under a launcher (MASTER_ADDR set) accelerate's ``PartialState`` joins the process group, so ranks
+    can wait for each other; with only RANK / WORLD_SIZE set, rank 0 waits for the shard files instead.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world_size > 1 and "MASTER_ADDR" in os.environ:
+        import torch
+        from accelerate import PartialState
+
+        use_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+        state = PartialState(cpu=use_cpu)  # accelerate 1.15 ignores ACCELERATE_USE_CPU here unless told.
+        if state.num_processes == world_size:
+            return ProcessGroup(state.process_index, state.num_processes, state.wait_for_everyone, state.device)
+    return ProcessGroup(rank, world_size)
+
+
+def _shard_path(out_dir: Path, rank: int) -> Path:
+    return out_dir / "shards" / f"rank-{rank}.json"
+
+
+def _collect_shards(out_dir: Path, group: ProcessGroup, timeout: float, poll: float = 0.5) -> list[dict]:
+    """Rank 0: read every rank's shard file, waiting up to ``timeout`` seconds for the missing ones."""
+    deadline = time.monotonic() + timeout
+    shards: dict[int, dict] = {}
+    while True:
+        for rank in range(group.world_size):
+            path = _shard_path(out_dir, rank)
+            # Files older than this run (minus slack for ranks that started earlier) are stale leftovers.
+            if rank not in shards and path.is_file() and path.stat().st_mtime >= group.started - 60:
+                shards[rank] = json.loads(path.read_text())
+        if len(shards) == group.world_size:
+            return [shards[rank] for rank in range(group.world_size)]
+        if time.monotonic() > deadline:
+            missing = sorted(set(range(group.world_size)) - set(shards))
+            raise OutputError(
+                f"{out_dir / 'shards'}: ranks {missing} wrote no results within {timeout:.0f} s; check those "
+                "processes' logs, or rerun with a larger --shard-timeout."
+            )
+        time.sleep(poll)
+
+
+def run_evaluation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, predictor: Callable,
+                   display: DisplayAssumptions | None = None, limit: int | None = None, overwrite: bool = False,
+                   cvvdp: bool = False, group: ProcessGroup | None = None, shard_timeout: float = 3600.0,
+                   log: Callable[[str], None] | None = print) -> str | None:
+    """Evaluate this process's share of the scenes; rank 0 writes the tables and returns the summary.
+
+    Args:
+        data_dir: a Kalantari-layout folder (or one scene folder).
+        out_dir: results folder (created).
+        predictor: a :class:`BaselinePredictor`, :class:`PipelinePredictor` or :class:`PredictionsPredictor`.
+        display: the display assumptions of the perceptual metrics.
+        limit: evaluate only the first ``limit`` scenes (sorted by name).
+        overwrite: replace existing outputs instead of refusing.
+        cvvdp: also compute ColorVideoVDP (needs the optional ``cvvdp`` package).
+        group: rank and world size (default: from the environment, see :func:`process_group`).
+        shard_timeout: seconds rank 0 waits for the other ranks' shard files.
+        log: where progress lines go (None for silence).
+    """
+    display = display or DisplayAssumptions()
+    group = group or process_group()
+    out_dir = Path(out_dir)
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be a positive number of scenes, got {limit}.")
+    if not overwrite and (out_dir / "metrics.json").exists():
+        raise OutputError(f"{out_dir}: already holds results (metrics.json); pass --overwrite or choose a new --out.")
+    if cvvdp:
+        from .metrics import cvvdp_available, cvvdp_jod
+
+        if not cvvdp_available():
+            cvvdp_jod(np.zeros((1, 1, 3)), np.zeros((1, 1, 3)))  # Raises the clear MissingDependencyError.
+    scenes = discover_scenes(data_dir)[:limit]
+    mine = shard(scenes, group.rank, group.world_size)
+    (out_dir / "shards").mkdir(parents=True, exist_ok=True)
+    _shard_path(out_dir, group.rank).unlink(missing_ok=True)
+
+    rows = []
+    for index, scene_dir in enumerate(mine, 1):
+        row = evaluate_scene(scene_dir, predictor, out_dir, display, overwrite=overwrite, cvvdp=cvvdp)
+        rows.append(row)
+        if log:
+            scores = " ".join(f"{METRIC_LABELS[k]}={row[k]:.4g}" for k in METRIC_LABELS if k in row)
+            log(f"[rank {group.rank}] {index}/{len(mine)} {row['scene']}: {row['seconds']:.2f} s {scores}")
+    shard_document = {"rank": group.rank, "world_size": group.world_size, "memory": peak_memory_mib(),
+                      "rows": [{k: _json_value(v) for k, v in row.items()} for row in rows]}
+    with atomic_path(_shard_path(out_dir, group.rank), overwrite=True) as temporary:
+        temporary.write_text(json.dumps(shard_document))
+    if group.barrier is not None:
+        group.barrier()
+    if group.rank != 0:
+        return None
+
+    shards = _collect_shards(out_dir, group, shard_timeout) if group.world_size > 1 else [shard_document]
+    all_rows = [_row_from_json(row) for document in shards for row in document["rows"]]
+    memory = {}
+    for key in ("peak_rss_mib", "peak_gpu_mib"):
+        values = [document["memory"][key] for document in shards if document["memory"][key] is not None]
+        memory[key] = max(values) if values else None
+    settings = {**predictor.settings, "processes": group.world_size}
+    summary = write_tables(all_rows, out_dir, predictor.label, settings, memory, display, str(data_dir), overwrite)
+    if log:
+        log(summary)
+    return summary
+
+
+def _row_from_json(row: dict) -> dict:
+    return {key: (float(value) if value in ("inf", "-inf") else value) for key, value in row.items()}

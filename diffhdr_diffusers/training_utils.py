@@ -1,0 +1,323 @@
+"""Reusable pieces of DiffHDR training: the objective, seeded randomness, data order and checkpoints.
+
+Everything random in a training step is drawn from generators derived from ``(seed, global step, rank,
+micro step)`` (noise, timesteps) or from ``(seed, stream position)`` (which scene, which crop), never from
+global RNG state. A run killed at step k and resumed from its step-k checkpoint therefore repeats exactly
+the steps the uninterrupted run would have taken, and ends with byte-identical weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import CheckpointError
+
+# The original sums the squared noise error over C*H*W (mean over the batch) and adds a per-element mean
+# L1 on the predicted clean image. At its 128x128 crops that is 49152 * MSE + L1. We use the per-element
+# mean squared error instead, so the loss value and the gradient-clipping threshold do not depend on the
+# crop size, and weight the L1 so that the balance of the two terms equals the original's at 128x128.
+# With Adam (invariant to a constant gradient scale) this reproduces the original's updates at crop 128.
+PAPER_CROP_SIZE = 128
+PAPER_L1_WEIGHT = 1.0 / (3 * PAPER_CROP_SIZE * PAPER_CROP_SIZE)
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+
+
+# ----------------------------------------------------------------------------------------- randomness
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed that depends on every key (via ``numpy.random.SeedSequence``), not on their sum."""
+    state = np.random.SeedSequence([int(key) for key in keys]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
+
+
+def step_generator(seed: int, global_step: int, rank: int, micro_step: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """The generator for one micro-batch's noise and timesteps: ``manual_seed(f(seed, step, rank, micro_step))``."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(derive_seed(seed, 1, global_step, rank, micro_step))
+    return generator
+
+
+def antithetic_timesteps(batch_size: int, num_train_timesteps: int, generator: torch.Generator | None = None,
+                         device: str | torch.device = "cpu") -> torch.Tensor:
+    """Timesteps as the original samples them: ``t`` for the first half of the batch, ``T - 1 - t`` for the rest."""
+    first = torch.randint(0, num_train_timesteps, (batch_size // 2 + 1,), generator=generator,
+                          device=generator.device if generator is not None else device)
+    return torch.cat([first, num_train_timesteps - 1 - first])[:batch_size].to(device)
+
+
+# ----------------------------------------------------------------------------------------- objective
+@dataclass
+class LossTerms:
+    """The training objective and its parts (all scalars)."""
+
+    loss: torch.Tensor
+    noise_mse: torch.Tensor
+    x0_l1: torch.Tensor
+
+
+def predicted_clean(noisy: torch.Tensor, noise_pred: torch.Tensor, alphas_cumprod_t: torch.Tensor) -> torch.Tensor:
+    """The clean image implied by a noise estimate: ``(x_t - sqrt(1 - a) eps) / sqrt(a)``."""
+    alpha = alphas_cumprod_t.view(-1, 1, 1, 1).to(noisy.dtype)
+    return (noisy - noise_pred * (1 - alpha).sqrt()) / alpha.sqrt()
+
+
+def diffhdr_loss(noise_pred: torch.Tensor, noise: torch.Tensor, noisy: torch.Tensor, target: torch.Tensor,
+                 alphas_cumprod_t: torch.Tensor, l1_weight: float = PAPER_L1_WEIGHT,
+                 reduction: str = "mean") -> LossTerms:
+    """Epsilon MSE plus ``l1_weight`` times the L1 between the predicted clean image and ``target``.
+
+    Args:
+        noise_pred, noise, noisy, target: (B, 3, H, W) tensors; ``noisy`` is ``x_t``.
+        alphas_cumprod_t: (B,) cumulative alphas at each sample's timestep.
+        l1_weight: weight of the L1 term. The default keeps the original's balance at 128x128 crops.
+        reduction: ``"mean"`` averages the squared error over all elements; ``"sum"`` sums it over
+            C, H, W and averages over the batch, exactly as the original (use ``l1_weight=1`` with it).
+    """
+    noise_pred, noise = noise_pred.float(), noise.float()
+    squared = (noise - noise_pred).square()
+    if reduction == "mean":
+        noise_mse = squared.mean()
+    elif reduction == "sum":
+        noise_mse = squared.sum(dim=(1, 2, 3)).mean()
+    else:
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    x0_l1 = F.l1_loss(predicted_clean(noisy.float(), noise_pred, alphas_cumprod_t.float()), target.float())
+    return LossTerms(loss=noise_mse + l1_weight * x0_l1, noise_mse=noise_mse.detach(), x0_l1=x0_l1.detach())
+
+
+# ----------------------------------------------------------------------------------------- data order
+class StreamBatchSampler(torch.utils.data.Sampler):
+    """This rank's batches of an endless, seeded stream of scene indices, starting at a given batch.
+
+    The stream concatenates one permutation of ``range(num_scenes)`` per epoch (epoch ``e`` shuffled
+    with ``derive_seed(seed, 2, e)``). Global batch ``g`` is stream positions
+    ``[g * batch_size * world_size, (g + 1) * batch_size * world_size)``; rank ``r`` takes its slice of
+    ``batch_size``. Each yielded item is a ``(scene_index, position)`` pair, so the dataset can seed
+    the crop from the position. Nothing depends on worker count, so resuming at ``start_batch`` is exact.
+    """
+
+    def __init__(self, num_scenes: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 start_batch: int = 0):
+        self.num_scenes, self.batch_size, self.seed = num_scenes, batch_size, seed
+        self.rank, self.world_size, self.start_batch = rank, world_size, start_batch
+        self._permutations: dict[int, list[int]] = {}
+
+    def scene_at(self, position: int) -> int:
+        epoch, offset = divmod(position, self.num_scenes)
+        if epoch not in self._permutations:
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, 2, epoch))
+            self._permutations = {epoch: torch.randperm(self.num_scenes, generator=generator).tolist()}
+        return self._permutations[epoch][offset]
+
+    def batch(self, global_batch: int) -> list[tuple[int, int]]:
+        start = (global_batch * self.world_size + self.rank) * self.batch_size
+        return [(self.scene_at(position), position) for position in range(start, start + self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        global_batch = self.start_batch
+        while True:
+            yield self.batch(global_batch)
+            global_batch += 1
+
+
+def crop_seed(seed: int, position: int) -> int:
+    """The seed of the random crop and augmentation of the sample at stream ``position``."""
+    return derive_seed(seed, 3, position) % (2**32)
+
+
+# ----------------------------------------------------------------------------------------- checkpoints
+def checkpoint_step(path: str | os.PathLike) -> int | None:
+    """The step of a ``checkpoint-N`` folder name, or ``None`` for anything else (``.tmp`` included)."""
+    match = CHECKPOINT_PATTERN.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Complete ``checkpoint-N`` folders in ``output_dir``, oldest first; unfinished ``.tmp`` ones are ignored."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    found = [path for path in folder.iterdir() if path.is_dir() and checkpoint_step(path) is not None]
+    return sorted(found, key=checkpoint_step)
+
+
+def resolve_checkpoint(output_dir: str | os.PathLike, resume_from: str) -> Path | None:
+    """``"latest"`` gives the newest complete checkpoint (or ``None``); anything else must be a checkpoint folder."""
+    if resume_from == "latest":
+        found = list_checkpoints(output_dir)
+        return found[-1] if found else None
+    path = Path(resume_from)
+    if not path.is_dir():
+        path = Path(output_dir) / resume_from
+    if not path.is_dir() or checkpoint_step(path) is None:
+        raise CheckpointError(f"--resume_from_checkpoint {resume_from}: not a checkpoint-N folder; pass 'latest' "
+                              f"or one of {[p.name for p in list_checkpoints(output_dir)] or 'the saved checkpoints'}.")
+    return path
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int) -> Path:
+    """``accelerator.save_state`` into ``checkpoint-N.tmp``, then rename it to ``checkpoint-N`` atomically.
+
+    Every rank must call this. If any rank fails to write (disk full, no permission), the partial
+    ``.tmp`` folder is removed, every rank raises :class:`CheckpointError`, and older checkpoints are
+    left untouched. A crash mid-write leaves only a ``.tmp`` folder, which :func:`resolve_checkpoint`
+    ignores and the next save replaces.
+    """
+    output_dir = Path(output_dir)
+    final, staging = output_dir / f"checkpoint-{step}", output_dir / f"checkpoint-{step}.tmp"
+    problem = ""
+    try:
+        if accelerator.is_main_process and staging.exists():
+            shutil.rmtree(staging)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging))
+        if accelerator.is_main_process:
+            _fsync_tree(staging)
+    except (OSError, RuntimeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    failed = torch.tensor([1.0 if problem else 0.0], device=accelerator.device)
+    failed = accelerator.reduce(failed, reduction="sum") if accelerator.num_processes > 1 else failed
+    if failed.item() > 0:
+        if accelerator.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        previous = list_checkpoints(output_dir)
+        raise CheckpointError(
+            f"could not write checkpoint {final}: {problem or 'another process failed to write its part'}. "
+            f"Free disk space or fix the permissions of {output_dir}, then resume with "
+            f"--resume_from_checkpoint latest ({'the last good one is ' + previous[-1].name if previous else 'no earlier checkpoint exists'})."
+        )
+    if accelerator.is_main_process:
+        if final.exists():  # re-saving a step after a resume: swap, then drop the old copy
+            retired = output_dir / f"checkpoint-{step}.old-{int(time.time() * 1e6)}"
+            os.replace(final, retired)
+            os.replace(staging, final)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def prune_checkpoints(output_dir: str | os.PathLike, total_limit: int | None) -> list[Path]:
+    """Delete the oldest complete checkpoints beyond ``total_limit`` (renamed away first, then removed)."""
+    if not total_limit:
+        return []
+    found = list_checkpoints(output_dir)
+    removed = found[: max(0, len(found) - total_limit)]
+    for path in removed:
+        doomed = path.with_name(path.name + ".deleting")
+        os.replace(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    return removed
+
+
+def write_json_atomically(path: str | os.PathLike, payload: dict) -> None:
+    """Write ``payload`` as JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    os.replace(staging, path)
+
+
+__all__ = [
+    "PAPER_L1_WEIGHT",
+    "LossTerms",
+    "SeededCropDataset",
+    "StreamBatchSampler",
+    "antithetic_timesteps",
+    "checkpoint_step",
+    "collate_samples",
+    "crop_seed",
+    "derive_seed",
+    "diffhdr_loss",
+    "list_checkpoints",
+    "predicted_clean",
+    "prune_checkpoints",
+    "resolve_checkpoint",
+    "save_checkpoint",
+    "step_generator",
+    "write_json_atomically",
+]
+
+
+# ----------------------------------------------------------------------------------------- crops
+class SeededCropDataset(torch.utils.data.Dataset):
+    """Map ``(scene_index, position)`` to one training sample, cropped with a seed derived from ``position``.
+
+    ``make_transform(seed)`` must return a ``Dataset.with_transform``-style callable (a batch dict of
+    lists in, a dict with ``conditioning`` and ``target`` lists out), e.g.
+    ``lambda seed: TrainingTransform(crop_size, augment, seed)``. A scene that fails to decode, or decodes
+    to non-finite values, raises ``DatasetError`` naming it (``on_bad_scene="stop"``) or is replaced by the
+    next good scene of the stream (``"skip"``); the sample then carries the skipped scene names in
+    ``skipped`` so that the training loop can count and report them.
+    """
+
+    def __init__(self, scenes, make_transform, seed: int, on_bad_scene: str = "stop"):
+        if on_bad_scene not in ("stop", "skip"):
+            raise ValueError(f"on_bad_scene must be 'stop' or 'skip', got {on_bad_scene!r}")
+        self.scenes, self.make_transform, self.seed, self.on_bad_scene = scenes, make_transform, seed, on_bad_scene
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def _sample(self, index: int, position: int) -> dict:
+        row = self.scenes[index]
+        batch = self.make_transform(crop_seed(self.seed, position))({key: [value] for key, value in row.items()})
+        conditioning = torch.as_tensor(np.asarray(batch["conditioning"][0]), dtype=torch.float32)
+        target = torch.as_tensor(np.asarray(batch["target"][0]), dtype=torch.float32)
+        if not (torch.isfinite(conditioning).all() and torch.isfinite(target).all()):
+            raise ValueError("decoded to NaN or inf values")
+        return {"conditioning": conditioning, "target": target}
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        from .errors import DatasetError, DiffHDRError
+
+        index, position = key
+        skipped: list[str] = []
+        for attempt in range(len(self.scenes)):
+            candidate = (index + attempt) % len(self.scenes)
+            try:
+                sample = self._sample(candidate, position)
+                sample["skipped"] = skipped
+                return sample
+            except (DiffHDRError, OSError, ValueError, KeyError, TypeError) as error:
+                name = self.scene_name(candidate)
+                if self.on_bad_scene == "stop":
+                    raise DatasetError(f"training scene {name!r} is unusable: {error}. Fix or remove it, or pass "
+                                       "--on_bad_scene skip to train without it.") from error
+                skipped.append(f"{name} ({error})")
+        raise DatasetError(f"no usable training scene: every scene failed to decode, e.g. {skipped[0]}.")
+
+    def scene_name(self, index: int) -> str:
+        try:
+            return str(self.scenes[index]["scene"])
+        except Exception:  # noqa: BLE001 - the name is only for the message
+            return f"#{index}"
+
+
+def collate_samples(samples: list[dict]) -> dict:
+    """Stack ``conditioning`` and ``target``; concatenate the ``skipped`` scene reports."""
+    return {
+        "conditioning": torch.stack([sample["conditioning"] for sample in samples]),
+        "target": torch.stack([sample["target"] for sample in samples]),
+        "skipped": [name for sample in samples for name in sample["skipped"]],
+    }

@@ -1,0 +1,165 @@
+"""``diffhdr evaluate``: baselines, --predictions, sharding, and a tiny random-weights pipeline."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from diffhdr_diffusers.commands.evaluate import main
+from diffhdr_diffusers.errors import OutputError
+from diffhdr_diffusers.evaluation import (
+    BaselinePredictor,
+    ProcessGroup,
+    discover_scenes,
+    run_evaluation,
+    shard,
+)
+from diffhdr_diffusers.io import load_bracket, read_radiance
+from diffhdr_diffusers.metrics import compute_metrics
+
+from _evaluate_scenes import write_scenes
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return write_scenes(tmp_path_factory.mktemp("kalantari"), num_scenes=3, size=(32, 48))
+
+
+def _means(out_dir):
+    return json.loads((out_dir / "metrics.json").read_text())["means"]
+
+
+def test_baseline_evaluation_writes_outputs_and_tables(scenes, tmp_path, capsys):
+    out = tmp_path / "naive"
+    assert main([str(scenes), "--method", "naive-merge", "--out", str(out)]) == 0
+    names = ["scene_000", "scene_001", "scene_002"]
+    assert sorted(p.stem for p in (out / "hdr").glob("*.hdr")) == names
+    assert sorted(p.stem for p in (out / "previews").glob("*.png")) == names
+    with open(out / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["scene"] for row in rows] == names
+    document = json.loads((out / "metrics.json").read_text())
+    # The table's scores are the metrics of the prediction against the ground truth.
+    bracket = load_bracket(scenes / "scene_001")
+    expected = compute_metrics(BaselinePredictor("naive-merge")(bracket).radiance, read_radiance(bracket.ground_truth))
+    for name, value in expected.items():
+        assert document["scenes"][1][name] == pytest.approx(value, rel=1e-9)
+        assert document["means"][name] == pytest.approx(np.mean([s[name] for s in document["scenes"]]))
+    summary = (out / "summary.md").read_text()
+    assert "| naive-merge | 3 |" in summary and "PSNR-mu" in summary and "peak RSS" in summary
+    assert "1000 cd/m^2" in summary  # The display assumptions travel with the PU21 numbers.
+    assert document["memory"]["peak_rss_mib"] > 10
+    assert "| naive-merge | 3 |" in capsys.readouterr().out
+
+
+def test_naive_merge_beats_the_reference_on_psnr_l(scenes, tmp_path):
+    for method in ("reference", "naive-merge"):
+        assert main([str(scenes), "--method", method, "--out", str(tmp_path / method)]) == 0
+    # Highlights clip in the medium frame; the merge recovers them from the short frame.
+    assert _means(tmp_path / "naive-merge")["psnr_l"] > _means(tmp_path / "reference")["psnr_l"] + 1
+
+
+def test_predictions_rescore_written_outputs(scenes, tmp_path):
+    assert main([str(scenes), "--method", "debevec", "--out", str(tmp_path / "debevec")]) == 0
+    assert main([str(scenes), "--predictions", str(tmp_path / "debevec" / "hdr"), "--out", str(tmp_path / "re")]) == 0
+    original, rescored = _means(tmp_path / "debevec"), _means(tmp_path / "re")
+    assert not (tmp_path / "re" / "hdr").exists() or not any((tmp_path / "re" / "hdr").iterdir())
+    # Only the Radiance RGBE quantisation (about 0.8 % per pixel) separates the two.
+    assert rescored["psnr_mu"] == pytest.approx(original["psnr_mu"], abs=0.5)
+    assert rescored["ssim_l"] == pytest.approx(original["ssim_l"], abs=0.01)
+
+
+def test_errors_are_one_line_messages(scenes, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(scenes), "--method", "reference", "--out", str(out)]) == 0
+    assert main([str(scenes), "--method", "reference", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([str(scenes), "--method", "reference", "--out", str(out), "--overwrite", "--limit", "1"]) == 0
+    assert _means(out)["scenes"] == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([str(scenes), "--predictions", str(empty), "--out", str(tmp_path / "x")]) == 2
+    assert "scene_000.hdr" in capsys.readouterr().err
+    assert main([str(empty), "--method", "reference", "--out", str(tmp_path / "y")]) == 2
+    assert "no scene folders" in capsys.readouterr().err
+    assert main([str(scenes), "--method", "reference", "--ensemble", "3", "--out", str(tmp_path / "z")]) == 2
+    assert "--ensemble" in capsys.readouterr().err
+
+
+def test_sharded_run_matches_a_single_process_run(scenes, tmp_path):
+    assert [p.name for p in shard(discover_scenes(scenes), 1, 2)] == ["scene_001"]
+    predictor = BaselinePredictor("naive-merge")
+    single = tmp_path / "single"
+    run_evaluation(scenes, single, predictor, log=None)
+    sharded = tmp_path / "sharded"
+    # Rank 1 writes only its shard; rank 0 then merges both into the tables.
+    assert run_evaluation(scenes, sharded, predictor, group=ProcessGroup(1, 2), log=None) is None
+    assert not (sharded / "metrics.json").exists()
+    run_evaluation(scenes, sharded, predictor, group=ProcessGroup(0, 2), log=None)
+    single_rows = json.loads((single / "metrics.json").read_text())["scenes"]
+    sharded_rows = json.loads((sharded / "metrics.json").read_text())["scenes"]
+    assert [r["scene"] for r in sharded_rows] == [r["scene"] for r in single_rows]
+    for a, b in zip(single_rows, sharded_rows):
+        assert a["psnr_mu"] == b["psnr_mu"] and a["ssim_l"] == b["ssim_l"]
+    assert json.loads((sharded / "metrics.json").read_text())["settings"]["processes"] == 2
+
+
+def test_rank_0_reports_a_missing_shard(scenes, tmp_path):
+    with pytest.raises(OutputError, match=r"ranks \[1\]"):
+        run_evaluation(scenes, tmp_path, BaselinePredictor("reference"), group=ProcessGroup(0, 2),
+                       shard_timeout=0.5, log=None)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+
+    from diffhdr_diffusers.models import ConditionEncoder, DiffHDRUNet
+    from diffhdr_diffusers.pipelines import DiffHDRPipeline
+    from diffhdr_diffusers.schedulers import original_ddim_scheduler
+
+    torch.manual_seed(0)
+    pipeline = DiffHDRPipeline(
+        unet=DiffHDRUNet(sample_size=32, ch=32, ch_mult=(1, 2), attn_resolutions=(16,), condition_channels=16),
+        condition_encoder=ConditionEncoder(num_features=16),
+        scheduler=original_ddim_scheduler(),
+    )
+    folder = tmp_path_factory.mktemp("tiny_model")
+    pipeline.save_pretrained(folder)
+    return folder
+
+
+def test_tiny_pipeline_ensemble_writes_uncertainty(scenes, tiny_model, tmp_path):
+    import torch
+
+    from diffhdr_diffusers.mu_law import inverse_mu_law
+    from diffhdr_diffusers.pipelines import DiffHDRPipeline
+
+    out = tmp_path / "model"
+    args = [str(scenes), "--model", str(tiny_model), "--steps", "2", "--patch-size", "32", "--stride", "16",
+            "--ensemble", "2", "--limit", "1", "--out", str(out)]
+    assert main(args) == 0
+    uncertainty = read_radiance(out / "uncertainty" / "scene_000.exr")
+    assert uncertainty.shape == (32, 48, 3) and uncertainty.min() >= 0 and uncertainty.max() > 0
+    assert (out / "uncertainty" / "scene_000.png").is_file()
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["settings"]["ensemble"] == 2 and document["settings"]["steps"] == 2
+    assert math.isfinite(document["means"]["psnr_mu"])
+
+    # The ensemble is the mu-law mean of samples seeded 0 and 1, and its uncertainty their std.
+    pipeline = DiffHDRPipeline.from_pretrained(tiny_model)
+    bracket = load_bracket(scenes / "scene_000")
+    samples = [
+        pipeline(bracket.images, bracket.exposures, num_inference_steps=2, patch_size=32, stride=16,
+                 generator=torch.Generator().manual_seed(seed)).mu_law[0]
+        for seed in (0, 1)
+    ]
+    np.testing.assert_allclose(uncertainty, np.std(samples, axis=0), atol=1e-5)
+    written = read_radiance(out / "hdr" / "scene_000.hdr")
+    expected = inverse_mu_law(np.mean(samples, axis=0))
+    # RGBE shares one exponent per pixel: precision is about 0.8 % of the pixel's largest channel.
+    assert np.all(np.abs(written - expected) <= 0.01 * expected.max(axis=-1, keepdims=True) + 1e-6)

@@ -1,0 +1,133 @@
+"""Loading brackets from scene folders and file lists, and their failure modes."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from diffhdr_diffusers.errors import ExposureError, ImageReadError, InputError
+from diffhdr_diffusers.io import load_bracket, write_ldr, write_radiance
+
+
+def _make_scene(folder, names=("a.tif", "b.tif", "c.tif"), exposures="-2\n0\n2\n", size=(16, 12), ground_truth=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for index, name in enumerate(names):
+        write_ldr(folder / name, np.clip(rng.random((*size, 3)) * (index + 1) / 3, 0, 1))
+    if exposures is not None:
+        (folder / "exposure.txt").write_text(exposures)
+    if ground_truth:
+        write_radiance(folder / "HDRImg.hdr", rng.random((*size, 3)).astype(np.float32))
+    return folder
+
+
+def test_kalantari_scene(tmp_path):
+    scene = _make_scene(tmp_path / "001")
+    bracket = load_bracket(scene)
+    assert bracket.name == "001"
+    assert [path.name for path in bracket.paths] == ["a.tif", "b.tif", "c.tif"]
+    assert bracket.exposures == [-2.0, 0.0, 2.0]
+    assert bracket.ground_truth == scene / "HDRImg.hdr"
+    assert all(image.shape == (16, 12, 3) and image.dtype == np.float32 for image in bracket.images)
+    # Images are in file order: the third was written brightest.
+    assert bracket.images[0].mean() < bracket.images[1].mean() < bracket.images[2].mean()
+
+
+def test_short_medium_long_names_ordered_by_meaning(tmp_path):
+    scene = _make_scene(tmp_path / "s", names=("short.png", "medium.png", "long.png"), ground_truth=False)
+    bracket = load_bracket(scene)
+    assert [path.stem for path in bracket.paths] == ["short", "medium", "long"]
+    assert bracket.ground_truth is None
+
+
+def test_files_with_explicit_exposures(tmp_path):
+    scene = _make_scene(tmp_path / "s")
+    files = [scene / "a.tif", scene / "b.tif", scene / "c.tif"]
+    bracket = load_bracket(files, exposures=[0, 1, 2])
+    assert bracket.paths == files and bracket.exposures == [0.0, 1.0, 2.0] and bracket.ground_truth is None
+    with pytest.raises(ExposureError, match="wrong order"):
+        load_bracket(files, exposures=[0, 2, 1])
+
+
+@pytest.mark.parametrize(
+    "scene, exposures, first",
+    [("pingpong", pytest.approx([0, 2, 4.0589], abs=1e-3), "Img1.JPG"),
+     ("sculpture_garden", [0.0, 2.0, 4.0], "1.tif"),
+     ("horse", [0.0, 1.0, 2.0], "1.png")],
+)
+def test_real_bracket_folders(shared_data, scene, exposures, first):
+    bracket = load_bracket(shared_data / "real_brackets" / scene)
+    assert bracket.exposures == exposures
+    assert bracket.paths[0].name == first and len(bracket.images) == 3
+    assert bracket.name == scene
+    # Longer exposures are brighter.
+    means = [float(image.mean()) for image in bracket.images]
+    assert means == sorted(means)
+
+
+def test_real_files_exif_in_wrong_order(shared_data):
+    folder = shared_data / "real_brackets" / "pingpong"
+    with pytest.raises(ExposureError, match="wrong order"):
+        load_bracket([folder / "Img2.JPG", folder / "Img1.JPG", folder / "Img3.JPG"])
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_wrong_number_of_files(tmp_path, count):
+    scene = _make_scene(tmp_path / "s", names=[f"{index}.tif" for index in range(4)], exposures=None, ground_truth=False)
+    files = sorted(scene.glob("*.tif"))[:count]
+    with pytest.raises(InputError, match=f"expected 3 images.*got {count}") as error:
+        load_bracket(files if count > 1 else files[0], exposures=[0, 1, 2])
+    assert files[0].name in str(error.value)
+
+
+def test_scene_with_extra_image_lists_them(tmp_path):
+    scene = _make_scene(tmp_path / "s", names=("a.tif", "b.tif", "c.tif", "d.png"))
+    with pytest.raises(InputError, match="found 4: a.tif, b.tif, c.tif, d.png"):
+        load_bracket(scene)
+
+
+def test_scene_without_exposures_says_what_to_add(tmp_path):
+    scene = _make_scene(tmp_path / "s", exposures=None)
+    (scene / "exposures.txt").write_text("0\n1\n2\n")  # misnamed
+    with pytest.raises(ExposureError, match="exposure.txt") as error:
+        load_bracket(scene)
+    assert "exposures.txt" in str(error.value) and "pass the exposures" in str(error.value)
+    assert load_bracket(scene, exposures=[0, 1, 2]).exposures == [0.0, 1.0, 2.0]
+
+
+def test_scene_with_bad_exposure_file(tmp_path):
+    with pytest.raises(ExposureError, match="all exposures equal"):
+        load_bracket(_make_scene(tmp_path / "equal", exposures="0\n0\n0\n"))
+    with pytest.raises(ExposureError, match="2 exposures for 3 images"):
+        load_bracket(_make_scene(tmp_path / "short", exposures="0\n2\n"))
+
+
+def test_images_of_different_sizes(tmp_path):
+    scene = _make_scene(tmp_path / "s", ground_truth=False)
+    write_ldr(scene / "b.tif", np.zeros((20, 12, 3)), overwrite=True)
+    with pytest.raises(InputError, match=r"a.tif 12x16, b.tif 12x20, c.tif 12x16"):
+        load_bracket(scene)
+
+
+def test_corrupt_image_in_scene(tmp_path):
+    scene = _make_scene(tmp_path / "s")
+    (scene / "b.tif").write_bytes((scene / "b.tif").read_bytes()[:300])
+    with pytest.raises(ImageReadError, match="b.tif"):
+        load_bracket(scene)
+
+
+def test_missing_inputs(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_bracket([tmp_path / "x.tif", tmp_path / "y.tif", tmp_path / "z.tif"])
+
+
+def test_several_ground_truths_rejected(tmp_path):
+    scene = _make_scene(tmp_path / "s", ground_truth=False)
+    for name in ("one.hdr", "two.exr"):
+        write_radiance(scene / name, np.ones((16, 12, 3), np.float32))
+    with pytest.raises(InputError, match="one.hdr, two.exr"):
+        load_bracket(scene)
+    shutil.move(scene / "two.exr", tmp_path / "two.exr")
+    assert load_bracket(scene).ground_truth == scene / "one.hdr"

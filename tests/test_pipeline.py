@@ -1,0 +1,171 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DiffusionPipeline
+
+from diffhdr_diffusers import DiffHDRPipeline
+from diffhdr_diffusers.errors import InputError, ModelLoadError, SamplingError
+from diffhdr_diffusers.model_configs import build_models
+from diffhdr_diffusers.schedulers import SCHEDULERS, original_ddim_scheduler, scheduler_from_name
+
+EXPOSURES = [0.0, 2.0, 4.0]
+
+
+@pytest.fixture
+def pipe():
+    torch.manual_seed(0)
+    unet, encoder = build_models("tiny")
+    pipeline = DiffHDRPipeline(unet, encoder, original_ddim_scheduler(), default_num_inference_steps=3,
+                               default_patch_size=32, default_stride=16)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@pytest.fixture
+def bracket():
+    rng = np.random.default_rng(0)
+    radiance = rng.random((45, 70, 3)) * 0.3
+    return [np.clip(radiance * 2.0**ev, 0, 1) ** (1 / 2.2) for ev in EXPOSURES]
+
+
+def run(pipe, bracket, seed=0, **kwargs):
+    return pipe(bracket, EXPOSURES, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def test_output_is_linear_radiance_of_input_size(pipe, bracket):
+    out = run(pipe, bracket)
+    assert out.hdr.shape == out.mu_law.shape == (1, 45, 70, 3)
+    assert out.hdr.dtype == np.float32
+    assert 0 <= out.mu_law.min() and out.mu_law.max() <= 1
+    np.testing.assert_allclose(out.hdr, (5001.0 ** out.mu_law.astype(np.float64) - 1) / 5000, rtol=1e-4, atol=1e-7)
+
+
+def test_deterministic_for_a_generator_and_latents_fix_the_noise(pipe, bracket):
+    a, b, c = run(pipe, bracket, 1), run(pipe, bracket, 1), run(pipe, bracket, 2)
+    np.testing.assert_array_equal(a.hdr, b.hdr)
+    assert not np.array_equal(a.hdr, c.hdr)
+    latents = torch.Generator().manual_seed(1)
+    noise = torch.randn((1, 3, 45, 70), generator=latents)
+    np.testing.assert_array_equal(pipe(bracket, EXPOSURES, latents=noise).hdr, a.hdr)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (20, 100), (45, 70), (64, 64)])
+def test_any_image_size(pipe, size):
+    images = [np.full((*size, 3), v, np.float32) for v in (0.1, 0.4, 0.9)]
+    out = pipe(images, EXPOSURES, num_inference_steps=2)
+    assert out.hdr.shape == (1, *size, 3) and np.isfinite(out.hdr).all()
+
+
+def test_accepts_uint8_uint16_tensor_and_file_inputs(pipe, bracket, tmp_path):
+    from diffhdr_diffusers.io import write_ldr
+
+    as_float = run(pipe, bracket).hdr
+    as_uint16 = run(pipe, [np.round(b * 65535).astype(np.uint16) for b in bracket]).hdr
+    as_tensor = run(pipe, [torch.from_numpy(b).permute(2, 0, 1) for b in bracket]).hdr
+    paths = [write_ldr(tmp_path / f"{i}.tif", b, bits=16) for i, b in enumerate(bracket)]
+    as_files = run(pipe, [str(p) for p in paths]).hdr
+    np.testing.assert_allclose(as_tensor, as_float, atol=1e-6)
+    np.testing.assert_allclose(as_uint16, as_float, atol=2e-3)
+    np.testing.assert_array_equal(as_files, as_uint16)
+    as_uint8 = run(pipe, [np.round(b * 255).astype(np.uint8) for b in bracket]).hdr
+    assert np.isfinite(as_uint8).all()
+
+
+def test_batch_of_brackets_equals_single_calls(pipe, bracket):
+    flipped = [b[::-1].copy() for b in bracket]
+    noise = torch.randn((2, 3, 45, 70), generator=torch.Generator().manual_seed(0))
+    batched = pipe([bracket, flipped], [EXPOSURES, EXPOSURES], latents=noise).mu_law
+    single = pipe(flipped, EXPOSURES, latents=noise[1:]).mu_law
+    np.testing.assert_allclose(batched[1:], single, atol=1e-5)
+
+
+def test_condition_encoder_runs_independently_of_steps(pipe, bracket):
+    calls = []
+    handle = pipe.condition_encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        for per_window in (False, True):
+            counts = []
+            for steps in (2, 6):
+                calls.clear()
+                run(pipe, bracket, num_inference_steps=steps, condition_per_window=per_window)
+                counts.append(len(calls))
+            assert counts[0] == counts[1]
+    finally:
+        handle.remove()
+
+
+def test_window_batch_size_does_not_change_the_result(pipe, bracket):
+    a = run(pipe, bracket, window_batch_size=1).mu_law
+    b = run(pipe, bracket, window_batch_size=64).mu_law
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_shifted_windows_run_and_need_whole_image_conditioning(pipe, bracket):
+    out = run(pipe, bracket, stride=32, shift_windows=True)
+    assert np.isfinite(out.hdr).all()
+    with pytest.raises(InputError, match="condition_per_window"):
+        run(pipe, bracket, shift_windows=True, condition_per_window=True)
+
+
+@pytest.mark.parametrize("name", [n for n in SCHEDULERS if n != "lms"])
+def test_scheduler_swaps(pipe, bracket, name):
+    pipe.scheduler = scheduler_from_name(name, pipe.scheduler.config)
+    out = run(pipe, bracket, num_inference_steps=4)
+    assert np.isfinite(out.hdr).all()
+    assert 0.02 < out.mu_law.std()  # not collapsed to a constant
+
+
+def test_default_scheduler_matches_the_original_ddim_schedule():
+    scheduler = original_ddim_scheduler()
+    expected = torch.from_numpy(np.linspace(1e-4, 0.02, 1000, dtype=np.float64)).float()
+    assert torch.equal(scheduler.betas, expected)
+    scheduler.set_timesteps(25)
+    assert scheduler.timesteps.tolist() == list(range(0, 1000, 40))[::-1]
+    assert scheduler.final_alpha_cumprod == 1.0
+
+
+def test_bad_arguments_raise_input_errors(pipe, bracket):
+    for kwargs, match in (({"patch_size": 21}, "multiple"), ({"stride": 0}, "stride"),
+                          ({"num_inference_steps": 0}, "num_inference_steps"), ({"output_type": "pil"}, "output_type")):
+        with pytest.raises(InputError, match=match):
+            run(pipe, bracket, **kwargs)
+    with pytest.raises(InputError, match="3 images"):
+        pipe(bracket[:2], EXPOSURES[:2])
+    with pytest.raises(InputError, match="differ in size"):
+        pipe([bracket[0], bracket[1][:40], bracket[2]], EXPOSURES)
+
+
+def test_non_finite_sampling_fails_with_the_step(pipe, bracket):
+    with torch.no_grad():
+        pipe.unet.conv_out.bias.fill_(float("nan"))
+    with pytest.raises(SamplingError, match="step 1/3"):
+        run(pipe, bracket)
+
+
+def test_save_and_load_with_both_loaders(pipe, bracket, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["_class_name"] == ["pipeline_diffhdr", "DiffHDRPipeline"]
+    assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    expected = run(pipe, bracket).mu_law
+    ours = DiffHDRPipeline.from_pretrained(tmp_path)
+    generic = DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
+    for loaded in (ours, generic):
+        assert type(loaded) is DiffHDRPipeline
+        assert loaded.config.default_patch_size == 32
+        for a, b in zip(pipe.unet.state_dict().values(), loaded.unet.state_dict().values()):
+            assert torch.equal(a, b)
+        loaded.set_progress_bar_config(disable=True)
+        np.testing.assert_allclose(run(loaded, bracket).mu_law, expected, atol=1e-5)
+
+
+def test_loader_refuses_foreign_code_and_non_pipeline_folders(pipe, tmp_path):
+    with pytest.raises(ModelLoadError, match="model_index.json"):
+        DiffHDRPipeline.from_pretrained(tmp_path)
+    pipe.save_pretrained(tmp_path)
+    (tmp_path / "unet" / "evil.py").write_text("raise SystemExit('ran untrusted code')\n")
+    with pytest.raises(ModelLoadError, match="evil.py"):
+        DiffHDRPipeline.from_pretrained(tmp_path)
+    assert isinstance(DiffHDRPipeline.from_pretrained(tmp_path, trust_remote_code=True), DiffHDRPipeline)

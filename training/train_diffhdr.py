@@ -1,0 +1,482 @@
+#!/usr/bin/env python
+"""Train DiffHDR (a conditional diffusion model for multi-exposure HDR merging) with accelerate.
+
+The structure follows diffusers' ``examples/unconditional_image_generation/train_unconditional.py``:
+arguments, Accelerator, save/load hooks that write diffusers folders, data, the loop (accumulation,
+clipping, EMA, logging, checkpoints, validation) and the export of a ``DiffHDRPipeline``.
+
+    accelerate launch training/train_diffhdr.py --data_dir /data/kalantari --model_config paper \\
+        --output_dir diffhdr-paper
+
+Resuming is bit-exact: a run killed at any moment and restarted with ``--resume_from_checkpoint latest``
+ends with the same bytes as an uninterrupted run (see ``diffhdr_diffusers.training_utils``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import ProjectConfiguration
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from diffhdr_diffusers import ConditionEncoder, DiffHDRPipeline, DiffHDRUNet
+from diffhdr_diffusers.errors import DatasetError, DiffHDRError, InputError
+from diffhdr_diffusers.model_configs import MODEL_CONFIGS, build_models
+from diffhdr_diffusers.schedulers import original_ddim_scheduler
+from diffhdr_diffusers.training_utils import (
+    PAPER_L1_WEIGHT,
+    SeededCropDataset,
+    StreamBatchSampler,
+    antithetic_timesteps,
+    collate_samples,
+    diffhdr_loss,
+    prune_checkpoints,
+    resolve_checkpoint,
+    save_checkpoint,
+    step_generator,
+    write_json_atomically,
+)
+
+logger = get_logger(__name__, log_level="INFO")
+
+# Testing hook: seconds to sleep in the middle of writing each checkpoint, so a test can kill the run there.
+SLOW_CHECKPOINT_ENV = "DIFFHDR_TEST_SLOW_CHECKPOINT_SECONDS"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    data = parser.add_argument_group("data")
+    data.add_argument("--data_dir", required=True,
+                      help="A Kalantari-layout root (scene folders, or Training/ and Test/), a folder written by "
+                           "Dataset.save_to_disk, or a Hub dataset name.")
+    data.add_argument("--train_split", default="train", help="Split to train on.")
+    data.add_argument("--validation_split", default=None,
+                      help="Split to validate on (e.g. 'test'). Default: hold out --num_validation_scenes training scenes.")
+    data.add_argument("--num_validation_scenes", type=int, default=1,
+                      help="Scenes held out from the end of the training split when --validation_split is not given.")
+    data.add_argument("--crop_size", type=int, default=128, help="Training crop size (the paper: 128).")
+    data.add_argument("--no_augment", action="store_true", help="Disable flips and rotations of the crops.")
+    data.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading processes per rank.")
+    data.add_argument("--on_bad_scene", choices=("stop", "skip"), default="stop",
+                      help="A scene that fails to decode stops the run (default) or is skipped with a warning.")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model_config", default="paper",
+                       help=f"One of {', '.join(MODEL_CONFIGS)}, or a JSON file with 'unet' and 'condition_encoder'.")
+    model.add_argument("--pretrained_model_name_or_path", default=None,
+                       help="Start from the weights of a saved DiffHDR pipeline instead of a random init.")
+    model.add_argument("--gradient_checkpointing", action="store_true", help="Trade compute for activation memory.")
+
+    optim = parser.add_argument_group("optimisation (defaults: the paper)")
+    optim.add_argument("--train_batch_size", type=int, default=8, help="Crops per process per micro-batch.")
+    optim.add_argument("--max_train_steps", type=int, default=3_000_000, help="Optimizer steps in total.")
+    optim.add_argument("--max_train_time_minutes", type=float, default=None,
+                       help="Stop cleanly (checkpoint and export) after this much wall time.")
+    optim.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    optim.add_argument("--learning_rate", type=float, default=2e-5)
+    optim.add_argument("--lr_scheduler", default="constant",
+                       help="'constant', 'constant_with_warmup', 'cosine', 'linear', ... (diffusers.optimization).")
+    optim.add_argument("--lr_warmup_steps", type=int, default=0)
+    optim.add_argument("--adam_beta1", type=float, default=0.9)
+    optim.add_argument("--adam_beta2", type=float, default=0.999)
+    optim.add_argument("--adam_weight_decay", type=float, default=0.0)
+    optim.add_argument("--adam_epsilon", type=float, default=1e-8)
+    optim.add_argument("--max_grad_norm", type=float, default=1.0, help="Gradient clipping norm; 0 disables it.")
+    optim.add_argument("--l1_weight", type=float, default=PAPER_L1_WEIGHT,
+                       help="Weight of the L1 on the predicted clean image, relative to the per-element noise MSE. "
+                            "The default keeps the original's balance (sum-over-pixels MSE + L1 at 128x128 crops).")
+    optim.add_argument("--loss_reduction", choices=("mean", "sum"), default="mean",
+                       help="'sum' sums the squared error over pixels as the original (then use --l1_weight 1).")
+    optim.add_argument("--no_ema", action="store_true", help="Do not keep an EMA of the weights.")
+    optim.add_argument("--ema_decay", type=float, default=0.999, help="Constant EMA decay (the paper's config: 0.999).")
+    optim.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None,
+                       help="Overrides the accelerate config.")
+    optim.add_argument("--seed", type=int, default=0, help="Fixes initialisation, data order, crops, noise, timesteps.")
+
+    run = parser.add_argument_group("checkpoints, validation, export")
+    run.add_argument("--output_dir", default="diffhdr-model")
+    run.add_argument("--checkpointing_steps", type=int, default=10_000)
+    run.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
+    run.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-N folder.")
+    run.add_argument("--validation_steps", type=int, default=10_000, help="Validate every N steps (0: never).")
+    run.add_argument("--validation_size", type=int, default=128, help="Centre crop of each validation scene.")
+    run.add_argument("--validation_inference_steps", type=int, default=10, help="DDIM steps for validation samples.")
+    run.add_argument("--export_weights", choices=("ema", "live"), default="ema",
+                     help="Weights written to the final pipeline (the authors' results used the live weights).")
+    run.add_argument("--export_patch_size", type=int, default=512, help="default_patch_size of the exported pipeline.")
+    run.add_argument("--export_stride", type=int, default=64, help="default_stride of the exported pipeline.")
+    run.add_argument("--export_inference_steps", type=int, default=25)
+    run.add_argument("--report_to", default="tensorboard", help="'tensorboard', 'wandb', 'all' or 'none'.")
+    run.add_argument("--logging_steps", type=int, default=10, help="Log loss every N steps.")
+    run.add_argument("--push_to_hub", action="store_true")
+    run.add_argument("--hub_model_id", default=None)
+    run.add_argument("--hub_token", default=None)
+    run.add_argument("--hub_private_repo", action="store_true")
+
+    args = parser.parse_args(argv)
+    for name in ("crop_size", "train_batch_size", "max_train_steps", "gradient_accumulation_steps",
+                 "checkpointing_steps", "validation_size", "validation_inference_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    return args
+
+
+# ----------------------------------------------------------------------------------------- data
+def load_scenes(data_dir: str, split: str):
+    """The raw scene table (HF ``Dataset``) of one split, from a Kalantari root, a save_to_disk folder or the Hub."""
+    import datasets
+
+    from diffhdr_diffusers.data import load_kalantari
+
+    path = Path(data_dir)
+    if path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "state.json").is_file()
+                          or (path / "dataset_dict.json").is_file()):
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise InputError(f"--data_dir {path}: has splits {list(loaded)}, not {split!r}.")
+            loaded = loaded[split]
+        return loaded
+    if path.is_dir():
+        return load_kalantari(path, split)
+    if path.exists():
+        raise InputError(f"--data_dir {path}: not a folder; give a Kalantari-layout root or a save_to_disk folder.")
+    try:
+        return datasets.load_dataset(data_dir, split=split)
+    except Exception as error:  # noqa: BLE001 - any Hub failure becomes one clear message
+        raise InputError(f"--data_dir {data_dir!r}: not a local folder and not loadable from the Hub ({error}).") from error
+
+
+def split_scenes(args: argparse.Namespace):
+    """(training scenes, validation scenes)."""
+    train = load_scenes(args.data_dir, args.train_split)
+    if args.validation_split:
+        return train, load_scenes(args.data_dir, args.validation_split)
+    held_out = min(args.num_validation_scenes, len(train) - 1) if args.validation_steps else 0
+    if held_out <= 0:
+        return train, None
+    return train.select(range(len(train) - held_out)), train.select(range(len(train) - held_out, len(train)))
+
+
+def make_transform_factory(crop_size: int, augment: bool):
+    from diffhdr_diffusers.data import TrainingTransform
+
+    def make_transform(seed: int):
+        return TrainingTransform(crop_size=crop_size, augment=augment, seed=seed)
+
+    return make_transform
+
+
+# ----------------------------------------------------------------------------------------- validation
+def validation_brackets(scenes, size: int) -> list[dict]:
+    """Decoded centre crops (``images``, ``exposures``, ``radiance``, ``scene``) of the validation scenes."""
+    from diffhdr_diffusers.data import decode_scene
+
+    brackets = []
+    for index in range(len(scenes)):
+        row = scenes[index]
+        scene = decode_scene(row)
+        images, radiance = scene["images"], scene["radiance"]
+        height, width = radiance.shape[:2]
+        crop_h, crop_w = min(size, height) // 16 * 16, min(size, width) // 16 * 16
+        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+        window = (slice(top, top + crop_h), slice(left, left + crop_w))
+        brackets.append({"scene": str(row.get("scene", index)), "images": [image[window] for image in images],
+                         "exposures": list(scene["exposures"]), "radiance": radiance[window]})
+    return brackets
+
+
+def run_validation(pipeline: DiffHDRPipeline, brackets: list[dict], args, step: int, accelerator) -> dict:
+    """Sample every validation crop, log PSNR-mu / PSNR-l and previews, append to ``validation.jsonl``."""
+    from diffhdr_diffusers.io import tonemap_preview
+    from diffhdr_diffusers.metrics import psnr_l, psnr_mu
+
+    scores, previews = [], []
+    for bracket in brackets:
+        size = bracket["radiance"].shape[:2]
+        output = pipeline(bracket["images"], bracket["exposures"], num_inference_steps=args.validation_inference_steps,
+                          patch_size=max(size), stride=max(size), generator=torch.Generator().manual_seed(args.seed))
+        prediction = output.hdr[0]
+        scores.append({"scene": bracket["scene"], "psnr_mu": float(psnr_mu(prediction, bracket["radiance"])),
+                       "psnr_l": float(psnr_l(prediction, bracket["radiance"]))})
+        previews.append(np.concatenate([tonemap_preview(prediction), tonemap_preview(bracket["radiance"])], axis=1))
+    summary = {"step": step, "psnr_mu": float(np.mean([s["psnr_mu"] for s in scores])),
+               "psnr_l": float(np.mean([s["psnr_l"] for s in scores])), "scenes": scores, "time": time.time()}
+    accelerator.log({"validation/psnr_mu": summary["psnr_mu"], "validation/psnr_l": summary["psnr_l"]}, step=step)
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            for score, preview in zip(scores, previews):
+                image = preview if preview.dtype == np.uint8 else (np.clip(preview, 0, 1) * 255).astype(np.uint8)
+                tracker.writer.add_image(f"validation/{score['scene']}", image, step, dataformats="HWC")
+    with open(Path(args.output_dir) / "validation.jsonl", "a") as handle:
+        handle.write(json.dumps(summary) + "\n")
+    logger.info(f"validation at step {step}: PSNR-mu {summary['psnr_mu']:.2f} dB, PSNR-l {summary['psnr_l']:.2f} dB")
+    return summary
+
+
+# ----------------------------------------------------------------------------------------- models
+def initial_models(args):
+    if args.pretrained_model_name_or_path:
+        pipeline = DiffHDRPipeline.from_pretrained(args.pretrained_model_name_or_path)
+        return pipeline.unet, pipeline.condition_encoder
+    return build_models(args.model_config)
+
+
+def make_ema(model, decay: float) -> EMAModel:
+    """A constant-decay EMA (``min_decay == decay``), as the original's EMAHelper."""
+    return EMAModel(model.parameters(), decay=decay, min_decay=decay, use_ema_warmup=False,
+                    model_cls=type(model), model_config=model.config)
+
+
+def ema_copy(ema: EMAModel | None, model):
+    """A standalone copy of ``model`` holding the EMA weights (or the live ones without EMA)."""
+    copied = copy.deepcopy(model)
+    if ema is not None:
+        ema.copy_to(copied.parameters())
+    return copied.eval()
+
+
+def build_pipeline(unet, condition_encoder, args) -> DiffHDRPipeline:
+    return DiffHDRPipeline(unet=unet, condition_encoder=condition_encoder, scheduler=original_ddim_scheduler(),
+                           default_num_inference_steps=args.export_inference_steps,
+                           default_patch_size=args.export_patch_size, default_stride=args.export_stride)
+
+
+# ----------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs"),
+                                            automatic_checkpoint_naming=False),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    logger.info(f"rank {rank}/{world} on {accelerator.device}, mixed precision {accelerator.mixed_precision}",
+                main_process_only=False)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+
+    # Models, EMA and gradient checkpointing. The initialisation draws from the seeded global RNG.
+    torch.manual_seed(args.seed)
+    unet, condition_encoder = initial_models(args)
+    if args.crop_size % unet.downsample_factor:
+        raise InputError(f"--crop_size {args.crop_size} must be a multiple of {unet.downsample_factor} "
+                         f"(the UNet of --model_config {args.model_config} downsamples that much).")
+    ema_models = {} if args.no_ema else {"unet": make_ema(unet, args.ema_decay),
+                                         "condition_encoder": make_ema(condition_encoder, args.ema_decay)}
+    if args.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+
+    # Save/load hooks: checkpoints hold diffusers folders (unet/, condition_encoder/, *_ema/).
+    def save_model_hook(models, weights, checkpoint_dir):
+        if accelerator.is_main_process:
+            for name, ema in ema_models.items():
+                ema.save_pretrained(os.path.join(checkpoint_dir, f"{name}_ema"))
+            for model in models:
+                name = "unet" if isinstance(model, DiffHDRUNet) else "condition_encoder"
+                model.save_pretrained(os.path.join(checkpoint_dir, name))
+                weights.pop()
+            delay = float(os.environ.get(SLOW_CHECKPOINT_ENV, "0") or 0)
+            if delay:
+                time.sleep(delay)
+
+    def load_model_hook(models, checkpoint_dir):
+        for name, ema in ema_models.items():
+            model_cls = DiffHDRUNet if name == "unet" else ConditionEncoder
+            loaded = EMAModel.from_pretrained(os.path.join(checkpoint_dir, f"{name}_ema"), model_cls=model_cls)
+            ema.load_state_dict(loaded.state_dict())
+        for _ in range(len(models)):
+            model = models.pop()
+            model_cls = DiffHDRUNet if isinstance(model, DiffHDRUNet) else ConditionEncoder
+            name = "unet" if model_cls is DiffHDRUNet else "condition_encoder"
+            loaded = model_cls.from_pretrained(checkpoint_dir, subfolder=name)
+            model.load_state_dict(loaded.state_dict())
+
+    accelerator.register_save_state_pre_hook(save_model_hook)
+    accelerator.register_load_state_pre_hook(load_model_hook)
+
+    optimizer = torch.optim.Adam(
+        list(unet.parameters()) + list(condition_encoder.parameters()), lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2), weight_decay=args.adam_weight_decay, eps=args.adam_epsilon,
+    )
+    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer=optimizer,
+                                 num_warmup_steps=args.lr_warmup_steps * world,
+                                 num_training_steps=args.max_train_steps * world)
+
+    # Data: an endless seeded stream of (scene, crop) per rank; resuming starts it at the right batch.
+    train_scenes, validation_scenes = split_scenes(args)
+    if len(train_scenes) == 0:
+        raise DatasetError(f"--data_dir {args.data_dir}: split {args.train_split!r} holds no scenes.")
+    logger.info(f"{len(train_scenes)} training scenes, {len(validation_scenes) if validation_scenes else 0} validation scenes")
+    dataset = SeededCropDataset(train_scenes, make_transform_factory(args.crop_size, not args.no_augment),
+                                args.seed, args.on_bad_scene)
+
+    unet, condition_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, condition_encoder, optimizer, lr_scheduler)
+    noise_scheduler = original_ddim_scheduler()
+    alphas_cumprod = noise_scheduler.alphas_cumprod.to(accelerator.device)
+    num_train_timesteps = noise_scheduler.config.num_train_timesteps
+    for ema in ema_models.values():
+        ema.to(accelerator.device)
+
+    global_step = 0
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(output_dir, args.resume_from_checkpoint)
+        if checkpoint is None:
+            logger.info("no checkpoint to resume from in the output folder; starting a new run")
+        else:
+            logger.info(f"resuming from {checkpoint}")
+            accelerator.load_state(str(checkpoint))
+            global_step = int(checkpoint.name.split("-")[1])
+    state_path = output_dir / "training_state.json"
+    skipped_total = 0
+    if global_step and state_path.is_file():
+        skipped_total = json.loads(state_path.read_text()).get("skipped_scenes", 0)
+
+    if accelerator.is_main_process:
+        accelerator.init_trackers("diffhdr", config={k: v for k, v in vars(args).items()
+                                                     if isinstance(v, (int, float, str, bool))})
+    brackets = (validation_brackets(validation_scenes, args.validation_size)
+                if accelerator.is_main_process and validation_scenes is not None and args.validation_steps else [])
+
+    sampler = StreamBatchSampler(len(train_scenes), args.train_batch_size, args.seed, rank, world,
+                                 start_batch=global_step * args.gradient_accumulation_steps)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_samples,
+                                         num_workers=args.dataloader_num_workers,
+                                         persistent_workers=args.dataloader_num_workers > 0)
+    batches = iter(loader)
+
+    total_batch = args.train_batch_size * world * args.gradient_accumulation_steps
+    logger.info(f"steps {global_step} -> {args.max_train_steps}, {total_batch} crops per step "
+                f"({args.train_batch_size} x {world} processes x {args.gradient_accumulation_steps} accumulation)")
+    progress = tqdm(range(args.max_train_steps), initial=global_step, desc="steps",
+                    disable=not accelerator.is_local_main_process)
+    samples_seen, window_start, window_samples = 0, time.perf_counter(), 0
+    last_saved, stop_reason = global_step, "max_train_steps"
+    params = list(unet.parameters()) + list(condition_encoder.parameters())
+    unet.train()
+    condition_encoder.train()
+
+    while global_step < args.max_train_steps:
+        step_losses = []
+        for micro_step in range(args.gradient_accumulation_steps):
+            batch = next(batches)
+            for report in batch["skipped"]:
+                skipped_total += 1
+                logger.warning(f"skipped bad scene {report} (skipped so far: {skipped_total})", main_process_only=False)
+            conditioning = batch["conditioning"].to(accelerator.device)
+            target = batch["target"].to(accelerator.device)
+            generator = step_generator(args.seed, global_step, rank, micro_step)
+            timesteps = antithetic_timesteps(target.shape[0], num_train_timesteps, generator).to(accelerator.device)
+            noise = torch.randn(target.shape, generator=generator).to(accelerator.device)
+            noisy = noise_scheduler.add_noise(target, noise, timesteps)
+            with accelerator.accumulate(unet, condition_encoder):
+                with accelerator.autocast():
+                    features = condition_encoder(conditioning)
+                    noise_pred = unet(noisy, timesteps.float(), features).sample
+                terms = diffhdr_loss(noise_pred, noise, noisy, target, alphas_cumprod[timesteps],
+                                     l1_weight=args.l1_weight, reduction=args.loss_reduction)
+                accelerator.backward(terms.loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(params, args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            step_losses.append(terms.loss.detach())
+            samples_seen += target.shape[0]
+            window_samples += target.shape[0]
+
+        global_step += 1
+        for name, ema in ema_models.items():
+            ema.step((unet if name == "unet" else condition_encoder).parameters())
+        progress.update(1)
+        loss = torch.stack(step_losses).mean().item()
+        elapsed = time.perf_counter() - window_start
+        throughput = window_samples * world / max(elapsed, 1e-9)
+        progress.set_postfix(loss=f"{loss:.4f}", samples_per_s=f"{throughput:.1f}")
+        if global_step % args.logging_steps == 0 or global_step == args.max_train_steps:
+            accelerator.log({"train/loss": loss, "train/noise_mse": terms.noise_mse.item(),
+                             "train/x0_l1": terms.x0_l1.item(), "train/lr": lr_scheduler.get_last_lr()[0],
+                             "train/samples_per_s": throughput, "train/skipped_scenes": skipped_total}, step=global_step)
+            window_start, window_samples = time.perf_counter(), 0
+
+        out_of_time = args.max_train_time_minutes is not None and time.monotonic() - started > 60 * args.max_train_time_minutes
+        if world > 1 and args.max_train_time_minutes is not None:
+            flag = torch.tensor([1.0 if out_of_time else 0.0], device=accelerator.device)
+            out_of_time = accelerator.reduce(flag, reduction="sum").item() > 0
+        if out_of_time:
+            stop_reason = "max_train_time_minutes"
+        finishing = out_of_time or global_step >= args.max_train_steps
+
+        if global_step % args.checkpointing_steps == 0 or finishing:
+            save_checkpoint(accelerator, output_dir, global_step)
+            last_saved = global_step
+            if accelerator.is_main_process:
+                write_json_atomically(state_path, {"global_step": global_step, "skipped_scenes": skipped_total})
+                for removed in prune_checkpoints(output_dir, args.checkpoints_total_limit):
+                    logger.info(f"removed old checkpoint {removed.name}")
+            logger.info(f"saved checkpoint-{global_step}")
+
+        if brackets and args.validation_steps and (global_step % args.validation_steps == 0 or finishing):
+            pipeline = build_pipeline(ema_copy(ema_models.get("unet"), accelerator.unwrap_model(unet)),
+                                      ema_copy(ema_models.get("condition_encoder"), accelerator.unwrap_model(condition_encoder)),
+                                      args)
+            pipeline.set_progress_bar_config(disable=True)
+            run_validation(pipeline, brackets, args, global_step, accelerator)
+        if finishing:
+            break
+    progress.close()
+    del last_saved
+
+    # Every rank leaves a record of its share of the work.
+    write_json_atomically(output_dir / "logs" / f"rank-{rank}.json",
+                          {"rank": rank, "world_size": world, "samples": samples_seen, "final_step": global_step,
+                           "stop_reason": stop_reason})
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        use_ema = args.export_weights == "ema" and ema_models
+        pipeline = build_pipeline(ema_copy(ema_models.get("unet") if use_ema else None, accelerator.unwrap_model(unet)),
+                                  ema_copy(ema_models.get("condition_encoder") if use_ema else None,
+                                           accelerator.unwrap_model(condition_encoder)),
+                                  args)
+        pipeline.save_pretrained(output_dir)
+        logger.info(f"exported the {'EMA' if use_ema else 'live'} weights as a DiffHDRPipeline to {output_dir} "
+                    f"(stopped by {stop_reason} at step {global_step})")
+        if args.push_to_hub:
+            from huggingface_hub import create_repo, upload_folder
+
+            repo_id = create_repo(args.hub_model_id or output_dir.name, exist_ok=True, private=args.hub_private_repo,
+                                  token=args.hub_token).repo_id
+            upload_folder(repo_id=repo_id, folder_path=str(output_dir), token=args.hub_token,
+                          commit_message=f"DiffHDR, step {global_step}",
+                          ignore_patterns=["checkpoint-*", "logs/*", "*.tmp", "training_state.json"])
+            logger.info(f"pushed to https://huggingface.co/{repo_id}")
+    accelerator.end_training()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except DiffHDRError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
