@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import pickle
 import re
 import shutil
@@ -378,6 +379,14 @@ def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
                               "refusing to delete it even with --overwrite. Choose an empty or new folder.")
 
 
+def _use_default_permissions(folder: Path) -> None:
+    """Give the staged folder (0700 from mkdtemp, 0600 safetensors files) the modes of a plain mkdir/open."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 def _replace_dir(staging: Path, output_dir: Path) -> None:
     """Move ``staging`` to ``output_dir``, replacing what was there only once the new folder is complete."""
     if output_dir.is_dir() and not any(output_dir.iterdir()):
@@ -434,6 +443,7 @@ def convert_original_checkpoint(ckpt_path: str | Path, output_dir: str | Path, w
     try:
         pipeline.save_pretrained(staging)
         (staging / "README.md").write_text(model_card(checkpoint, weights, sha256, push_to_hub))
+        _use_default_permissions(staging)
         _replace_dir(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

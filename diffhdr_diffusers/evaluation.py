@@ -169,22 +169,24 @@ def load_pipeline_predictor(model: str | None, scheduler: str | None = None, dev
 
 
 def discover_scenes(data_dir: str | os.PathLike) -> list[Path]:
-    """Scene folders of a Kalantari-layout folder: sorted subfolders holding an ``exposure.txt``.
+    """Scene folders to evaluate, in natural order, found by the data module's Kalantari scanner.
 
-    ``data_dir`` may also be one scene folder itself.
+    ``data_dir`` may be Kalantari's root (its ``Test/`` split is used), the ``Test/`` folder itself (its
+    ``PAPER/`` and ``EXTRA/`` groupings are walked), a ``diffhdr synth`` output, or one scene folder.
+    Outputs are named after the scene folder, so those names must be unique.
     """
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder; give a Kalantari-layout folder of scene folders.")
-    if (root / "exposure.txt").is_file():
-        return [root]
-    scenes = sorted(path for path in root.iterdir() if path.is_dir() and (path / "exposure.txt").is_file())
-    if not scenes:
-        raise DatasetError(
-            f"{root}: no scene folders (subfolders with exposure.txt, three LDR images and HDRImg.hdr); "
-            "point DATA_DIR at e.g. Kalantari's Test/ folder or at `diffhdr synth` output."
-        )
-    return scenes
+    from .data import find_scenes
+
+    folders = [scene.folder for scene in find_scenes(data_dir, split="test", require_hdr=False)]
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        if folder.name in seen:
+            raise DatasetError(
+                f"{data_dir}: scene folders {seen[folder.name]} and {folder} share the name {folder.name!r}, but "
+                "outputs are named after the scene folder; evaluate the two groups separately."
+            )
+        seen[folder.name] = folder
+    return folders
 
 
 def shard(items: Sequence, rank: int, world_size: int) -> list:
@@ -299,11 +301,11 @@ def write_tables(rows: list[dict], out_dir: Path, label: str, settings: dict, me
     rows = sorted(rows, key=lambda row: row["scene"])
     means = summarize(rows)
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with atomic_path(out_dir / "metrics.csv", overwrite=overwrite) as temporary:
-        with open(temporary, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+    with atomic_path(out_dir / "metrics.csv", overwrite=overwrite) as temporary, \
+            open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
     document = {
         "method": label,
         "data_dir": str(data_dir),
@@ -323,8 +325,10 @@ def write_tables(rows: list[dict], out_dir: Path, label: str, settings: dict, me
         "",
         f"- Data: `{data_dir}` ({means['scored_scenes']} of {means['scenes']} scenes have ground truth).",
         f"- Settings: {settings_text}.",
-        "- Kalantari protocol: PSNR with data range 1 on linear and mu-law (mu=5000) radiance; SSIM on values "
-        "clipped to [0,1] x 255, 11x11 Gaussian (sigma 1.5), 5-pixel border dropped, mean over channels.",
+        (
+            "- Kalantari protocol: PSNR with data range 1 on linear and mu-law (mu=5000) radiance; SSIM on values "
+            "clipped to [0,1] x 255, 11x11 Gaussian (sigma 1.5), 5-pixel border dropped, mean over channels."
+        ),
         f"- Perceptual metrics: {display.describe()}.",
         "- Time: seconds of prediction per scene (no file I/O); memory: the maximum over processes.",
         "",

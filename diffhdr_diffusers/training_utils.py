@@ -190,7 +190,7 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int) -> Pa
         accelerator.save_state(str(staging))
         if accelerator.is_main_process:
             _fsync_tree(staging)
-    except (OSError, RuntimeError) as error:
+    except Exception as error:  # noqa: BLE001 - OSError, SafetensorError, pickling errors: all mean "not saved"
         problem = f"{type(error).__name__}: {error}"
     failed = torch.tensor([1.0 if problem else 0.0], device=accelerator.device)
     failed = accelerator.reduce(failed, reduction="sum") if accelerator.num_processes > 1 else failed

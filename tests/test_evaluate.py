@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from test_evaluate_baselines import write_scenes
 
 from diffhdr_diffusers.commands.evaluate import main
 from diffhdr_diffusers.errors import OutputError
@@ -20,8 +21,6 @@ from diffhdr_diffusers.evaluation import (
 )
 from diffhdr_diffusers.io import load_bracket, read_radiance
 from diffhdr_diffusers.metrics import compute_metrics
-
-from _evaluate_scenes import write_scenes
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +55,10 @@ def test_baseline_evaluation_writes_outputs_and_tables(scenes, tmp_path, capsys)
     assert "| naive-merge | 3 |" in capsys.readouterr().out
 
 
-def test_naive_merge_beats_the_reference_on_psnr_l(scenes, tmp_path):
+def test_on_a_static_set_naive_merge_beats_the_reference_on_psnr_l(tmp_path):
+    static = write_scenes(tmp_path / "static", num_scenes=2, size=(32, 48), moving=False)
     for method in ("reference", "naive-merge"):
-        assert main([str(scenes), "--method", method, "--out", str(tmp_path / method)]) == 0
+        assert main([str(static), "--method", method, "--out", str(tmp_path / method)]) == 0
     # Highlights clip in the medium frame; the merge recovers them from the short frame.
     assert _means(tmp_path / "naive-merge")["psnr_l"] > _means(tmp_path / "reference")["psnr_l"] + 1
 
@@ -163,3 +163,33 @@ def test_tiny_pipeline_ensemble_writes_uncertainty(scenes, tiny_model, tmp_path)
     expected = inverse_mu_law(np.mean(samples, axis=0))
     # RGBE shares one exponent per pixel: precision is about 0.8 % of the pixel's largest channel.
     assert np.all(np.abs(written - expected) <= 0.01 * expected.max(axis=-1, keepdims=True) + 1e-6)
+
+
+def test_rank_and_world_size_come_from_the_environment(monkeypatch):
+    from diffhdr_diffusers.evaluation import process_group
+
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    group = process_group()
+    assert (group.rank, group.world_size, group.barrier) == (2, 3, None)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_shards_scenes_across_two_processes(scenes, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               "29517", "-m", "diffhdr_diffusers.commands.evaluate", str(scenes), "--method", "naive-merge",
+               "--out", str(out)]
+    result = subprocess.run(command, check=False, env={**os.environ, "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[rank 1] 1/1 scene_001" in result.stdout and "[rank 0] 2/2 scene_002" in result.stdout
+    document = json.loads((out / "metrics.json").read_text())
+    assert document["settings"]["processes"] == 2
+    assert [row["scene"] for row in document["scenes"]] == ["scene_000", "scene_001", "scene_002"]

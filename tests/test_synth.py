@@ -105,7 +105,12 @@ def test_written_scene_layout_reads_back(tmp_path):
     scene = synthesize_scene(0, 0, SIZE)
     folder = write_scene(scene, tmp_path / "001")
     assert sorted(path.name for path in folder.iterdir()) == [
-        "HDRImg.hdr", "exposure.txt", "input_1.tif", "input_2.tif", "input_3.tif", "scene.json",
+        "HDRImg.hdr",
+        "exposure.txt",
+        "input_1.tif",
+        "input_2.tif",
+        "input_3.tif",
+        "scene.json",
     ]
     for index, codes in enumerate(scene.codes, start=1):
         stored = tifffile.imread(folder / f"input_{index}.tif")
@@ -137,7 +142,9 @@ def test_real_radiance_backgrounds(shared_data, tmp_path):
         (tmp_path / path.name).symlink_to(path)
     kinds = set()
     for index in range(4):
-        scene = synthesize_scene(0, index, SIZE, radiance_maps=sorted(tmp_path.iterdir()), procedural_fraction=0.0, noise=False, motion=False)
+        scene = synthesize_scene(
+            0, index, SIZE, radiance_maps=sorted(tmp_path.iterdir()), procedural_fraction=0.0, noise=False, motion=False
+        )
         source = scene.params["source"]
         kinds.add(source["file"])
         assert source["kind"] == "real"
@@ -165,7 +172,20 @@ def test_synthesize_scenes_rejects_bad_arguments(tmp_path, kwargs, message):
 
 def test_cli_synth_writes_scenes_and_summary(tmp_path, capsys):
     out = tmp_path / "synthetic"
-    arguments = ["synth", "--out", str(out), "--scenes", "2", "--size", "32x48", "--seed", "3", "--workers", "1", "--ev-sets=-2,0,2"]
+    arguments = [
+        "synth",
+        "--out",
+        str(out),
+        "--scenes",
+        "2",
+        "--size",
+        "32x48",
+        "--seed",
+        "3",
+        "--workers",
+        "1",
+        "--ev-sets=-2,0,2",
+    ]
     assert main(arguments) == 0
     summary = capsys.readouterr().out
     assert "wrote 2 scenes of 32x48" in summary and "(-2,0,2) x2" in summary

@@ -136,8 +136,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------------------- data
-def load_scenes(data_dir: str, split: str):
-    """The raw scene table (HF ``Dataset``) of one split, from a Kalantari root, a save_to_disk folder or the Hub."""
+def load_scenes(data_dir: str, split: str, check_images: bool = True):
+    """The raw scene table (HF ``Dataset``) of one split, from a Kalantari root, a save_to_disk folder or the Hub.
+
+    ``check_images=False`` indexes a Kalantari root without decoding the images, so that a corrupt scene
+    is met (and skipped) by the data loader instead of failing the whole load.
+    """
     import datasets
 
     from diffhdr_diffusers.data import load_kalantari
@@ -152,7 +156,11 @@ def load_scenes(data_dir: str, split: str):
             loaded = loaded[split]
         return loaded
     if path.is_dir():
-        return load_kalantari(path, split)
+        try:
+            return load_kalantari(path, split, check_order=check_images)
+        except datasets.exceptions.DatasetGenerationError as error:
+            cause = error.__cause__ or error
+            raise DatasetError(f"--data_dir {path}: {cause} Fix or remove that scene, or pass --on_bad_scene skip.") from error
     if path.exists():
         raise InputError(f"--data_dir {path}: not a folder; give a Kalantari-layout root or a save_to_disk folder.")
     try:
@@ -163,7 +171,7 @@ def load_scenes(data_dir: str, split: str):
 
 def split_scenes(args: argparse.Namespace):
     """(training scenes, validation scenes)."""
-    train = load_scenes(args.data_dir, args.train_split)
+    train = load_scenes(args.data_dir, args.train_split, check_images=args.on_bad_scene == "stop")
     if args.validation_split:
         return train, load_scenes(args.data_dir, args.validation_split)
     held_out = min(args.num_validation_scenes, len(train) - 1) if args.validation_steps else 0
@@ -238,7 +246,7 @@ def initial_models(args):
 
 def make_ema(model, decay: float) -> EMAModel:
     """A constant-decay EMA (``min_decay == decay``), as the original's EMAHelper."""
-    return EMAModel(model.parameters(), decay=decay, min_decay=decay, use_ema_warmup=False,
+    return EMAModel(model.parameters(), decay=decay, min_decay=decay, use_ema_warmup=False, foreach=True,
                     model_cls=type(model), model_config=model.config)
 
 

@@ -59,8 +59,13 @@ def _model_only(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Build the predictor the arguments ask for and evaluate it."""
-    from ..evaluation import (BaselinePredictor, PredictionsPredictor, load_pipeline_predictor, process_group,
-                              run_evaluation)
+    from ..evaluation import (
+        BaselinePredictor,
+        PredictionsPredictor,
+        load_pipeline_predictor,
+        process_group,
+        run_evaluation,
+    )
     from ..metrics import DisplayAssumptions
 
     display = DisplayAssumptions(args.peak_luminance, args.reference_percentile or None)

@@ -41,17 +41,35 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output folder (scene folders 00000, 00001, ... go inside)")
     parser.add_argument("--scenes", type=int, default=100, help="number of scenes (default 100)")
     parser.add_argument("--size", type=_size, default=(256, 384), help="HEIGHTxWIDTH of every scene (default 256x384)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed; scene i depends only on the seed and i (default 0)")
-    parser.add_argument("--radiance-dir", help="folder of real .hdr/.exr radiance maps to crop backgrounds from (default: procedural only)")
     parser.add_argument(
-        "--ev-sets", type=_ev_sets, action="extend", default=None, metavar="EVS",
+        "--seed", type=int, default=0, help="base seed; scene i depends only on the seed and i (default 0)"
+    )
+    parser.add_argument(
+        "--radiance-dir",
+        help="folder of real .hdr/.exr radiance maps to crop backgrounds from (default: procedural only)",
+    )
+    parser.add_argument(
+        "--ev-sets",
+        type=_ev_sets,
+        action="extend",
+        default=None,
+        metavar="EVS",
         help="EV sets to draw from, comma-separated short to long, sets separated by ';' or repeated flags; "
         "write --ev-sets=-2,0,2 when the first EV is negative (default: '0,2,4;0,3,6;-2,0,2')",
     )
-    parser.add_argument("--procedural-fraction", type=float, default=None, help="share of procedural backgrounds with --radiance-dir (default 0.5)")
+    parser.add_argument(
+        "--procedural-fraction",
+        type=float,
+        default=None,
+        help="share of procedural backgrounds with --radiance-dir (default 0.5)",
+    )
     parser.add_argument("--static", action="store_true", help="no camera jitter and no object motion")
-    parser.add_argument("--no-noise", action="store_true", help="no sensor noise (clipping and 16-bit quantisation remain)")
-    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4), help="processes to use (default: CPUs, at most 4)")
+    parser.add_argument(
+        "--no-noise", action="store_true", help="no sensor noise (clipping and 16-bit quantisation remain)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=min(os.cpu_count() or 1, 4), help="processes to use (default: CPUs, at most 4)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing scene folders")
     parser.set_defaults(func=run)
 
@@ -82,7 +100,9 @@ def run(args: argparse.Namespace) -> None:
     saturation = np.mean([[frame["saturated_fraction"] for frame in p["frames"]] for p in params], axis=0)
     stops = [p["dynamic_range_stops"] for p in params]
     height, width = args.size
-    print(f"wrote {len(folders)} scenes of {height}x{width} to {args.out} in {elapsed:.1f} s ({args.workers} worker(s))")
+    print(
+        f"wrote {len(folders)} scenes of {height}x{width} to {args.out} in {elapsed:.1f} s ({args.workers} worker(s))"
+    )
     print("  backgrounds: " + ", ".join(f"{count} {kind}" for kind, count in sorted(sources.items())))
     print("  EV sets: " + ", ".join(f"({evs}) x{count}" for evs, count in sorted(ev_sets.items())))
     print("  mean saturated fraction, short to long: " + ", ".join(f"{value:.1%}" for value in saturation))

@@ -5,7 +5,13 @@ from .crops import CROP_FEATURES, prepare_crops
 from .decode import decode_ldr, decode_radiance
 from .kalantari import FEATURES, check_brightness_order, load_kalantari
 from .scenes import SceneFiles, find_scenes
-from .synth import DEFAULT_EV_SETS, SyntheticScene, synthesize_scene, synthesize_scenes, write_scene
+from .synth import (
+    DEFAULT_EV_SETS,
+    SyntheticScene,
+    synthesize_scene,
+    synthesize_scenes,
+    write_scene,
+)
 from .transforms import EvaluationTransform, TrainingTransform, decode_scene
 
 __all__ = [

@@ -34,7 +34,10 @@ class SensorNoise:
     @classmethod
     def sample(cls, rng: np.random.Generator) -> SensorNoise:
         """A random sensor between a noisy phone (3000 e-) and a clean large sensor (40000 e-)."""
-        return cls(full_well=float(2.0 ** rng.uniform(np.log2(3000), np.log2(40000))), read_noise=float(10 ** rng.uniform(-4.3, -3.4)))
+        return cls(
+            full_well=float(2.0 ** rng.uniform(np.log2(3000), np.log2(40000))),
+            read_noise=float(10 ** rng.uniform(-4.3, -3.4)),
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)

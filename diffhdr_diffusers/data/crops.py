@@ -45,7 +45,9 @@ def _crop_batch(batch: dict, crop_size: int, stride: int) -> dict:
         height, width = codes[0].shape[:2]
         tops, lefts = crop_positions(height, crop_size, stride), crop_positions(width, crop_size, stride)
         if not tops or not lefts:
-            logger.warning("scene %s: %dx%d is smaller than the %d-pixel crop; skipped.", scene, width, height, crop_size)
+            logger.warning(
+                "scene %s: %dx%d is smaller than the %d-pixel crop; skipped.", scene, width, height, crop_size
+            )
         crop_names = [str(PurePosixPath(name).with_suffix(".tif")) for name in names]
         for top in tops:
             for left in lefts:
@@ -64,7 +66,9 @@ def _crop_batch(batch: dict, crop_size: int, stride: int) -> dict:
     return output
 
 
-def prepare_crops(dataset: datasets.Dataset, crop_size: int = 128, stride: int = 64, num_proc: int | None = None) -> datasets.Dataset:
+def prepare_crops(
+    dataset: datasets.Dataset, crop_size: int = 128, stride: int = 64, num_proc: int | None = None
+) -> datasets.Dataset:
     """Cut every scene of ``dataset`` (from :func:`load_kalantari`) into ``crop_size`` crops every ``stride`` pixels.
 
     Returns a dataset with the columns of :data:`CROP_FEATURES`, one row per crop, scene ids

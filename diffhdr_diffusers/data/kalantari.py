@@ -158,4 +158,3 @@ def load_kalantari(
         gen_kwargs={"scenes": scenes, "check_order": check_order},
         split=datasets.Split(split.lower()) if split and split.lower() in ("train", "test") else datasets.Split.TRAIN,
     )
-

@@ -22,7 +22,9 @@ def value_noise(rng: np.random.Generator, size: tuple[int, int], cell: float, oc
     for octave in range(octaves):
         step = max(cell / 2**octave, 2.0)
         grid = rng.random((int(height / step) + 3, int(width / step) + 3), dtype=np.float32)
-        upsampled = cv2.resize(grid, (int(grid.shape[1] * step), int(grid.shape[0] * step)), interpolation=cv2.INTER_CUBIC)
+        upsampled = cv2.resize(
+            grid, (int(grid.shape[1] * step), int(grid.shape[0] * step)), interpolation=cv2.INTER_CUBIC
+        )
         amplitude = 0.5**octave
         total += amplitude * upsampled[:height, :width]
         weight += amplitude
@@ -61,7 +63,9 @@ def random_colour(rng: np.random.Generator, saturation: float = 0.5) -> np.ndarr
     return np.clip(rgb, 0.05, 1.0).astype(np.float32)
 
 
-def random_polygon_mask(rng: np.random.Generator, size: tuple[int, int], center: tuple[float, float], radius: float) -> np.ndarray:
+def random_polygon_mask(
+    rng: np.random.Generator, size: tuple[int, int], center: tuple[float, float], radius: float
+) -> np.ndarray:
     """An anti-aliased (H, W) float32 mask of a random star-convex polygon or an ellipse."""
     height, width = size
     canvas = np.zeros((height * 4, width * 4), np.uint8)  # draw at 4x, then area-downsample: soft edges
@@ -87,7 +91,9 @@ def _voronoi_labels(rng: np.random.Generator, size: tuple[int, int], regions: in
     return np.argmin(distance, axis=0)
 
 
-def procedural_radiance(rng: np.random.Generator, size: tuple[int, int], min_stops: float = 12.0) -> tuple[np.ndarray, dict]:
+def procedural_radiance(
+    rng: np.random.Generator, size: tuple[int, int], min_stops: float = 12.0
+) -> tuple[np.ndarray, dict]:
     """Draw a linear radiance map (H, W, 3) of at least ``min_stops`` between emitters and the darkest shadow.
 
     Returns the map (the 99.9th percentile of the surfaces' brightest channel at 1, emitters 1 to 5

@@ -62,7 +62,8 @@ def _files(folder: Path) -> list[Path]:
 def is_scene_folder(folder: Path) -> bool:
     """A folder is a scene when it holds an ``exposure.txt``, an LDR image or a radiance file."""
     return any(
-        path.name.lower() == EXPOSURE_FILE or path.suffix.lower() in LDR_SUFFIXES + HDR_SUFFIXES for path in _files(folder)
+        path.name.lower() == EXPOSURE_FILE or path.suffix.lower() in LDR_SUFFIXES + HDR_SUFFIXES
+        for path in _files(folder)
     )
 
 
@@ -71,7 +72,9 @@ def split_folder(root: str | os.PathLike, split: str | None) -> Path:
     (any letter case, also ``train``/``testing``), else ``root`` itself when it has no split folders."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: dataset folder not found; give the folder holding Training/ and Test/ or the scene folders.")
+        raise DatasetError(
+            f"{root}: dataset folder not found; give the folder holding Training/ and Test/ or the scene folders."
+        )
     if split is None:
         return root
     names = SPLIT_FOLDERS.get(split.lower(), (split.lower(),))
@@ -79,9 +82,13 @@ def split_folder(root: str | os.PathLike, split: str | None) -> Path:
     for name in names:
         if name in children:
             return children[name]
-    present = sorted(path.name for key, path in children.items() if any(key in aliases for aliases in SPLIT_FOLDERS.values()))
+    present = sorted(
+        path.name for key, path in children.items() if any(key in aliases for aliases in SPLIT_FOLDERS.values())
+    )
     if present:
-        raise DatasetError(f"{root}: has {', '.join(present)} but no folder for split {split!r}; expected one of {', '.join(names)}.")
+        raise DatasetError(
+            f"{root}: has {', '.join(present)} but no folder for split {split!r}; expected one of {', '.join(names)}."
+        )
     return root
 
 
@@ -90,7 +97,10 @@ def find_scene_folders(folder: Path) -> list[Path]:
     if is_scene_folder(folder):
         return [folder]
     scenes = []
-    for child in sorted((path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")), key=lambda p: natural_key(p.name)):
+    for child in sorted(
+        (path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")),
+        key=lambda p: natural_key(p.name),
+    ):
         scenes += find_scene_folders(child)
     return scenes
 
@@ -131,7 +141,9 @@ def image_size(path: Path) -> tuple[int, int]:
     except DatasetError:
         raise
     except Exception as error:  # the header readers raise many types on corrupt files
-        raise DatasetError(f"{path}: cannot read the image header ({error}); the file is corrupt or truncated.") from error
+        raise DatasetError(
+            f"{path}: cannot read the image header ({error}); the file is corrupt or truncated."
+        ) from error
 
 
 def _ground_truth(scene: str, folder: Path, files: list[Path]) -> Path | None:
@@ -141,7 +153,9 @@ def _ground_truth(scene: str, folder: Path, files: list[Path]) -> Path | None:
         return sorted(named)[0]
     if len(candidates) > 1:
         names = ", ".join(sorted(path.name for path in candidates))
-        raise DatasetError(f"scene {scene} ({folder}): several radiance files ({names}); name the ground truth HDRImg.hdr.")
+        raise DatasetError(
+            f"scene {scene} ({folder}): several radiance files ({names}); name the ground truth HDRImg.hdr."
+        )
     return candidates[0] if candidates else None
 
 
@@ -176,7 +190,10 @@ def check_scene(folder: Path, scene: str, num_exposures: int = 3, require_hdr: b
                 f"{where}: {path.name} is {other_width}x{other_height} but {ldr_paths[0].name} is {width}x{height}; "
                 "all exposures and the ground truth must have the same size."
             )
-    stamp = tuple((path.stat().st_size, path.stat().st_mtime_ns) for path in ldr_paths + [exposure_files[0]] + ([hdr_path] if hdr_path else []))
+    stamp = tuple(
+        (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in ldr_paths + [exposure_files[0]] + ([hdr_path] if hdr_path else [])
+    )
     return SceneFiles(scene, folder, tuple(ldr_paths), tuple(exposures), hdr_path, height, width, stamp)
 
 

@@ -31,7 +31,8 @@ import tifffile
 from ..errors import InputError, OutputError
 from ..io import read_radiance, write_radiance
 from .camera import SensorNoise, codes_to_float, expose, saturated_fraction
-from .procedural import TEXTURES, procedural_radiance, random_colour, random_polygon_mask, texture
+from .motion import draw_motion, draw_objects, render_frame
+from .procedural import procedural_radiance
 
 DEFAULT_EV_SETS: tuple[tuple[float, ...], ...] = ((0.0, 2.0, 4.0), (0.0, 3.0, 6.0), (-2.0, 0.0, 2.0))
 LDR_NAMES = ("input_1.tif", "input_2.tif", "input_3.tif")  # sorted order is short to long
@@ -59,23 +60,6 @@ class SyntheticScene:
     def images(self) -> list[np.ndarray]:
         """The frames as float32 in [0, 1], as ``read_ldr`` returns them."""
         return [codes_to_float(frame) for frame in self.codes]
-
-
-@dataclass
-class _ForegroundObject:
-    texture: np.ndarray  # (S, S, 3) radiance
-    mask: np.ndarray  # (S, S) coverage
-    center: np.ndarray  # position in the reference frame (x, y)
-    angle: float  # degrees, reference frame
-    velocity: np.ndarray  # pixels per frame step (x, y)
-    spin: float  # degrees per frame step
-
-    def affine(self, step: float) -> np.ndarray:
-        """The 2x3 matrix placing the object's canvas in a frame ``step`` frames from the reference."""
-        half = (self.mask.shape[1] - 1) / 2, (self.mask.shape[0] - 1) / 2
-        matrix = cv2.getRotationMatrix2D(half, self.angle + step * self.spin, 1.0)
-        matrix[:, 2] += self.center + step * self.velocity - np.asarray(half)
-        return matrix
 
 
 def find_radiance_maps(radiance_dir: str | os.PathLike) -> list[Path]:
@@ -141,62 +125,6 @@ def _background(
     return radiance, {"kind": "procedural", **description, "scale": scale}
 
 
-def _draw_objects(rng: np.random.Generator, size: tuple[int, int], count: int) -> list[_ForegroundObject]:
-    """Foreground objects: textured blobs from deep shadow to emitter brightness."""
-    height, width = size
-    objects = []
-    for _ in range(count):
-        emitter = rng.random() < 0.15  # a lamp or a bright screen: small, so the short frame barely saturates
-        radius = rng.uniform(0.03, 0.07) * min(size) if emitter else rng.uniform(0.08, 0.2) * min(size)
-        side = int(2 * radius) + 6
-        level = 2.0 ** rng.uniform(0.0, 2.0) if emitter else 2.0 ** rng.uniform(-9.0, -0.5)
-        pattern = texture(rng, (side, side), TEXTURES[int(rng.integers(len(TEXTURES)))])
-        albedo = random_colour(rng, 0.8)[None, None, :] * (0.2 + 0.8 * pattern)[..., None]
-        mask = random_polygon_mask(rng, (side, side), ((side - 1) / 2, (side - 1) / 2), radius)
-        objects.append(
-            _ForegroundObject(
-                texture=(albedo * np.float32(level)).astype(np.float32),
-                mask=mask,
-                center=rng.uniform((0.1 * width, 0.1 * height), (0.9 * width, 0.9 * height)),
-                angle=float(rng.uniform(0, 360)),
-                velocity=np.zeros(2),
-                spin=0.0,
-            )
-        )
-    return objects
-
-
-def _draw_motion(rng: np.random.Generator, size: tuple[int, int], objects: list[_ForegroundObject], num_frames: int) -> list[np.ndarray]:
-    """Give each object a velocity and spin; return one camera-jitter matrix per frame (identity for none)."""
-    height, width = size
-    for item in objects:
-        direction = rng.uniform(0, 2 * math.pi)
-        speed = rng.uniform(0.02, 0.08) * width
-        item.velocity = speed * np.array([math.cos(direction), math.sin(direction)])
-        item.spin = float(rng.uniform(-12, 12))
-    jitters = []
-    for _ in range(num_frames):
-        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-1.0, 1.0), 1.0 + rng.uniform(-0.01, 0.01))
-        matrix[:, 2] += rng.uniform(-0.015, 0.015, 2) * width
-        jitters.append(matrix)
-    return jitters
-
-
-def _render_frame(background: np.ndarray, objects: list[_ForegroundObject], step: float, jitter: np.ndarray | None) -> np.ndarray:
-    """The radiance seen by one frame: the (jittered) background with the objects at their pose."""
-    height, width = background.shape[:2]
-    if jitter is None:
-        radiance = background.copy()
-    else:
-        radiance = cv2.warpAffine(background, jitter, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    for item in objects:
-        matrix = item.affine(step)
-        coverage = cv2.warpAffine(item.mask, matrix, (width, height), flags=cv2.INTER_LINEAR)[..., None]
-        colour = cv2.warpAffine(item.texture, matrix, (width, height), flags=cv2.INTER_LINEAR)
-        radiance = radiance * (1.0 - coverage) + colour * coverage
-    return radiance.astype(np.float32)
-
-
 def synthesize_scene(
     seed: int,
     index: int = 0,
@@ -226,9 +154,9 @@ def synthesize_scene(
     background, source = _background(content_rng, size, [Path(path) for path in radiance_maps], procedural_fraction)
 
     object_rng = np.random.default_rng(object_seed)
-    objects = _draw_objects(object_rng, size, int(object_rng.integers(1, 4)))
+    objects = draw_objects(object_rng, size, int(object_rng.integers(1, 4)))
     motion_rng = np.random.default_rng(motion_seed)
-    jitters = _draw_motion(motion_rng, size, objects, len(exposures))
+    jitters = draw_motion(motion_rng, size, objects, len(exposures))
     sensor = SensorNoise.sample(np.random.default_rng(noise_seed))
     frame_noise = [np.random.default_rng(child) for child in noise_seed.spawn(len(exposures))]  # one stream per frame
 
@@ -238,7 +166,7 @@ def synthesize_scene(
     for frame, ev in enumerate(exposures):
         moving = motion and frame != reference
         step = frame - reference if motion else 0
-        radiance = _render_frame(background, objects, step, jitters[frame] if moving else None)
+        radiance = render_frame(background, objects, step, jitters[frame] if moving else None)
         if frame == reference:
             ground_truth = np.clip(radiance, 0.0, 1.0)
         codes.append(expose(radiance, ev - shortest, frame_noise[frame], sensor if noise else None))
@@ -286,7 +214,9 @@ def write_scene(scene: SyntheticScene, folder: str | os.PathLike, overwrite: boo
     """
     folder = Path(folder)
     if folder.exists() and not overwrite:
-        raise OutputError(f"{folder}: already exists; pass overwrite=True (--overwrite) or choose another output folder.")
+        raise OutputError(
+            f"{folder}: already exists; pass overwrite=True (--overwrite) or choose another output folder."
+        )
     if not folder.parent.is_dir():
         raise OutputError(f"{folder.parent}: output folder does not exist; create it first.")
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -312,7 +242,9 @@ def _make_scene(job: tuple) -> str:
     return str(write_scene(scene, Path(out_dir) / f"{index:05d}", overwrite=overwrite))
 
 
-def _check_arguments(num_scenes: int, size: tuple[int, int], ev_sets: Sequence[Sequence[float]], procedural_fraction: float) -> None:
+def _check_arguments(
+    num_scenes: int, size: tuple[int, int], ev_sets: Sequence[Sequence[float]], procedural_fraction: float
+) -> None:
     if num_scenes < 1:
         raise InputError(f"--scenes {num_scenes}: give at least 1 scene.")
     if len(size) != 2 or min(size) < 16:
@@ -369,7 +301,9 @@ def synthesize_scenes(
         raise OutputError(f"{out_dir}: cannot create the output folder ({error.strerror or error}).") from error
     existing = [out_dir / f"{index:05d}" for index in range(num_scenes) if (out_dir / f"{index:05d}").exists()]
     if existing and not overwrite:
-        raise OutputError(f"{existing[0]}: already exists ({len(existing)} scene folders do); pass --overwrite or choose another --out.")
+        raise OutputError(
+            f"{existing[0]}: already exists ({len(existing)} scene folders do); pass --overwrite or choose another --out."
+        )
     kwargs = {
         "seed": seed,
         "size": size,

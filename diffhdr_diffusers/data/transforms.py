@@ -37,7 +37,9 @@ def decode_scene(row: Mapping) -> dict:
     if row.get("hdr") is not None:
         radiance = decode_radiance(row["hdr"], f"{scene}/{row['hdr_name']}")
         if radiance.shape != images[0].shape:
-            raise DatasetError(f"scene {scene}: {row['hdr_name']} is {radiance.shape[:2]} but the LDR images are {images[0].shape[:2]}.")
+            raise DatasetError(
+                f"scene {scene}: {row['hdr_name']} is {radiance.shape[:2]} but the LDR images are {images[0].shape[:2]}."
+            )
     return {"scene": scene, "images": images, "exposures": [float(ev) for ev in row["exposures"]], "radiance": radiance}
 
 
@@ -106,12 +108,16 @@ class TrainingTransform:
         height, width = radiance.shape[:2]
         size = self.crop_size
         if height < size or width < size:
-            raise DatasetError(f"scene {scene}: is {width}x{height}, smaller than crop_size={size}; use a smaller crop.")
+            raise DatasetError(
+                f"scene {scene}: is {width}x{height}, smaller than crop_size={size}; use a smaller crop."
+            )
         top = int(rng.integers(0, height - size + 1))
         left = int(rng.integers(0, width - size + 1))
         flip, turns = bool(rng.random() < 0.5), int(rng.integers(4))
         window = (slice(top, top + size), slice(left, left + size))
-        conditioning = make_conditioning([image[window] for image in decoded["images"]], decoded["exposures"], self.gamma)
+        conditioning = make_conditioning(
+            [image[window] for image in decoded["images"]], decoded["exposures"], self.gamma
+        )
         target = mu_law(radiance[window]).astype(np.float32)
         stacked = np.concatenate([conditioning, target], axis=2)
         if self.augment:
@@ -150,7 +156,9 @@ class EvaluationTransform:
             output["scene"].append(decoded["scene"])
             output["images"].append(decoded["images"])
             output["exposures"].append(decoded["exposures"])
-            output["conditioning"].append(_to_chw(make_conditioning(decoded["images"], decoded["exposures"], self.gamma)))
+            output["conditioning"].append(
+                _to_chw(make_conditioning(decoded["images"], decoded["exposures"], self.gamma))
+            )
             radiance = decoded["radiance"]
             output["radiance"].append(None if radiance is None else _to_chw(radiance))
         return output if batched else {key: values[0] for key, values in output.items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +32,20 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
         raise OutputError(f"{path}: is a folder; give a file name for the output.")
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists; pass overwrite=True (--overwrite) to replace it.")
+    _probe_folder(path, folder)
     return path
+
+
+def _probe_folder(path: Path, folder: Path) -> None:
+    """Create and remove a hidden file in ``folder``: ``os.access`` says yes to root on read-only mounts and /proc."""
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".probe", dir=folder)
+    except OSError as error:
+        raise OutputError(f"{path}: output folder {folder} is not writable ({error.strerror or error}); "
+                          "choose a folder you can write to.") from None
+    os.close(descriptor)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def _move_into_place(temporary: Path, path: Path, overwrite: bool) -> None:

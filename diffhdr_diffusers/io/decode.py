@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import os
+import sys
+import tempfile
+import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,18 +58,74 @@ def _quiet_opencv() -> Iterator[None]:
         cv2.utils.logging.setLogLevel(level)
 
 
+_NATIVE_OUTPUT_LOCK = threading.Lock()
+
+
+def _flush_c_streams() -> None:
+    """Flush C stdio buffers (C++ ``std::cout`` writes through them), where libc is reachable."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def captured_native_output() -> Iterator[list[str]]:
+    """Redirect file descriptors 1 and 2 to a temporary file while C decoders run.
+
+    libpng, libjpeg and OpenEXR print warnings and errors straight to the process's stdout and
+    stderr, around Python. The block's list receives that text (stripped; empty if none) when the
+    block ends, so callers can put it into their own error or warning instead. Python's own
+    ``sys.stdout``/``sys.stderr`` are flushed first and are not captured. Where the descriptors
+    cannot be duplicated, nothing is redirected.
+    """
+    captured: list[str] = []
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with _NATIVE_OUTPUT_LOCK, tempfile.TemporaryFile() as sink:
+        try:
+            saved = [os.dup(1), os.dup(2)]
+        except OSError:
+            yield captured
+            return
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield captured
+        finally:
+            _flush_c_streams()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            sink.seek(0)
+            text = sink.read().decode("utf-8", errors="replace").strip()
+            if text:
+                captured.append(text)
+
+
+def native_message(captured: list[str]) -> str:
+    """The captured decoder output as one short line (for an error message), or ``""``."""
+    text = " ".join(" ".join(captured).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def decode_with_opencv(path: Path, data: bytes, flags: int) -> np.ndarray:
     """Decode ``data`` with ``cv2.imdecode``; failure raises :class:`ImageReadError` naming ``path``.
 
-    Colour images come back in OpenCV's BGR(A) order.
+    Colour images come back in OpenCV's BGR(A) order. What the C decoders print goes into the error
+    message (or into a ``UserWarning`` when the image still decodes), never to the terminal.
     """
     try:
-        with _quiet_opencv():
+        with _quiet_opencv(), captured_native_output() as captured:
             image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except Exception as error:  # decoders raise cv2.error and others on corrupt data
         raise ImageReadError(f"{path}: corrupt or truncated image ({error}); re-export the file.") from error
+    message = native_message(captured)
     if image is None:
-        raise ImageReadError(f"{path}: corrupt, truncated or not a supported image; re-export the file.")
+        detail = f" (decoder: {message})" if message else ""
+        raise ImageReadError(f"{path}: corrupt, truncated or not a supported image{detail}; re-export the file.")
+    if message:
+        warnings.warn(f"{path}: the decoder reported a problem but read the image: {message}", stacklevel=2)
     return image
 
 

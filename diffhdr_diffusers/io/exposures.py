@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -133,10 +133,13 @@ def validate_exposures(exposures: Sequence[float], num_images: int, source: str 
     They must be numbers, one per image, finite, not all equal and strictly increasing (short to
     long). ``source`` names where they came from (a file or an argument) in the error message.
     """
+    if exposures is None or isinstance(exposures, (str, bytes)) or not isinstance(exposures, Iterable):
+        raise ExposureError(f"{source}: no exposure list (got {exposures!r}); give one EV number per image, short to long.")
+    exposures = list(exposures)
     try:
         values = [float(value) for value in exposures]
     except (TypeError, ValueError):
-        raise ExposureError(f"{source}: {list(exposures)!r} are not all numbers; give one EV number per image.") from None
+        raise ExposureError(f"{source}: {exposures!r} are not all numbers; give one EV number per image.") from None
     if len(values) != num_images:
         raise ExposureError(f"{source}: {len(values)} exposures for {num_images} images; give exactly one EV per image.")
     if not all(math.isfinite(value) for value in values):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ..errors import InputError, ModelLoadError, ResourceError, SamplingError
 from ..models import ConditionEncoder, DiffHDRUNet
 from . import hub_layout
 from .image_processor import DiffHDRImageProcessor
+from .model_card import write_model_card
 from .tiling import WindowGrid
 from .window_conditioning import WindowConditioning
 
@@ -98,23 +100,48 @@ class DiffHDRPipeline(DiffusionPipeline):
         self.image_processor = DiffHDRImageProcessor()
 
     def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True,
-                        push_to_hub: bool = False, **kwargs) -> None:
+                        push_to_hub: bool = False, model_card: dict | None = None, **kwargs) -> None:
         """Save in the layout that both our loader and ``DiffusionPipeline.from_pretrained`` read, then push.
 
         Accepts the arguments of [`~DiffusionPipeline.save_pretrained`], including ``push_to_hub`` with
         ``repo_id``, ``token``, ``private``, ``commit_message`` and ``create_pr``.
+
+        Args:
+            model_card (`dict`, *optional*): fields of the model card (``README.md``) written into the folder
+                when it has none: ``training``, ``metrics``, ``metrics_note``, ``limitations``, ``license``, ...
+                (see [`~pipelines.model_card.render_model_card`]). An existing ``README.md`` is kept.
         """
         super().save_pretrained(save_directory, safe_serialization=safe_serialization, push_to_hub=False)
         hub_layout.write_shims(save_directory)
+        repo_id = kwargs.pop("repo_id", None)
+        if push_to_hub and repo_id is None:
+            repo_id = Path(save_directory).name
+        write_model_card(save_directory, repo_id=repo_id, **(model_card or {}))
         if push_to_hub:
-            from huggingface_hub import create_repo
+            push_options = ("token", "private", "commit_message", "create_pr")
+            self._push_folder(save_directory, repo_id, **{key: kwargs[key] for key in push_options if key in kwargs})
 
-            repo_id = kwargs.pop("repo_id", None) or Path(save_directory).name
-            token = kwargs.pop("token", None)
-            repo_id = create_repo(repo_id, exist_ok=True, private=kwargs.pop("private", None), token=token).repo_id
-            self._upload_folder(save_directory, repo_id, token=token,
-                                commit_message=kwargs.pop("commit_message", None),
-                                create_pr=kwargs.pop("create_pr", False))
+    def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
+                    token: str | None = None, create_pr: bool = False, safe_serialization: bool = True,
+                    model_card: dict | None = None):
+        """Upload the pipeline, its shims and a filled model card to a Hub repo (created if needed).
+
+        Unlike [`~DiffusionPipeline.push_to_hub`], which replaces the saved ``README.md`` with a generic card,
+        this uploads the card written by [`~DiffHDRPipeline.save_pretrained`] (from ``model_card``); it replaces
+        the repo's ``README.md``. Returns the commit info of the upload.
+        """
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, safe_serialization=safe_serialization, model_card=model_card,
+                                 repo_id=repo_id)
+            return self._push_folder(folder, repo_id, token=token, private=private, commit_message=commit_message,
+                                     create_pr=create_pr)
+
+    def _push_folder(self, folder: str | os.PathLike, repo_id: str, token: str | None = None,
+                     private: bool | None = None, commit_message: str | None = None, create_pr: bool = False):
+        from huggingface_hub import create_repo
+
+        repo_id = create_repo(repo_id, exist_ok=True, private=private, token=token).repo_id
+        return self._upload_folder(folder, repo_id, token=token, commit_message=commit_message, create_pr=create_pr)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None,
