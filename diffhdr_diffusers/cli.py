@@ -32,9 +32,10 @@ def _raise_keyboard_interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
-    # SIGTERM unwinds like Ctrl-C, so atomic writers clean their temporary files up.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so atomic writers clean their temporary files up. The previous
+    # handler comes back afterwards, so calling main() from Python leaves the process as it was.
+    previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         args.func(args)
     except DiffHDRError as error:
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"diffhdr {args.command}: interrupted; no partial output was left.", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     return 0
 
 

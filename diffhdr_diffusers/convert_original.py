@@ -34,8 +34,12 @@ ORIGINAL_CHECKPOINT_URL = "https://drive.google.com/file/d/1UwmxS20GAzBtU5G6NRJA
 
 # The sampler settings of the authors' published results (their README: T=25, p=512, r=64), with
 # condition features computed per window as their sampler does.
-RELEASE_SETTINGS = dict(default_num_inference_steps=25, default_patch_size=512, default_stride=64,
-                        default_condition_per_window=True)
+RELEASE_SETTINGS = {
+    "default_num_inference_steps": 25,
+    "default_patch_size": 512,
+    "default_stride": 64,
+    "default_condition_per_window": True,
+}
 
 # Original AHDR module names -> ConditionEncoder module names.
 CONDITION_KEY_MAP = {
@@ -70,21 +74,21 @@ class OriginalCheckpoint:
         model, data = _section(self.config, "model", self.path), _section(self.config, "data", self.path)
         scale = _weight(self.unet_weights, "SFT_layer.SFT_scale_conv0.weight", self.path)
         try:
-            return dict(
-                sample_size=int(data["image_size"]),
-                in_channels=int(model["in_channels"]),
-                out_channels=int(model["out_ch"]),
-                ch=int(model["ch"]),
-                ch_mult=tuple(int(m) for m in model["ch_mult"]),
-                num_res_blocks=int(model["num_res_blocks"]),
-                attn_resolutions=tuple(int(r) for r in model["attn_resolutions"]),
-                dropout=float(model["dropout"]),
-                resamp_with_conv=bool(model["resamp_with_conv"]),
-                norm_num_groups=32,  # hard-coded in the original Normalize()
+            return {
+                "sample_size": int(data["image_size"]),
+                "in_channels": int(model["in_channels"]),
+                "out_channels": int(model["out_ch"]),
+                "ch": int(model["ch"]),
+                "ch_mult": tuple(int(m) for m in model["ch_mult"]),
+                "num_res_blocks": int(model["num_res_blocks"]),
+                "attn_resolutions": tuple(int(r) for r in model["attn_resolutions"]),
+                "dropout": float(model["dropout"]),
+                "resamp_with_conv": bool(model["resamp_with_conv"]),
+                "norm_num_groups": 32,  # hard-coded in the original Normalize()
                 # The original SFT layer's widths are constructor constants, not config: read them off the weights.
-                condition_channels=int(scale.shape[1]),
-                dfa_hidden_channels=int(scale.shape[0]),
-            )
+                "condition_channels": int(scale.shape[1]),
+                "dfa_hidden_channels": int(scale.shape[0]),
+            }
         except (KeyError, TypeError, ValueError) as error:
             raise ModelLoadError(f"{self.path}: the checkpoint's config.model/config.data lacks or garbles {error}; "
                                  "it is not a DiffHDR checkpoint, or one saved by a modified training script.") from error
@@ -92,8 +96,8 @@ class OriginalCheckpoint:
     def condition_encoder_config(self) -> dict:
         """:class:`ConditionEncoder` arguments; the original AHDR always fuses 3 exposures around the middle one."""
         exposure_conv = _weight(self.condition_weights, "conv1.weight", self.path)
-        return dict(num_exposures=3, reference_index=1, exposure_channels=int(exposure_conv.shape[1]),
-                    num_features=int(exposure_conv.shape[0]))
+        return {"num_exposures": 3, "reference_index": 1, "exposure_channels": int(exposure_conv.shape[1]),
+                "num_features": int(exposure_conv.shape[0])}
 
     def scheduler(self) -> DDIMScheduler:
         """The paper's DDIM sampler, on the beta schedule the checkpoint was trained with."""
@@ -188,7 +192,7 @@ def _torch_load(path: Path):
             ) from error
         raise ModelLoadError(f"{path}: not a PyTorch checkpoint ({message[:200]}). Pass the authors' "
                              f"{ORIGINAL_CHECKPOINT_NAME}.") from error
-    except Exception as error:  # noqa: BLE001  (torch.load raises many types on garbage input)
+    except Exception as error:
         message = (str(error).splitlines() or [""])[0].split(". This is")[0][:160]
         message = f"{type(error).__name__}: {message}" if message else type(error).__name__
         with open(path, "rb") as handle:

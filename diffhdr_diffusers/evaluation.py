@@ -23,9 +23,7 @@ shards once every process has written its own.
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 import resource
 import sys
@@ -39,20 +37,12 @@ import numpy as np
 from .baselines import baseline
 from .errors import DatasetError, InputError, OutputError
 from .io import atomic_path, load_bracket, read_radiance, write_preview, write_radiance
-from .metrics import KALANTARI_METRICS, PERCEPTUAL_METRICS, DisplayAssumptions, compute_metrics
+from .metrics import DisplayAssumptions, compute_metrics
+from .metrics.report import METRIC_LABELS, json_value, write_tables
 from .mu_law import inverse_mu_law
 
 RADIANCE_SUFFIXES = (".hdr", ".exr")
 UNCERTAINTY_PREVIEW_MAX = 0.1  # mu-law std shown as white in the uncertainty PNG.
-METRIC_LABELS = {
-    "psnr_mu": "PSNR-mu",
-    "psnr_l": "PSNR-l",
-    "ssim_mu": "SSIM-mu",
-    "ssim_l": "SSIM-l",
-    "pu21_psnr": "PU21-PSNR",
-    "pu21_ssim": "PU21-SSIM",
-    "cvvdp_jod": "CVVDP (JOD)",
-}
 
 
 @dataclass
@@ -254,91 +244,6 @@ def evaluate_scene(scene_dir: Path, predictor: Callable, out_dir: Path, display:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Tables
-
-
-def _json_value(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values)) if values else math.nan
-
-
-def summarize(rows: list[dict]) -> dict:
-    """Mean of every metric over the scenes that have it, mean seconds per scene, scene count."""
-    names = [name for name in (*KALANTARI_METRICS, *PERCEPTUAL_METRICS, "cvvdp_jod") if any(name in r for r in rows)]
-    means = {name: _mean([row[name] for row in rows if name in row]) for name in names}
-    means["seconds"] = _mean([row["seconds"] for row in rows])
-    means["scenes"] = len(rows)
-    means["scored_scenes"] = sum(1 for row in rows if "psnr_mu" in row)
-    return means
-
-
-def _format(value, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, float) and math.isfinite(value) else str(value)
-
-
-def markdown_table(label: str, means: dict, memory: dict) -> str:
-    """One Markdown table row of means, in the papers' column order, with time and memory."""
-    metric_names = [name for name in METRIC_LABELS if name in means]
-    header = ["method", "scenes", *(METRIC_LABELS[n] for n in metric_names), "s / scene", "peak RSS (MiB)",
-              "peak GPU (MiB)"]
-    cells = [label, str(means["scenes"])]
-    cells += [_format(means[n], 2 if "psnr" in n or n == "cvvdp_jod" else 4) for n in metric_names]
-    cells += [_format(means["seconds"], 3), _format(memory.get("peak_rss_mib"), 0), _format(memory.get("peak_gpu_mib"), 0)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(cells) + " |"]
-    return "\n".join(lines)
-
-
-def write_tables(rows: list[dict], out_dir: Path, label: str, settings: dict, memory: dict,
-                 display: DisplayAssumptions, data_dir: str, overwrite: bool = False) -> str:
-    """Write ``metrics.csv``, ``metrics.json`` and ``summary.md``; return the summary text."""
-    rows = sorted(rows, key=lambda row: row["scene"])
-    means = summarize(rows)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with atomic_path(out_dir / "metrics.csv", overwrite=overwrite) as temporary, \
-            open(temporary, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    document = {
-        "method": label,
-        "data_dir": str(data_dir),
-        "settings": settings,
-        "display_assumptions": {**vars(display), "description": display.describe()},
-        "memory": memory,
-        "means": {key: _json_value(value) for key, value in means.items()},
-        "scenes": [{key: _json_value(value) for key, value in row.items()} for row in rows],
-    }
-    with atomic_path(out_dir / "metrics.json", overwrite=overwrite) as temporary:
-        temporary.write_text(json.dumps(document, indent=2) + "\n")
-    settings_text = ", ".join(f"{key}={value}" for key, value in settings.items())
-    summary = "\n".join([
-        f"# Evaluation of {label}",
-        "",
-        markdown_table(label, means, memory),
-        "",
-        f"- Data: `{data_dir}` ({means['scored_scenes']} of {means['scenes']} scenes have ground truth).",
-        f"- Settings: {settings_text}.",
-        (
-            "- Kalantari protocol: PSNR with data range 1 on linear and mu-law (mu=5000) radiance; SSIM on values "
-            "clipped to [0,1] x 255, 11x11 Gaussian (sigma 1.5), 5-pixel border dropped, mean over channels."
-        ),
-        f"- Perceptual metrics: {display.describe()}.",
-        "- Time: seconds of prediction per scene (no file I/O); memory: the maximum over processes.",
-        "",
-    ])
-    with atomic_path(out_dir / "summary.md", overwrite=overwrite) as temporary:
-        temporary.write_text(summary)
-    return summary
-
-
-# ---------------------------------------------------------------------------------------------------
 # Processes
 
 
@@ -440,7 +345,7 @@ def run_evaluation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, pred
             scores = " ".join(f"{METRIC_LABELS[k]}={row[k]:.4g}" for k in METRIC_LABELS if k in row)
             log(f"[rank {group.rank}] {index}/{len(mine)} {row['scene']}: {row['seconds']:.2f} s {scores}")
     shard_document = {"rank": group.rank, "world_size": group.world_size, "memory": peak_memory_mib(),
-                      "rows": [{k: _json_value(v) for k, v in row.items()} for row in rows]}
+                      "rows": [{k: json_value(v) for k, v in row.items()} for row in rows]}
     with atomic_path(_shard_path(out_dir, group.rank), overwrite=True) as temporary:
         temporary.write_text(json.dumps(shard_document))
     if group.barrier is not None:

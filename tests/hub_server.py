@@ -25,7 +25,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -107,7 +106,7 @@ class FakeHub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeHub":
+    def start(self) -> FakeHub:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="fake-hub", daemon=True)
         self._thread.start()
@@ -120,7 +119,7 @@ class FakeHub:
             self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -244,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
     def hub(self) -> FakeHub:
         return self.server.hub  # type: ignore[attr-defined]
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args) -> None:
         pass  # the request log lives in FakeHub.requests
 
     def do_GET(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,9 @@ def test_cli_and_overwrite(tiny_checkpoint, tmp_path, capsys):
     index = json.loads((out / "model_index.json").read_text())
     assert index["_class_name"] == ["pipeline_diffhdr", "DiffHDRPipeline"]
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask, "the folder keeps mkdtemp's private mode"
 
     assert main(["convert-original", str(path), str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err

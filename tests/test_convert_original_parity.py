@@ -17,7 +17,10 @@ import torch
 from safetensors.torch import load_file
 
 from diffhdr_diffusers import ConditionEncoder, DiffHDRPipeline
-from diffhdr_diffusers.convert_original import CONDITION_KEY_MAP, convert_original_checkpoint
+from diffhdr_diffusers.convert_original import (
+    CONDITION_KEY_MAP,
+    convert_original_checkpoint,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "original_parity"
 

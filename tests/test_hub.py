@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hub_server import FakeHub  # noqa: E402
+from hub_server import FakeHub
 
 REPO = "user/tiny-diffhdr"  # pushed with pipe.push_to_hub
 SAVED_REPO = "user/tiny-diffhdr-saved"  # pushed with save_pretrained(..., push_to_hub=True)
@@ -125,7 +125,7 @@ def run_client(hub: FakeHub, role: str, work: Path, hf_home: Path) -> None:
                HF_HUB_DISABLE_PROGRESS_BARS="1", OMP_NUM_THREADS="1", NO_PROXY="127.0.0.1,localhost",
                no_proxy="127.0.0.1,localhost")
     result = subprocess.run([sys.executable, __file__, role, str(work)], env=env, capture_output=True, text=True,
-                            timeout=300, cwd=work)
+                            timeout=300, cwd=work, check=False)
     assert result.returncode == 0, f"{role} client failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
 
 
@@ -203,6 +203,25 @@ def test_foreign_python_file_is_refused_and_never_run(pulled):
     assert pulled["foreign"] != "loaded"
     assert "unet/modeling_helpers.py" in pulled["foreign"] and "trust_remote_code" in pulled["foreign"]
     assert not pulled["marker_exists"]
+
+
+def test_save_pretrained_keeps_an_existing_model_card(tmp_path):
+    from diffhdr_diffusers import DiffHDRPipeline
+    from diffhdr_diffusers.errors import InputError
+    from diffhdr_diffusers.model_configs import build_models
+    from diffhdr_diffusers.schedulers import original_ddim_scheduler
+
+    pipe = DiffHDRPipeline(*build_models("tiny"), original_ddim_scheduler())
+    pipe.save_pretrained(tmp_path / "a", model_card={"metrics": {"PSNR-mu": 0.5}})
+    assert "| this model | 0.5000 |" in (tmp_path / "a" / "README.md").read_text()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "README.md").write_text("converted model card")
+    pipe.save_pretrained(tmp_path / "b", model_card={"metrics": {"PSNR-mu": 0.5}})
+    assert (tmp_path / "b" / "README.md").read_text() == "converted model card"
+    with pytest.raises(InputError, match="metrics"):
+        pipe.save_pretrained(tmp_path / "c", model_card={"metrics": {"ours": {"PSNR-mu": 1.0}, "PSNR-l": 2.0}})
+    with pytest.raises(InputError, match="unknown field"):
+        pipe.save_pretrained(tmp_path / "d", model_card={"metric": {}})
 
 
 if __name__ == "__main__":

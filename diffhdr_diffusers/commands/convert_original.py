@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..convert_original import ORIGINAL_CHECKPOINT_NAME, ORIGINAL_CHECKPOINT_URL, WEIGHT_CHOICES
+from ..convert_original import (
+    ORIGINAL_CHECKPOINT_NAME,
+    ORIGINAL_CHECKPOINT_URL,
+    WEIGHT_CHOICES,
+)
 
 
 def add_parser(subparsers) -> None:

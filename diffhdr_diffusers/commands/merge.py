@@ -17,6 +17,16 @@ def _exposure_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated EV values like 0,2,4; got {text!r}") from error
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "merge", help="merge a bracket into an HDR image",
@@ -27,12 +37,14 @@ def add_parser(subparsers) -> None:
                         help="output .hdr or .exr file; repeat to write both")
     parser.add_argument("--preview", metavar="PNG", help="also write a tonemapped 8-bit PNG preview")
     parser.add_argument("--model", metavar="PATH_OR_REPO", help="pipeline folder or Hub repo (default: bundled demo)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="accept a model folder whose .py files are not our shims (they are never executed)")
     parser.add_argument("--exposures", type=_exposure_list, metavar="EV,EV,EV",
                         help="exposures in EV stops (default: exposure.txt in the folder, else EXIF)")
-    parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    parser.add_argument("--steps", type=_positive_int, help="denoising steps (default: the model's)")
     parser.add_argument("--scheduler", help="ddim (default), ddpm, dpm++, unipc, deis, euler, heun")
-    parser.add_argument("--patch-size", type=int, help="window size in pixels (default: the model's)")
-    parser.add_argument("--stride", type=int, help="window stride in pixels (default: the model's)")
+    parser.add_argument("--patch-size", type=_positive_int, help="window size in pixels (default: the model's)")
+    parser.add_argument("--stride", type=_positive_int, help="window stride in pixels (default: the model's)")
     parser.add_argument("--condition-per-window", action=argparse.BooleanOptionalAction, default=None,
                         help="compute condition features per window (the original's numerics)")
     parser.add_argument("--fast", action="store_true", help="the fast preset (see README: Performance)")
@@ -51,6 +63,21 @@ def _output(path: str, overwrite: bool, suffixes: tuple[str, ...]) -> Path:
     return check_output_path(path, overwrite)
 
 
+def _device(name: str | None) -> str:
+    """The torch device to run on; an unknown or unavailable one raises :class:`InputError`."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f"--device {name!r}: not a device name; use cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise InputError(f"--device {name!r}: this CUDA device is not available here; use --device cpu.")
+    return name
+
+
 def run(args: argparse.Namespace) -> None:
     import torch
 
@@ -61,12 +88,14 @@ def run(args: argparse.Namespace) -> None:
 
     outputs = [_output(path, args.overwrite, RADIANCE_SUFFIXES) for path in args.output]
     preview = _output(args.preview, args.overwrite, (".png",)) if args.preview else None
-    if len(set(outputs + [preview])) != len(outputs) + 1:
-        raise InputError("the same output file is given twice.")
+    resolved = [path.resolve() for path in outputs + ([preview] if preview else [])]
+    repeated = sorted({str(path) for path in resolved if resolved.count(path) > 1})
+    if repeated:
+        raise InputError(f"{', '.join(repeated)}: the same output file is given twice; give each output its own name.")
+    device = _device(args.device)
     bracket = load_bracket(args.inputs, exposures=args.exposures)
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe = DiffHDRPipeline.from_pretrained(args.model).to(device)
+    pipe = DiffHDRPipeline.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).to(device)
     options = dict(FAST_PRESET) if args.fast else {}
     if args.scheduler:
         pipe.scheduler = scheduler_from_name(args.scheduler, pipe.scheduler.config)

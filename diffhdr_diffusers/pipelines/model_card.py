@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
@@ -23,14 +24,42 @@ DEFAULT_DESCRIPTION = (
 )
 
 DEFAULT_LIMITATIONS = [
-    "The input must be exactly three exposures ordered short to long, with their exposure values (EV) known "
-    "from the files' EXIF data or an `exposure.txt`; other bracket sizes need another model.",
+    ("The input must be exactly three exposures ordered short to long, with their exposure values (EV) known "
+     "from the files' EXIF data or an `exposure.txt`; other bracket sizes need another model."),
     "The output is relative linear radiance on the scale of the shortest exposure, not absolute luminance.",
-    "Motion is handled by the network, not by explicit alignment: very large displacements, or content that "
-    "is saturated or black in the medium exposure and moving in the others, can still leave ghosts or blur.",
-    "Sampling is iterative: a 1000x1500 image takes minutes on a CPU; fewer steps or larger strides trade "
-    "quality for speed.",
+    ("Motion is handled by the network, not by explicit alignment: very large displacements, or content that "
+     "is saturated or black in the medium exposure and moving in the others, can still leave ghosts or blur."),
+    ("Sampling is iterative: every step runs the UNet on every window, so large images are slow on a CPU; "
+     "fewer steps or a larger stride trade quality for speed."),
 ]
+
+
+USAGE = """## Usage
+
+With the `diffhdr_diffusers` loader, which runs no code from the repository:
+
+```python
+from diffhdr_diffusers import DiffHDRPipeline
+
+pipe = DiffHDRPipeline.from_pretrained("{model_ref}")
+out = pipe(["short.tif", "medium.tif", "long.tif"], exposures=[0.0, 2.0, 4.0])
+radiance = out.hdr[0]  # (H, W, 3) float32 linear HDR, aligned to the medium exposure
+```
+
+With the generic diffusers loader (the repository's `.py` files only re-export the installed
+`diffhdr_diffusers` classes, so `diffhdr-diffusers` must be installed):
+
+```python
+from diffusers import DiffusionPipeline
+
+pipe = DiffusionPipeline.from_pretrained("{model_ref}", trust_remote_code=True)
+```
+
+On the command line:
+
+```
+diffhdr merge short.tif medium.tif long.tif --exposures 0,2,4 --model {model_ref} -o merged.exr --preview merged.png
+```"""
 
 
 def _cell(value: Any) -> str:
@@ -91,7 +120,7 @@ def render_model_card(
     folder: str | Path | None = None,
     title: str = "DiffHDR: ghost-free HDR merging of exposure brackets",
     description: str = DEFAULT_DESCRIPTION,
-    license: str = "apache-2.0",  # noqa: A002 - the Hub's field name
+    license: str = "apache-2.0",
     training: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
     metrics_note: str | None = None,
@@ -119,24 +148,7 @@ def render_model_card(
     model_ref = repo_id or "path/to/this/folder"
     sections = [f"# {title}", description]
 
-    sections += ["## Usage", "With the `diffhdr_diffusers` loader, which runs no code from the repository:",
-                 f"""```python
-from diffhdr_diffusers import DiffHDRPipeline
-
-pipe = DiffHDRPipeline.from_pretrained("{model_ref}")
-out = pipe(["short.tif", "medium.tif", "long.tif"], exposures=[0.0, 2.0, 4.0])
-radiance = out.hdr[0]  # (H, W, 3) float32 linear HDR, aligned to the medium exposure
-```""",
-                 "With the generic diffusers loader (the repository's `.py` files only re-export the installed "
-                 "`diffhdr_diffusers` classes, so `diffhdr-diffusers` must be installed):",
-                 f"""```python
-from diffusers import DiffusionPipeline
-
-pipe = DiffusionPipeline.from_pretrained("{model_ref}", trust_remote_code=True)
-```""",
-                 "On the command line:",
-                 f"```\ndiffhdr merge short.tif medium.tif long.tif --exposures 0,2,4 --model {model_ref} "
-                 "-o merged.exr --preview merged.png\n```"]
+    sections.append(USAGE.format(model_ref=model_ref))
 
     summary = _pipeline_summary(Path(folder)) if folder is not None else {}
     if summary:

@@ -1,0 +1,104 @@
+"""Helpers shared by the ``diffhdr merge`` tests: tiny pipelines, small brackets, CLI runs, folder snapshots."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffhdr_diffusers import DiffHDRPipeline, cli
+from diffhdr_diffusers.io import write_ldr
+from diffhdr_diffusers.model_configs import build_models
+from diffhdr_diffusers.schedulers import original_ddim_scheduler
+
+EXPOSURES = (0.0, 2.0, 4.0)
+NAMES = ("short", "medium", "long")
+ERROR_PREFIX = "diffhdr merge: error:"
+PROGRESS_LINE = re.compile(r"^\s*\d+%\|")  # tqdm's progress bar, drawn on stderr
+
+
+def tiny_pipeline(seed: int = 0, steps: int = 2) -> DiffHDRPipeline:
+    """A randomly initialised tiny-config pipeline: 32-pixel windows, stride 16, ``steps`` DDIM steps."""
+    torch.manual_seed(seed)
+    unet, encoder = build_models("tiny")
+    pipe = DiffHDRPipeline(unet, encoder, original_ddim_scheduler(), default_num_inference_steps=steps,
+                           default_patch_size=32, default_stride=16)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def save_tiny_pipeline(folder: Path, nan_weights: bool = False) -> Path:
+    """Save a tiny pipeline to ``folder``; ``nan_weights`` fills every UNet weight with NaN."""
+    pipe = tiny_pipeline()
+    if nan_weights:
+        with torch.no_grad():
+            for parameter in pipe.unet.parameters():
+                parameter.fill_(float("nan"))
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def bracket_arrays(size: tuple[int, int] = (16, 24), seed: int = 0) -> list[np.ndarray]:
+    """Three float (H, W, 3) exposures in [0, 1] of one random radiance map, at EV 0, 2 and 4."""
+    radiance = np.random.default_rng(seed).random((*size, 3)) * 0.3
+    return [np.clip(radiance * 2.0**ev, 0.0, 1.0) ** (1 / 2.2) for ev in EXPOSURES]
+
+
+def write_scene(folder: Path, size: tuple[int, int] = (16, 24), exposure_txt: str | None = "0\n2\n4\n",
+                names: Sequence[str] = NAMES, suffix: str = ".tif") -> list[Path]:
+    """A Kalantari-style scene: 16-bit images ``short/medium/long`` and ``exposure.txt`` (if given)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [write_ldr(folder / f"{name}{suffix}", image) for name, image in zip(names, bracket_arrays(size))]
+    if exposure_txt is not None:
+        (folder / "exposure.txt").write_text(exposure_txt)
+    return paths
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every entry of ``folder`` (hidden ones included) with its modification time and bytes."""
+    return {entry.name: (entry.stat().st_mtime_ns, entry.read_bytes() if entry.is_file() else b"")
+            for entry in sorted(folder.iterdir())}
+
+
+def run_cli(argv: Sequence[str], capfd) -> tuple[int, str, str]:
+    """Run ``diffhdr`` in this process; return (exit code, stdout, stderr) as seen on file descriptors 1 and 2."""
+    capfd.readouterr()
+    try:
+        code = cli.main([str(arg) for arg in argv])
+    except SystemExit as exit_:  # argparse rejects arguments by exiting
+        code = exit_.code
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def single_error_line(err: str, allow_usage: bool = False) -> str:
+    """Check that ``err`` holds exactly one ``diffhdr merge: error:`` line and nothing else unexpected.
+
+    Allowed besides it: tqdm progress bars and, for argument errors, argparse's usage text.
+    """
+    assert "Traceback" not in err, err
+    lines = [line for line in re.split(r"[\r\n]+", err) if line.strip()]
+    errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
+    assert len(errors) == 1, err
+    others = [line for line in lines if line not in errors and not PROGRESS_LINE.match(line)]
+    if allow_usage:
+        others = [line for line in others if not (line.startswith("usage:") or line.startswith(" "))]
+    assert not others, f"unexpected stderr lines: {others}"
+    return errors[0]
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for CLI subprocesses: one thread, offline Hub, this checkout importable."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else root
+    return env
