@@ -68,7 +68,7 @@ class OriginalStep:
         loss.backward()
         self.optimizer.step()
         self.ema.update(self.unet)
-        return float(loss)
+        return float(loss.detach())
 
 
 class OurStep:
@@ -97,7 +97,7 @@ class OurStep:
         self.optimizer.zero_grad(set_to_none=True)
         for ema, model in zip(self.emas, (self.unet, self.encoder)):
             ema.step(model.parameters())
-        return float(terms.loss)
+        return float(terms.loss.detach())
 
 
 def measure(config: str, crop: int, batch: int, steps: int, warmup: int, device: str) -> dict:

@@ -91,7 +91,7 @@ def single_error_line(err: str, allow_usage: bool = False) -> str:
     assert len(errors) == 1, err
     others = [line for line in lines if line not in errors and not PROGRESS_LINE.match(line)]
     if allow_usage:
-        others = [line for line in others if not (line.startswith("usage:") or line.startswith(" "))]
+        others = [line for line in others if not line.startswith(("usage:", " "))]
     assert not others, f"unexpected stderr lines: {others}"
     return errors[0]
 

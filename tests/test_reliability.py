@@ -30,7 +30,6 @@ import numpy as np
 import psutil
 import pytest
 import tifffile
-import torch
 from merge_support import (
     bracket_arrays,
     cli_env,
@@ -53,7 +52,14 @@ from diffhdr_diffusers.errors import (
     ResourceError,
     SamplingError,
 )
-from diffhdr_diffusers.io import load_bracket, read_ldr, read_radiance, write_ldr, write_preview, write_radiance
+from diffhdr_diffusers.io import (
+    load_bracket,
+    read_ldr,
+    read_radiance,
+    write_ldr,
+    write_preview,
+    write_radiance,
+)
 
 EV = (0.0, 2.0, 4.0)
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -80,7 +86,9 @@ def work(tmp_path) -> SimpleNamespace:
 
 def assert_cli_fails(argv, capfd, work, needles, allow_usage=False) -> str:
     before = snapshot(work.out)
+    sigterm_handler = signal.getsignal(signal.SIGTERM)
     code, out, err = run_cli(argv, capfd)
+    assert signal.getsignal(signal.SIGTERM) is sigterm_handler, "main() left its SIGTERM handler installed"
     assert code == 2, (code, out, err)
     line = single_error_line(err, allow_usage=allow_usage)
     for needle in needles:
@@ -100,12 +108,27 @@ def truncate(path: Path) -> Path:
     return path
 
 
-def garble(path: Path) -> Path:
-    """Invert 64 bytes in the middle of the file (the compressed pixel data of our small images)."""
+def garble(path: Path, start: int | None = None) -> Path:
+    """Invert 64 bytes, by default in the middle of the file (the compressed pixels of our small images).
+
+    TIFF (zlib) and PNG (CRC) data carry checksums, so damaged pixels are detected there. JPEG entropy-coded
+    data carries none: damage there decodes to wrong pixels that no reader can tell from right ones, so
+    the JPEG rows damage the headers (quantisation and Huffman tables) instead.
+    """
     data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 64] = bytes(byte ^ 0xFF for byte in data[middle : middle + 64])
+    start = len(data) // 2 if start is None else start
+    data[start : start + 64] = bytes(byte ^ 0xFF for byte in data[start : start + 64])
     path.write_bytes(bytes(data))
+    return path
+
+
+def empty(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def header_only(path: Path) -> Path:
+    path.write_bytes(path.read_bytes()[:300])
     return path
 
 
@@ -283,9 +306,9 @@ INPUT_CASES = [
               ("medium.png", "corrupt, truncated", "re-export")),
     InputCase("jpeg_truncated", _damaged(write_jpeg, truncate, ".jpg"), ImageReadError,
               ("medium.jpg", "corrupt, truncated", "re-export")),
-    InputCase("jpeg_corrupt", _damaged(write_jpeg, garble, ".jpg"), ImageReadError,
+    InputCase("jpeg_corrupt", _damaged(write_jpeg, lambda path: garble(path, start=20), ".jpg"), ImageReadError,
               ("medium.jpg", "corrupt, truncated", "re-export")),
-    InputCase("empty_file", _damaged(write_ldr, lambda p: p.write_bytes(b""), ".png"), ImageReadError,
+    InputCase("empty_file", _damaged(write_ldr, empty, ".png"), ImageReadError,
               ("medium.png", "file is empty", "re-export")),
 ]
 
@@ -322,9 +345,9 @@ def test_pipeline_refuses_bad_brackets_before_any_work():
     good = bracket_arrays()
     transparent = np.concatenate([good[1], np.zeros((16, 24, 1))], axis=2)
     table = [
-        ((good[:1], list(EV[:1])), InputError, "a bracket needs 3 images; got 1"),
-        ((good[:2], list(EV[:2])), InputError, "a bracket needs 3 images; got 2"),
-        ((good + good[:1], [0, 1, 2, 3]), InputError, "a bracket needs 3 images; got 4"),
+        ((good[:1], list(EV[:1])), InputError, "a bracket needs 3 images (short to long); got 1"),
+        ((good[:2], list(EV[:2])), InputError, "a bracket needs 3 images (short to long); got 2"),
+        ((good + good[:1], [0, 1, 2, 3]), InputError, "a bracket needs 3 images (short to long); got 4"),
         (([good[0], good[1], good[2][:12]], list(EV)), InputError, "differ in size"),
         (([image[:4, :4] for image in good], list(EV)), InputError, "at least 8x8"),
         (([good[0], transparent, good[2]], list(EV)), InputError, "images[1] has a non-opaque alpha channel"),
@@ -343,7 +366,7 @@ def test_pipeline_refuses_bad_brackets_before_any_work():
         assert needle in str(raised.value), (needle, str(raised.value))
     assert calls == []
     for keyword, value, needle in [("num_inference_steps", 0, "num_inference_steps must be a positive integer"),
-                                   ("patch_size", 30, "patch_size must be a positive multiple of"),
+                                   ("patch_size", 31, "patch_size must be a positive multiple of"),
                                    ("stride", 64, "stride must be an integer in [1, patch_size=32]"),
                                    ("output_type", "pil", "output_type must be 'np' or 'pt'")]:
         with pytest.raises(InputError, match=re.escape(needle)):
@@ -395,10 +418,10 @@ def _bad_signature(path):
 RADIANCE_CASES = [
     ("hdr_truncated", ".hdr", truncate, "corrupt, truncated"),
     ("hdr_bad_signature", ".hdr", _bad_signature, "not a Radiance RGBE file"),
-    ("hdr_empty", ".hdr", lambda p: p.write_bytes(b"") or p, "file is empty"),
+    ("hdr_empty", ".hdr", empty, "file is empty"),
     ("exr_truncated", ".exr", truncate, "corrupt or truncated OpenEXR"),
     ("exr_bad_magic", ".exr", _bad_signature, "not an OpenEXR file"),
-    ("exr_header_only", ".exr", lambda p: p.write_bytes(p.read_bytes()[:300]) or p, "corrupt or truncated OpenEXR"),
+    ("exr_header_only", ".exr", header_only, "corrupt or truncated OpenEXR"),
 ]
 
 
@@ -505,7 +528,7 @@ MODEL_OUTPUT_CASES = [
      ("merged.hdr: the same output file is given twice", "its own name")),
     ("unknown_scheduler", lambda w, m: ["-o", w.output, "--model", m, "--scheduler", "magic"],
      ("unknown scheduler 'magic'", "choose one of: ddim")),
-    ("patch_size_not_a_multiple", lambda w, m: ["-o", w.output, "--model", m, "--patch-size", "30"],
+    ("patch_size_not_a_multiple", lambda w, m: ["-o", w.output, "--model", m, "--patch-size", "31"],
      ("patch_size must be a positive multiple of",)),
     ("unknown_device", lambda w, m: ["-o", w.output, "--model", m, "--device", "quantum"],
      ("--device 'quantum'", "use cpu, cuda or cuda:N")),
@@ -544,6 +567,7 @@ def test_existing_output_is_kept_byte_for_byte_and_replaced_only_with_overwrite(
     assert (target.read_bytes(), target.stat().st_mtime_ns) == before
     code, out, err = run_cli(["merge", scene, "-o", target, "--model", model_dir, "--overwrite"], capfd)
     assert code == 0, err
+    assert f"wrote {target}" in out
     assert target.read_bytes() != before[0] and read_radiance(target).shape == (16, 24, 3)
     assert sorted(path.name for path in work.out.iterdir()) == ["earlier.hdr"]  # no temporary file left
 
@@ -556,7 +580,7 @@ def test_foreign_code_is_accepted_only_when_trusted_and_never_run(work, model_di
     assert code == 2 and "trust_remote_code" in err
     code, out, err = run_cli([*argv, "--trust-remote-code"], capfd)
     assert code == 0, err
-    assert work.output.is_file()
+    assert f"wrote {work.output}" in out and work.output.is_file()
     assert not list(work.inputs.rglob("*.ran")), "the untrusted file was executed"
 
 
@@ -569,13 +593,17 @@ def test_model_and_output_api_errors(work, model_dir, tmp_path):
     with pytest.raises(ModelLoadError, match="no model_index.json"):
         DiffHDRPipeline.from_pretrained(_model_without_index(work, model_dir)[-1])
     radiance = np.ones((8, 8, 3), np.float32)
+    write_preview(work.out / "earlier.png", radiance)
     before = snapshot(work.out)
-    for path, needle in [(work.out / "missing" / "x.hdr", "does not exist"), (work.out / "earlier.hdr", "already exists"),
-                         ("/proc/x.exr" if IS_ROOT else "/x.exr", "is not writable")]:
-        with pytest.raises(OutputError, match=needle):
-            write_radiance(path, radiance)
-        with pytest.raises(OutputError, match=needle):
-            write_preview(Path(path).with_suffix(".png"), radiance)
+    unwritable = Path("/proc" if IS_ROOT else "/")
+    for folder, name, needle in [(work.out / "missing", "x", "does not exist"), (work.out, "earlier", "already exists"),
+                                 (unwritable, "x", "is not writable")]:
+        for writer, suffix in [(write_radiance, ".hdr"), (write_radiance, ".exr"), (write_preview, ".png"),
+                               (write_ldr, ".tif")]:
+            if not (folder / f"{name}{suffix}").exists() and needle == "already exists":
+                continue
+            with pytest.raises(OutputError, match=needle):
+                writer(folder / f"{name}{suffix}", radiance if writer is not write_ldr else radiance * 0.5)
     with pytest.raises(InputError, match="NaN or infinite"):
         write_radiance(work.output, np.full((8, 8, 3), np.nan, np.float32))
     assert snapshot(work.out) == before
@@ -630,7 +658,8 @@ def test_subprocess_bad_input_prints_one_line(tmp_path):
     garble(write_ldr(scene / "medium.png", read_ldr(scene / "medium.tif")))
     (scene / "medium.tif").unlink()
     result = subprocess.run([sys.executable, "-m", "diffhdr_diffusers.cli", "merge", str(scene), "-o",
-                             str(tmp_path / "out.hdr")], capture_output=True, text=True, env=cli_env(), timeout=300)
+                             str(tmp_path / "out.hdr")], capture_output=True, text=True, env=cli_env(), timeout=300,
+                            check=False)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [single_error_line(result.stderr)]

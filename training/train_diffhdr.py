@@ -174,7 +174,8 @@ def split_scenes(args: argparse.Namespace):
     train = load_scenes(args.data_dir, args.train_split, check_images=args.on_bad_scene == "stop")
     if args.validation_split:
         return train, load_scenes(args.data_dir, args.validation_split)
-    held_out = min(args.num_validation_scenes, len(train) - 1) if args.validation_steps else 0
+    # Independent of --validation_steps, so that changing it on resume does not change the training set.
+    held_out = min(args.num_validation_scenes, len(train) - 1)
     if held_out <= 0:
         return train, None
     return train.select(range(len(train) - held_out)), train.select(range(len(train) - held_out, len(train)))

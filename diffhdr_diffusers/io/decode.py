@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import logging
 import os
 import sys
@@ -68,14 +69,26 @@ def _flush_c_streams() -> None:
 
 
 @contextlib.contextmanager
-def captured_native_output() -> Iterator[list[str]]:
-    """Redirect file descriptors 1 and 2 to a temporary file while C decoders run.
+def _captured_python_output(captured: list[str]) -> Iterator[None]:
+    """Route ``sys.stdout``/``sys.stderr`` into ``captured`` (OpenEXR's bindings print through Python)."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            yield
+    finally:
+        if buffer.getvalue().strip():
+            captured.append(buffer.getvalue().strip())
 
-    libpng, libjpeg and OpenEXR print warnings and errors straight to the process's stdout and
-    stderr, around Python. The block's list receives that text (stripped; empty if none) when the
-    block ends, so callers can put it into their own error or warning instead. Python's own
-    ``sys.stdout``/``sys.stderr`` are flushed first and are not captured. Where the descriptors
-    cannot be duplicated, nothing is redirected.
+
+@contextlib.contextmanager
+def captured_native_output() -> Iterator[list[str]]:
+    """Capture what decoders print while they run, instead of letting it reach the terminal.
+
+    libpng, libjpeg and OpenEXR print warnings and errors straight to file descriptors 1 and 2, and
+    OpenEXR's bindings also print through ``sys.stdout``. Both are redirected for the duration of
+    the block; its list receives the text (stripped; empty if none) when the block ends, so callers
+    can put it into their own error or warning. Python's streams are flushed first, so earlier output
+    is not swallowed. Where the descriptors cannot be duplicated, only Python's streams are captured.
     """
     captured: list[str] = []
     for stream in (sys.stdout, sys.stderr):
@@ -85,12 +98,14 @@ def captured_native_output() -> Iterator[list[str]]:
         try:
             saved = [os.dup(1), os.dup(2)]
         except OSError:
-            yield captured
+            with _captured_python_output(captured):
+                yield captured
             return
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
-            yield captured
+            with _captured_python_output(captured):
+                yield captured
         finally:
             _flush_c_streams()
             os.dup2(saved[0], 1)
@@ -100,7 +115,7 @@ def captured_native_output() -> Iterator[list[str]]:
             sink.seek(0)
             text = sink.read().decode("utf-8", errors="replace").strip()
             if text:
-                captured.append(text)
+                captured.insert(0, text)
 
 
 def native_message(captured: list[str]) -> str:

@@ -12,7 +12,13 @@ import OpenEXR
 
 from ..errors import ImageReadError, InputError, OutputError
 from .atomic import atomic_path
-from .decode import bgr_to_rgb, captured_native_output, decode_with_opencv, native_message, read_bytes
+from .decode import (
+    bgr_to_rgb,
+    captured_native_output,
+    decode_with_opencv,
+    native_message,
+    read_bytes,
+)
 
 RADIANCE_SUFFIXES = (".hdr", ".exr")
 MAX_PIXELS = 1 << 28  # 16k x 16k; a larger header is treated as corrupt rather than allocated

@@ -41,6 +41,10 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
 _ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 40
 
 
+def _human_bytes(count: int) -> str:
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
+
+
 @dataclass
 class DiffHDRPipelineOutput(BaseOutput):
     """
@@ -174,7 +178,7 @@ class DiffHDRPipeline(DiffusionPipeline):
         if untrusted and not trust_remote_code:
             raise ModelLoadError(f"{folder} contains Python files that are not diffhdr_diffusers shims: "
                                  f"{', '.join(untrusted)}. Remove them, or pass trust_remote_code=True "
-                                 "(they are never executed by this loader).")
+                                 "(--trust-remote-code on the command line); they are never executed by this loader.")
         try:
             index = json.loads(index_path.read_text())
             unet = kwargs.pop("unet", None) or DiffHDRUNet.from_pretrained(
@@ -188,7 +192,8 @@ class DiffHDRPipeline(DiffusionPipeline):
 
                 scheduler = getattr(diffusers, scheduler_class).from_pretrained(folder, subfolder="scheduler")
         except (OSError, ValueError, KeyError, AttributeError, RuntimeError) as error:
-            raise ModelLoadError(f"could not load the DiffHDR pipeline in {folder}: {error}") from error
+            raise ModelLoadError(f"could not load the DiffHDR pipeline in {folder}: {error}. Re-save or re-download "
+                                 "the model folder.") from error
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "unet", "condition_encoder", "scheduler"}
         settings = {key: value for key, value in index.items() if key in accepted}
         settings.update({key: value for key, value in kwargs.items() if key in accepted})
@@ -251,8 +256,8 @@ class DiffHDRPipeline(DiffusionPipeline):
             available = psutil.virtual_memory().available
             if needed > available:
                 raise ResourceError(
-                    f"merging a {height}x{width} bracket needs about {needed / 2**30:.1f} GiB but only "
-                    f"{available / 2**30:.1f} GiB is free; use a smaller window_batch_size or patch_size, "
+                    f"merging a {height}x{width} bracket needs about {_human_bytes(needed)} but only "
+                    f"{_human_bytes(available)} is free; use a smaller window_batch_size or patch_size, "
                     "or split the image."
                 )
 
