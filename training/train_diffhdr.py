@@ -18,7 +18,6 @@ import argparse
 import copy
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -380,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = tqdm(range(args.max_train_steps), initial=global_step, desc="steps",
                     disable=not accelerator.is_local_main_process)
     samples_seen, window_start, window_samples = 0, time.perf_counter(), 0
-    last_saved, stop_reason = global_step, "max_train_steps"
+    stop_reason = "max_train_steps"
     params = list(unet.parameters()) + list(condition_encoder.parameters())
     unet.train()
     condition_encoder.train()
@@ -438,7 +437,6 @@ def main(argv: list[str] | None = None) -> int:
 
         if global_step % args.checkpointing_steps == 0 or finishing:
             save_checkpoint(accelerator, output_dir, global_step)
-            last_saved = global_step
             if accelerator.is_main_process:
                 write_json_atomically(state_path, {"global_step": global_step, "skipped_scenes": skipped_total})
                 for removed in prune_checkpoints(output_dir, args.checkpoints_total_limit):
@@ -454,7 +452,6 @@ def main(argv: list[str] | None = None) -> int:
         if finishing:
             break
     progress.close()
-    del last_saved
 
     # Every rank leaves a record of its share of the work.
     write_json_atomically(output_dir / "logs" / f"rank-{rank}.json",

@@ -37,8 +37,10 @@ EXAMPLE_DOC_STRING = """
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
 
-# Activation bytes per window pixel per unit of base width, measured for eval-mode forward passes.
-_ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 40
+# Activation bytes per window pixel per unit of base width, float32 eval-mode forward passes: peak RSS growth
+# measured 58.5 (small config, 16 windows of 128^2) and 47.5 (paper, 2 windows of 128^2) by
+# `benchmarks/bench_sampling.py --calibrate`, where attention is negligible.
+_ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 60
 
 
 def _human_bytes(count: int) -> str:
@@ -232,9 +234,18 @@ class DiffHDRPipeline(DiffusionPipeline):
             raise InputError("shift_windows=True needs whole-image conditioning; set condition_per_window=False.")
 
     def window_bytes(self, patch_height: int, patch_width: int) -> int:
-        """Rough peak activation memory of one window's UNet pass, in bytes."""
+        """Rough peak activation memory of one window's UNet pass, in bytes.
+
+        Convolution activations grow with the window's pixels; self-attention adds its score matrix
+        (scores and softmax, materialised on CPU), which grows with the square of its token count.
+        """
         itemsize = torch.finfo(self.unet.dtype).bits // 8
-        return _ACTIVATION_BYTES_PER_PIXEL_CHANNEL * self.unet.config.ch * patch_height * patch_width * itemsize // 4
+        config = self.unet.config
+        pixels = patch_height * patch_width
+        convolution = _ACTIVATION_BYTES_PER_PIXEL_CHANNEL * config.ch * pixels * itemsize // 4
+        levels = [level for level in range(len(config.ch_mult)) if config.sample_size >> level in config.attn_resolutions]
+        tokens = pixels >> (2 * min(levels, default=len(config.ch_mult) - 1))
+        return convolution + 2 * tokens * tokens * itemsize
 
     def default_window_batch_size(self, grid: WindowGrid, memory_budget: int = 2 << 30) -> int:
         """How many windows to run at once so that activations stay within ``memory_budget`` bytes."""
