@@ -301,10 +301,16 @@ def speed(args, work: Path) -> None:
         exact = results[1] if len(results) > 1 else baseline
         print(f"Measured per {patch}x{patch} window and step: original {per_window:.3f} s "
               f"(UNet {unet_per_window:.3f} s); exact mode {exact['wall_seconds'] / (windows * steps):.3f} s.")
-        project(config, patch, per_window, unet_per_window, exact["wall_seconds"] / (windows * steps))
+        cpu_scale = baseline["cpu_seconds"] / baseline["wall_seconds"]
+        print(f"Per window and step in CPU seconds (this process's share of a loaded machine): original "
+              f"{per_window * cpu_scale:.3f} s, exact mode {exact['cpu_seconds'] / (windows * steps):.3f} s.")
+        project(config, patch, per_window * cpu_scale, unet_per_window * cpu_scale,
+                exact["cpu_seconds"] / (windows * steps), "CPU")
+        project(config, patch, per_window, unet_per_window, exact["wall_seconds"] / (windows * steps), "wall")
 
 
-def project(config: str, patch: int, per_window: float, unet_per_window: float, exact_per_window: float) -> None:
+def project(config: str, patch: int, per_window: float, unet_per_window: float, exact_per_window: float,
+            clock: str) -> None:
     """Full-size cost from the measured per-window cost (pixel-linear; attention's quadratic part ignored)."""
     from diffhdr_diffusers.model_configs import resolve_model_config
     from diffhdr_diffusers.pipelines.presets import FAST_PRESET
@@ -315,7 +321,7 @@ def project(config: str, patch: int, per_window: float, unet_per_window: float, 
     factor = 2 ** (len(resolve_model_config(config)["unet"]["ch_mult"]) - 1)
     fast_windows = windows_per_step(height, width, 512, 512, factor, shifted=True) * FAST_PRESET["num_inference_steps"]
     total = windows * REFERENCE["steps"]
-    print(f"Projection for {height}x{width}, p512/r64/T25 ({int(windows)} windows x 25 steps), same CPU, "
+    print(f"Projection ({clock} time) for {height}x{width}, p512/r64/T25 ({int(windows)} windows x 25 steps), same CPU, "
           f"config `{config}`: original {total * per_window * scale / 3600:.2f} h, exact mode "
           f"{total * exact_per_window * scale / 3600:.2f} h; FAST_PRESET ({fast_windows:.0f} window passes) "
           f"{fast_windows * unet_per_window * scale / 60:.1f} min. (Scaled by pixels from {patch}x{patch}; "
@@ -504,7 +510,8 @@ def main() -> None:
         print(json.dumps(calibrate_job(json.loads(args._calibrate))))
         return
     if args.device == "cpu" and args.dtype != "float32":
-        print(f"note: --dtype {args.dtype} on CPU is slow and inexact; it is meant for GPUs.")
+        print(f"note: --dtype {args.dtype} is for GPUs; skipped on CPU, running float32.")
+        args.dtype = "float32"
     print(f"## bench_sampling: {' '.join(sys.argv[1:])}\n\n{environment(args.threads)}")
     with tempfile.TemporaryDirectory(prefix="bench_sampling.") as tmp:
         work = Path(tmp)

@@ -47,3 +47,7 @@ class ResourceError(DiffHDRError, MemoryError):
 
 class CheckpointError(DiffHDRError):
     """A training checkpoint could not be written or read."""
+
+
+class MissingDependencyError(DiffHDRError, ImportError):
+    """An optional package that a requested feature needs is not installed."""

@@ -103,8 +103,6 @@ def run(args: argparse.Namespace) -> None:
                        ("stride", args.stride), ("condition_per_window", args.condition_per_window)):
         if value is not None:
             options[key] = value
-    if args.fast and "stride" not in options:
-        options["stride"] = options.get("patch_size") or pipe.config.default_patch_size
 
     print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")

@@ -10,12 +10,8 @@ import importlib
 
 import numpy as np
 
-from ..errors import DiffHDRError
+from ..errors import MissingDependencyError
 from .pu21 import DisplayAssumptions
-
-
-class MissingDependencyError(DiffHDRError, ImportError):
-    """An optional package that a requested feature needs is not installed."""
 
 
 def _import_pycvvdp():

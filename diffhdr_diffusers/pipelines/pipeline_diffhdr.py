@@ -321,7 +321,8 @@ class DiffHDRPipeline(DiffusionPipeline):
                 A list of lists for a batch.
             num_inference_steps (`int`, *optional*): denoising steps; defaults to the pipeline config.
             patch_size (`int`, *optional*): window size, a multiple of the UNet's downsampling factor.
-            stride (`int`, *optional*): distance between windows; `patch_size` gives no overlap.
+            stride (`int`, *optional*): distance between windows; `patch_size` gives no overlap. Defaults to the
+                pipeline config, or to `patch_size` when `shift_windows` is set.
             condition_per_window (`bool`, *optional*):
                 `True` reproduces the original numerics, where condition features are computed on each
                 window's crop (with zero padding at window edges); `False` computes them once on the whole
@@ -344,7 +345,8 @@ class DiffHDRPipeline(DiffusionPipeline):
         config = self.config
         num_inference_steps = config.default_num_inference_steps if num_inference_steps is None else num_inference_steps
         patch_size = config.default_patch_size if patch_size is None else patch_size
-        stride = config.default_stride if stride is None else stride
+        if stride is None:
+            stride = patch_size if shift_windows else config.default_stride
         if condition_per_window is None:
             condition_per_window = config.default_condition_per_window
         self.check_inputs(num_inference_steps, patch_size, stride, window_batch_size, output_type,
