@@ -65,33 +65,63 @@ class LossTerms:
     x0_l1: torch.Tensor
 
 
-def predicted_clean(noisy: torch.Tensor, noise_pred: torch.Tensor, alphas_cumprod_t: torch.Tensor) -> torch.Tensor:
-    """The clean image implied by a noise estimate: ``(x_t - sqrt(1 - a) eps) / sqrt(a)``."""
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+
+
+def predicted_clean(noisy: torch.Tensor, model_output: torch.Tensor, alphas_cumprod_t: torch.Tensor,
+                    prediction_type: str = "epsilon") -> torch.Tensor:
+    """The clean image implied by the model output at ``x_t`` (``noisy``) for a diffusers ``prediction_type``.
+
+    ``epsilon``: ``(x_t - sqrt(1 - a) eps) / sqrt(a)``; ``v_prediction``: ``sqrt(a) x_t - sqrt(1 - a) v``;
+    ``sample``: the output itself.
+    """
     alpha = alphas_cumprod_t.view(-1, 1, 1, 1).to(noisy.dtype)
-    return (noisy - noise_pred * (1 - alpha).sqrt()) / alpha.sqrt()
+    if prediction_type == "epsilon":
+        return (noisy - model_output * (1 - alpha).sqrt()) / alpha.sqrt()
+    if prediction_type == "v_prediction":
+        return alpha.sqrt() * noisy - (1 - alpha).sqrt() * model_output
+    if prediction_type == "sample":
+        return model_output
+    raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
 
 
-def diffhdr_loss(noise_pred: torch.Tensor, noise: torch.Tensor, noisy: torch.Tensor, target: torch.Tensor,
+def regression_target(noise: torch.Tensor, clean: torch.Tensor, alphas_cumprod_t: torch.Tensor,
+                      prediction_type: str = "epsilon") -> torch.Tensor:
+    """What the model learns to output: the noise, the velocity ``sqrt(a) eps - sqrt(1 - a) x_0``, or ``x_0``."""
+    alpha = alphas_cumprod_t.view(-1, 1, 1, 1).to(noise.dtype)
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "v_prediction":
+        return alpha.sqrt() * noise - (1 - alpha).sqrt() * clean
+    if prediction_type == "sample":
+        return clean
+    raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+
+
+def diffhdr_loss(model_output: torch.Tensor, noise: torch.Tensor, noisy: torch.Tensor, target: torch.Tensor,
                  alphas_cumprod_t: torch.Tensor, l1_weight: float = PAPER_L1_WEIGHT,
-                 reduction: str = "mean") -> LossTerms:
-    """Epsilon MSE plus ``l1_weight`` times the L1 between the predicted clean image and ``target``.
+                 reduction: str = "mean", prediction_type: str = "epsilon") -> LossTerms:
+    """Regression MSE (the paper: on epsilon) plus ``l1_weight`` times the L1 between the predicted clean
+    image and ``target``.
 
     Args:
-        noise_pred, noise, noisy, target: (B, 3, H, W) tensors; ``noisy`` is ``x_t``.
+        model_output, noise, noisy, target: (B, 3, H, W) tensors; ``noisy`` is ``x_t``, ``target`` is ``x_0``.
         alphas_cumprod_t: (B,) cumulative alphas at each sample's timestep.
         l1_weight: weight of the L1 term. The default keeps the original's balance at 128x128 crops.
         reduction: ``"mean"`` averages the squared error over all elements; ``"sum"`` sums it over
             C, H, W and averages over the batch, exactly as the original (use ``l1_weight=1`` with it).
+        prediction_type: ``"epsilon"`` (the paper), ``"v_prediction"`` or ``"sample"``, as in diffusers' schedulers.
     """
-    noise_pred, noise = noise_pred.float(), noise.float()
-    squared = (noise - noise_pred).square()
+    model_output, noise = model_output.float(), noise.float()
+    alphas = alphas_cumprod_t.float()
+    squared = (regression_target(noise, target.float(), alphas, prediction_type) - model_output).square()
     if reduction == "mean":
         noise_mse = squared.mean()
     elif reduction == "sum":
         noise_mse = squared.sum(dim=(1, 2, 3)).mean()
     else:
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    x0_l1 = F.l1_loss(predicted_clean(noisy.float(), noise_pred, alphas_cumprod_t.float()), target.float())
+    x0_l1 = F.l1_loss(predicted_clean(noisy.float(), model_output, alphas, prediction_type), target.float())
     return LossTerms(loss=noise_mse + l1_weight * x0_l1, noise_mse=noise_mse.detach(), x0_l1=x0_l1.detach())
 
 
@@ -250,7 +280,9 @@ __all__ = [
     "derive_seed",
     "diffhdr_loss",
     "list_checkpoints",
+    "PREDICTION_TYPES",
     "predicted_clean",
+    "regression_target",
     "prune_checkpoints",
     "resolve_checkpoint",
     "save_checkpoint",

@@ -38,6 +38,7 @@ from diffhdr_diffusers.model_configs import MODEL_CONFIGS, build_models
 from diffhdr_diffusers.schedulers import original_ddim_scheduler
 from diffhdr_diffusers.training_utils import (
     PAPER_L1_WEIGHT,
+    PREDICTION_TYPES,
     SeededCropDataset,
     StreamBatchSampler,
     antithetic_timesteps,
@@ -98,6 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optim.add_argument("--l1_weight", type=float, default=PAPER_L1_WEIGHT,
                        help="Weight of the L1 on the predicted clean image, relative to the per-element noise MSE. "
                             "The default keeps the original's balance (sum-over-pixels MSE + L1 at 128x128 crops).")
+    optim.add_argument("--prediction_type", choices=PREDICTION_TYPES, default="epsilon",
+                       help="What the UNet predicts: 'epsilon' (the paper), 'v_prediction' or 'sample'. The exported "
+                            "scheduler config records it, so any diffusers scheduler samples the model correctly.")
     optim.add_argument("--loss_reduction", choices=("mean", "sum"), default="mean",
                        help="'sum' sums the squared error over pixels as the original (then use --l1_weight 1).")
     optim.add_argument("--no_ema", action="store_true", help="Do not keep an EMA of the weights.")
@@ -259,7 +263,7 @@ def ema_copy(ema: EMAModel | None, model):
 
 
 def build_pipeline(unet, condition_encoder, args) -> DiffHDRPipeline:
-    return DiffHDRPipeline(unet=unet, condition_encoder=condition_encoder, scheduler=original_ddim_scheduler(),
+    return DiffHDRPipeline(unet=unet, condition_encoder=condition_encoder, scheduler=original_ddim_scheduler(args.prediction_type),
                            default_num_inference_steps=args.export_inference_steps,
                            default_patch_size=args.export_patch_size, default_stride=args.export_stride)
 
@@ -340,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                                 args.seed, args.on_bad_scene)
 
     unet, condition_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, condition_encoder, optimizer, lr_scheduler)
-    noise_scheduler = original_ddim_scheduler()
+    noise_scheduler = original_ddim_scheduler(args.prediction_type)
     alphas_cumprod = noise_scheduler.alphas_cumprod.to(accelerator.device)
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
     for ema in ema_models.values():
@@ -402,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                     features = condition_encoder(conditioning)
                     noise_pred = unet(noisy, timesteps.float(), features).sample
                 terms = diffhdr_loss(noise_pred, noise, noisy, target, alphas_cumprod[timesteps],
-                                     l1_weight=args.l1_weight, reduction=args.loss_reduction)
+                                     l1_weight=args.l1_weight, reduction=args.loss_reduction,
+                                     prediction_type=args.prediction_type)
                 accelerator.backward(terms.loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, args.max_grad_norm)

@@ -38,8 +38,11 @@ def original_betas() -> list[float]:
     return betas.tolist()
 
 
-def original_ddim_scheduler() -> DDIMScheduler:
-    """A DDIMScheduler that reproduces the original DiffHDR sampler (eta 0, final step to alpha 1)."""
+def original_ddim_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
+    """A DDIMScheduler that reproduces the original DiffHDR sampler (eta 0, final step to alpha 1).
+
+    ``prediction_type`` other than the paper's ``"epsilon"`` suits models trained with that target.
+    """
     return DDIMScheduler(
         num_train_timesteps=NUM_TRAIN_TIMESTEPS,
         beta_schedule="linear",
@@ -50,7 +53,7 @@ def original_ddim_scheduler() -> DDIMScheduler:
         set_alpha_to_one=True,
         steps_offset=0,
         timestep_spacing="leading",
-        prediction_type="epsilon",
+        prediction_type=prediction_type,
     )
 
 
