@@ -21,6 +21,7 @@ from diffhdr_diffusers.training_utils import (
     diffhdr_loss,
     list_checkpoints,
     predicted_clean,
+    regression_target,
     prune_checkpoints,
     resolve_checkpoint,
     save_checkpoint,
@@ -79,6 +80,26 @@ def test_predicted_clean_inverts_add_noise():
     noisy = scheduler.add_noise(target, noise, t)
     recovered = predicted_clean(noisy, noise, scheduler.alphas_cumprod[t])
     torch.testing.assert_close(recovered, target, atol=2e-3, rtol=0)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_regression_targets_match_diffusers_and_give_back_the_clean_image(prediction_type):
+    scheduler = original_ddim_scheduler(prediction_type)
+    target = torch.rand(3, 3, 8, 8)
+    noise = torch.randn(target.shape)
+    t = torch.tensor([0, 500, 999])
+    noisy = scheduler.add_noise(target, noise, t)
+    alphas = scheduler.alphas_cumprod[t]
+    output = regression_target(noise, target, alphas, prediction_type)
+    if prediction_type == "v_prediction":
+        torch.testing.assert_close(output, scheduler.get_velocity(target, noise, t))
+    torch.testing.assert_close(predicted_clean(noisy, output, alphas, prediction_type), target, atol=2e-3, rtol=0)
+    # The DDIM step's own x0 estimate agrees with ours for this prediction type.
+    scheduler.set_timesteps(10)
+    step = scheduler.step(output[1:2], 500, noisy[1:2])
+    torch.testing.assert_close(step.pred_original_sample, target[1:2], atol=2e-3, rtol=0)
+    perfect = diffhdr_loss(output, noise, noisy, target, alphas, prediction_type=prediction_type)
+    assert perfect.noise_mse == 0 and perfect.x0_l1 < 2e-3
 
 
 def test_stream_sampler_splits_global_batches_between_ranks_and_resumes_mid_stream():
