@@ -414,7 +414,7 @@ def quality(args, work: Path) -> None:
     except ImportError as error:
         print(f"skipped: {error}")
         return
-    from diffhdr_diffusers.schedulers import original_ddim_scheduler, scheduler_from_name
+    from diffhdr_diffusers.schedulers import scheduler_from_name
 
     torch.set_num_threads(args.threads)
     pipe = _load_pipeline(model, args.device, args.dtype)
@@ -426,8 +426,8 @@ def quality(args, work: Path) -> None:
     height, width = args.size
     factor = pipe.unet.downsample_factor
     scores = {}
+    scheduler = pipe.scheduler  # the model's own config (its prediction type included)
     for spec in specs:
-        scheduler = original_ddim_scheduler()
         pipe.scheduler = scheduler_from_name(spec["scheduler"], scheduler.config) if spec.get("scheduler") else scheduler
         values = []
         for index, scene in enumerate(scenes):
