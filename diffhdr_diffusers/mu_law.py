@@ -9,7 +9,6 @@ import torch
 
 MU = 5000.0
 
-ArrayLike = "np.ndarray | torch.Tensor"
 
 
 def mu_law(radiance, mu: float = MU):
