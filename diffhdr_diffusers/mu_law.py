@@ -10,7 +10,6 @@ import torch
 MU = 5000.0
 
 
-
 def mu_law(radiance, mu: float = MU):
     """Compress linear radiance in [0, 1] to ``log(1 + mu x) / log(1 + mu)``."""
     if isinstance(radiance, torch.Tensor):
