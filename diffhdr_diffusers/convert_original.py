@@ -26,11 +26,13 @@ from diffusers import DDIMScheduler
 
 from .errors import ModelLoadError, OutputError
 from .models import ConditionEncoder, DiffHDRUNet
+from .original_release import (
+    ORIGINAL_CHECKPOINT_NAME,
+    ORIGINAL_CHECKPOINT_URL,
+    ORIGINAL_REPOSITORY,
+    WEIGHT_CHOICES,
+)
 from .schedulers import original_ddim_scheduler
-
-ORIGINAL_REPOSITORY = "https://github.com/huTao1030/DiffHDR-pytorch"
-ORIGINAL_CHECKPOINT_NAME = "Hdr_ddpm3000000.pth.tar"
-ORIGINAL_CHECKPOINT_URL = "https://drive.google.com/file/d/1UwmxS20GAzBtU5G6NRJAQADmIyCZPPDE/view"
 
 # The sampler settings of the authors' published results (their README: T=25, p=512, r=64), with
 # condition features computed per window as their sampler does.
@@ -52,7 +54,6 @@ CONDITION_KEY_MAP = {
 }
 
 REQUIRED_KEYS = ("ddpm_state_dict", "cnn_state_dict", "config")
-WEIGHT_CHOICES = ("live", "ema")
 _SAFE_GLOBALS = [argparse.Namespace]
 _MAX_LISTED_KEYS = 12
 

@@ -5,6 +5,9 @@ Bad input is covered by ``tests/test_reliability.py``.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +91,11 @@ def test_overwrite_replaces_atomically(scene, model_dir, tmp_path, capfd):
     assert target.read_bytes() != first
     np.testing.assert_array_equal(read_radiance(target), expected(model_dir, scene, seed=2))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["m.exr", "scene"]
+
+
+def test_parsing_the_command_line_imports_neither_torch_nor_diffusers():
+    # `diffhdr <command> --help` and argument errors must answer at once; heavy imports wait for `run`.
+    code = ("import sys; from diffhdr_diffusers.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'diffusers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

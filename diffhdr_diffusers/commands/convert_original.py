@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..convert_original import (
+from ..original_release import (
     ORIGINAL_CHECKPOINT_NAME,
     ORIGINAL_CHECKPOINT_URL,
     WEIGHT_CHOICES,
