@@ -120,8 +120,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--validation_inference_steps", type=int, default=10, help="DDIM steps for validation samples.")
     run.add_argument("--export_weights", choices=("ema", "live"), default="ema",
                      help="Weights written to the final pipeline (the authors' results used the live weights).")
-    run.add_argument("--export_patch_size", type=int, default=512, help="default_patch_size of the exported pipeline.")
-    run.add_argument("--export_stride", type=int, default=64, help="default_stride of the exported pipeline.")
+    run.add_argument("--export_patch_size", type=int, default=None,
+                     help="default_patch_size of the exported pipeline and of validation (default: --crop_size; "
+                          "a model sampled in windows larger than its training crops loses quality, see README).")
+    run.add_argument("--export_stride", type=int, default=None,
+                     help="default_stride of the exported pipeline and of validation (default: half the patch).")
     run.add_argument("--export_inference_steps", type=int, default=25)
     run.add_argument("--report_to", default="tensorboard", help="'tensorboard', 'wandb', 'all' or 'none'.")
     run.add_argument("--logging_steps", type=int, default=10, help="Log loss every N steps.")
@@ -131,6 +134,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--hub_private_repo", action="store_true")
 
     args = parser.parse_args(argv)
+    args.export_patch_size = args.export_patch_size or args.crop_size
+    args.export_stride = args.export_stride or max(args.export_patch_size // 2, 1)
     for name in ("crop_size", "train_batch_size", "max_train_steps", "gradient_accumulation_steps",
                  "checkpointing_steps", "validation_size", "validation_inference_steps"):
         if getattr(args, name) < 1:
@@ -219,9 +224,8 @@ def run_validation(pipeline: DiffHDRPipeline, brackets: list[dict], args, step: 
 
     scores, previews = [], []
     for bracket in brackets:
-        size = bracket["radiance"].shape[:2]
         output = pipeline(bracket["images"], bracket["exposures"], num_inference_steps=args.validation_inference_steps,
-                          patch_size=max(size), stride=max(size), generator=torch.Generator().manual_seed(args.seed))
+                          generator=torch.Generator().manual_seed(args.seed))
         prediction = output.hdr[0]
         scores.append({"scene": bracket["scene"], "psnr_mu": float(psnr_mu(prediction, bracket["radiance"])),
                        "psnr_l": float(psnr_l(prediction, bracket["radiance"]))})
