@@ -18,10 +18,8 @@ from ..errors import ImageReadError
 
 # The io package decodes files from their bytes; these helpers take (path-for-messages, bytes).
 from ..io.decode import bgr_to_rgb, check_size, decode_with_opencv, to_rgb
-from ..io.ldr import _normalise as normalise_ldr
-from ..io.ldr import _read_tiff as decode_tiff
-from ..io.radiance import _read_exr as decode_exr
-from ..io.radiance import _read_hdr as decode_hdr
+from ..io.ldr import decode_tiff, normalise_ldr
+from ..io.radiance import decode_exr, decode_hdr
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 

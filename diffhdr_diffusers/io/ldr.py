@@ -23,7 +23,8 @@ OPENCV_SUFFIXES = (".png", ".jpg", ".jpeg")
 LDR_SUFFIXES = TIFF_SUFFIXES + OPENCV_SUFFIXES
 
 
-def _read_tiff(path: Path, data: bytes) -> np.ndarray:
+def decode_tiff(path: Path, data: bytes) -> np.ndarray:
+    """A TIFF file's bytes to its stored samples, (H, W, C); ``path`` names the file in errors."""
     try:
         with quiet_logger("tifffile"), tifffile.TiffFile(io.BytesIO(data)) as tiff:
             page = tiff.pages.first
@@ -50,7 +51,7 @@ def _read_tiff(path: Path, data: bytes) -> np.ndarray:
     return image
 
 
-def _normalise(path: Path, image: np.ndarray) -> np.ndarray:
+def normalise_ldr(path: Path, image: np.ndarray) -> np.ndarray:
     """Scale integer samples by their full range; keep float samples, which must lie in [0, 1]."""
     if image.dtype == np.uint8 or image.dtype == np.uint16:
         opaque = float(np.iinfo(image.dtype).max)
@@ -83,11 +84,11 @@ def read_ldr(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{path}: unsupported LDR format {suffix!r}; use one of {', '.join(LDR_SUFFIXES)}.")
     data = read_bytes(path)
     if suffix in TIFF_SUFFIXES:
-        image = _read_tiff(path, data)
+        image = decode_tiff(path, data)
     else:
         image = bgr_to_rgb(decode_with_opencv(path, data, cv2.IMREAD_UNCHANGED))
     check_size(path, image)
-    return _normalise(path, image)
+    return normalise_ldr(path, image)
 
 
 def write_ldr(path: str | os.PathLike, image: np.ndarray, bits: int = 16, overwrite: bool = False) -> Path:

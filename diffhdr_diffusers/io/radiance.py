@@ -24,7 +24,8 @@ RADIANCE_SUFFIXES = (".hdr", ".exr")
 MAX_PIXELS = 1 << 28  # 16k x 16k; a larger header is treated as corrupt rather than allocated
 
 
-def _read_hdr(path: Path, data: bytes) -> np.ndarray:
+def decode_hdr(path: Path, data: bytes) -> np.ndarray:
+    """A Radiance ``.hdr`` file's bytes to float32 RGB; ``path`` names the file in errors."""
     if not data.startswith(b"#?"):
         raise ImageReadError(f"{path}: not a Radiance RGBE file (missing '#?' signature); re-export it.")
     image = decode_with_opencv(path, data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
@@ -52,7 +53,8 @@ def _exr_channels(path: Path, channels: dict) -> np.ndarray:
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
 
 
-def _read_exr(path: Path, data: bytes) -> np.ndarray:
+def decode_exr(path: Path, data: bytes) -> np.ndarray:
+    """An OpenEXR file's bytes to float32 RGB; ``path`` names the file in errors."""
     if not data.startswith(b"\x76\x2f\x31\x01"):
         raise ImageReadError(f"{path}: not an OpenEXR file (bad magic number); re-export it.")
     try:
@@ -87,7 +89,7 @@ def read_radiance(path: str | os.PathLike) -> np.ndarray:
     if suffix not in RADIANCE_SUFFIXES:
         raise ImageReadError(f"{path}: unsupported radiance format {suffix!r}; use .hdr or .exr.")
     data = read_bytes(path)
-    radiance = _read_hdr(path, data) if suffix == ".hdr" else _read_exr(path, data)
+    radiance = decode_hdr(path, data) if suffix == ".hdr" else decode_exr(path, data)
     if not np.all(np.isfinite(radiance)):
         raise ImageReadError(f"{path}: contains NaN or infinite values; the file is corrupt.")
     # Out-of-gamut colour conversions leave small negative values in some EXR files (the OpenEXR
