@@ -32,6 +32,7 @@ from .original_release import (
     ORIGINAL_REPOSITORY,
     WEIGHT_CHOICES,
 )
+from .pipelines.model_card import render_model_card
 from .schedulers import original_ddim_scheduler
 
 # The sampler settings of the authors' published results (their README: T=25, p=512, r=64), with
@@ -295,81 +296,43 @@ def file_sha256(path: str | Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def model_card(checkpoint: OriginalCheckpoint, weights: str, sha256: str, repo_id: str | None = None) -> str:
-    """A Hugging Face model card (README.md) for a converted checkpoint."""
-    unet_config = checkpoint.unet_config()
-    model_ref = repo_id or "path/to/this/folder"
-    return f"""---
-license: other
-license_name: unspecified
-license_link: {ORIGINAL_REPOSITORY}
-library_name: diffusers
-pipeline_tag: image-to-image
-tags:
-- hdr
-- hdr-deghosting
-- multi-exposure-fusion
-- diffusion
-- diffhdr
-- diffhdr-diffusers
----
+CITATION = """```
+@article{yan2023towards,
+  title={Towards high-quality HDR deghosting with conditional diffusion models},
+  author={Yan, Qingsen and Hu, Tao and Sun, Yuan and Tang, Hao and Zhu, Yu and Dong, Wei and Van Gool, Luc and Zhang, Yanning},
+  journal={IEEE Transactions on Circuits and Systems for Video Technology},
+  year={2023}
+}
+```"""
 
-# DiffHDR (authors' weights, converted to diffusers)
 
-The weights of DiffHDR ("Towards High-quality HDR Deghosting with Conditional Diffusion Models",
-Yan et al., IEEE TCSVT 2023, [arXiv:2311.00932](https://arxiv.org/abs/2311.00932)) released by the authors
-at {ORIGINAL_REPOSITORY}, converted to a `DiffHDRPipeline` of the `diffhdr_diffusers` library
-(`pip install diffhdr-diffusers`) by `diffhdr convert-original`.
-The model merges a bracket of three LDR exposures (short, medium, long) into one linear HDR image,
-aligned to the medium exposure. It was trained on the Kalantari (SIG17) dataset.
-
-## Source
-
-| | |
-|---|---|
-| checkpoint | `{checkpoint.path.name}` |
-| sha256 | `{sha256}` |
-| training step | {checkpoint.step} (epoch {checkpoint.epoch}) |
-| UNet weights | `{weights}` ({"the weights the authors' evaluation used" if weights == "live" else "the EMA shadow; the authors' evaluation used the live weights"}) |
-| UNet config | ch {unet_config["ch"]}, ch_mult {list(unet_config["ch_mult"])}, attention at {list(unet_config["attn_resolutions"])}, training crop {unet_config["sample_size"]} |
-
-## Sampler
-
-The pipeline's defaults reproduce the sampler of the paper's published results: DDIM with eta 0 over
-25 steps, overlapping 512x512 windows with stride 64 whose noise estimates are averaged, and condition
-features computed per window (`default_condition_per_window=True`). The output is clamped to [0, 1] in the
-mu-law domain (mu = 5000) and returned both as mu-law values and as linear radiance.
-
-## Usage
-
-```python
-from diffhdr_diffusers import DiffHDRPipeline
-
-pipe = DiffHDRPipeline.from_pretrained("{model_ref}")
-out = pipe(["short.tif", "medium.tif", "long.tif"], exposures=[0.0, 2.0, 4.0])
-radiance = out.hdr[0]  # (H, W, 3) float32 linear HDR
-```
-
-or on the command line:
-
-```
-diffhdr merge short.tif medium.tif long.tif --exposures 0,2,4 --model {model_ref} -o merged.exr
-```
-
-## License
-
-The original repository states no license; these weights carry whatever terms the authors set.
-Cite the paper when you use them:
-
-```
-@article{{yan2023towards,
-  title={{Towards high-quality HDR deghosting with conditional diffusion models}},
-  author={{Yan, Qingsen and Hu, Tao and Sun, Yuan and Tang, Hao and Zhu, Yu and Dong, Wei and Van Gool, Luc and Zhang, Yanning}},
-  journal={{IEEE Transactions on Circuits and Systems for Video Technology}},
-  year={{2023}}
-}}
-```
-"""
+def model_card(checkpoint: OriginalCheckpoint, weights: str, sha256: str, folder: Path,
+               repo_id: str | None = None) -> str:
+    """A Hugging Face model card (README.md) for a converted checkpoint saved in ``folder``."""
+    used = ("the weights the authors' evaluation used" if weights == "live"
+            else "the EMA shadow; the authors' evaluation used the live weights")
+    description = (
+        "The weights of DiffHDR (\"Towards High-quality HDR Deghosting with Conditional Diffusion Models\", Yan et "
+        f"al., IEEE TCSVT 2023, [arXiv:2311.00932](https://arxiv.org/abs/2311.00932)) released by the authors at "
+        f"{ORIGINAL_REPOSITORY}, converted to a `DiffHDRPipeline` of the `diffhdr_diffusers` library (`pip install "
+        "diffhdr-diffusers`) by `diffhdr convert-original`. The model merges a bracket of three LDR exposures "
+        "(short, medium, long) into one linear HDR image, aligned to the medium exposure. It was trained on the "
+        "Kalantari (SIG17) dataset.")
+    sampler = (
+        "The pipeline's defaults reproduce the sampler of the paper's published results: DDIM with eta 0 over 25 "
+        "steps, overlapping 512x512 windows with stride 64 whose noise estimates are averaged, and condition "
+        "features computed per window (`default_condition_per_window=True`). The output is clamped to [0, 1] in "
+        "the mu-law domain (mu = 5000) and returned both as mu-law values and as linear radiance.")
+    license_text = ("The original repository states no license; these weights carry whatever terms the authors set. "
+                    "Cite the paper when you use them:\n\n" + CITATION)
+    return render_model_card(
+        repo_id, folder=folder, title="DiffHDR (authors' weights, converted to diffusers)", description=description,
+        license="other", license_name="unspecified", license_link=ORIGINAL_REPOSITORY,
+        training={"checkpoint": f"`{checkpoint.path.name}`", "sha256": f"`{sha256}`",
+                  "training step": f"{checkpoint.step} (epoch {checkpoint.epoch})",
+                  "UNet weights": f"`{weights}` ({used})"},
+        training_title="Source", sections={"Sampler": sampler, "License": license_text},
+        tags=["hdr-deghosting", "multi-exposure-fusion", "diffusion", "diffhdr-diffusers"])
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
@@ -447,7 +410,7 @@ def convert_original_checkpoint(ckpt_path: str | Path, output_dir: str | Path, w
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
     try:
         pipeline.save_pretrained(staging)
-        (staging / "README.md").write_text(model_card(checkpoint, weights, sha256, push_to_hub))
+        (staging / "README.md").write_text(model_card(checkpoint, weights, sha256, staging, push_to_hub))
         _use_default_permissions(staging)
         _replace_dir(staging, output_dir)
     except BaseException:

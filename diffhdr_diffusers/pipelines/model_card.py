@@ -121,9 +121,13 @@ def render_model_card(
     title: str = "DiffHDR: ghost-free HDR merging of exposure brackets",
     description: str = DEFAULT_DESCRIPTION,
     license: str = "apache-2.0",
+    license_name: str | None = None,
+    license_link: str | None = None,
     training: Mapping[str, Any] | None = None,
+    training_title: str = "Training",
     metrics: Mapping[str, Any] | None = None,
     metrics_note: str | None = None,
+    sections: Mapping[str, str] | None = None,
     limitations: list[str] | None = None,
     tags: list[str] | None = None,
 ) -> str:
@@ -135,31 +139,35 @@ def render_model_card(
         title: the card's heading.
         description: the opening paragraph.
         license: the Hub license identifier for the front matter.
+        license_name, license_link: with ``license="other"``, the license's name and where its terms are.
         training: what the model was trained on and for how long, e.g. ``{"data": ..., "steps": ...,
             "duration": ..., "command": ...}``; rendered as a table.
+        training_title: the heading of that table (e.g. ``"Source"`` for converted weights).
         metrics: ``{"PSNR-mu": 40.1, ...}`` or ``{method: {metric: value}}`` (the model next to baselines);
             rendered as a table.
         metrics_note: a sentence on how and on what the metrics were measured.
+        sections: further ``{heading: markdown}`` sections, placed before the limitations.
         limitations: extra limitations, listed after the general ones.
         tags: extra Hub tags, added to the standard ones.
     """
+    links = {key: value for key, value in (("license_name", license_name), ("license_link", license_link)) if value}
     card_data = ModelCardData(license=license, library_name="diffusers", pipeline_tag=PIPELINE_TAG,
-                              tags=list(dict.fromkeys([*TAGS, *(tags or [])])))
+                              tags=list(dict.fromkeys([*TAGS, *(tags or [])])), **links)
     model_ref = repo_id or "path/to/this/folder"
-    sections = [f"# {title}", description]
-
-    sections.append(USAGE.format(model_ref=model_ref))
+    parts = [f"# {title}", description, USAGE.format(model_ref=model_ref)]
 
     summary = _pipeline_summary(Path(folder)) if folder is not None else {}
     if summary:
-        sections += ["## Sampler defaults", _key_value_table(summary)]
+        parts += ["## Sampler defaults", _key_value_table(summary)]
     if training:
-        sections += ["## Training", _key_value_table(training)]
+        parts += [f"## {training_title}", _key_value_table(training)]
     if metrics:
-        sections += ["## Evaluation", *([metrics_note] if metrics_note else []), metrics_table(metrics)]
+        parts += ["## Evaluation", *([metrics_note] if metrics_note else []), metrics_table(metrics)]
+    for heading, text in (sections or {}).items():
+        parts += [f"## {heading}", text]
     limitation_lines = [f"- {line}" for line in [*DEFAULT_LIMITATIONS, *(limitations or [])]]
-    sections += ["## Limitations", "\n".join(limitation_lines)]
-    content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
+    parts += ["## Limitations", "\n".join(limitation_lines)]
+    content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(parts) + "\n"
     return str(ModelCard(content))
 
 
@@ -174,10 +182,10 @@ def write_model_card(folder: str | Path, repo_id: str | None = None, overwrite: 
     path = folder / "README.md"
     if path.exists() and not overwrite:
         return path
-    unknown = set(card) - {"title", "description", "license", "training", "metrics", "metrics_note",
-                           "limitations", "tags"}
+    fields = ("title", "description", "license", "license_name", "license_link", "training", "training_title",
+              "metrics", "metrics_note", "sections", "limitations", "tags")
+    unknown = set(card) - set(fields)
     if unknown:
-        raise InputError(f"model_card: unknown field(s) {', '.join(sorted(unknown))}; use title, description, "
-                         "license, training, metrics, metrics_note, limitations or tags.")
+        raise InputError(f"model_card: unknown field(s) {', '.join(sorted(unknown))}; use {', '.join(fields)}.")
     path.write_text(render_model_card(repo_id, folder=folder, **card), encoding="utf-8")
     return path
