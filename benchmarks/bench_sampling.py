@@ -228,18 +228,21 @@ def _gb(value: int) -> str:
     return f"{value / 2**30:.2f}"
 
 
-def windows_per_step(height: int, width: int, patch: int, stride: int, factor: int, shifted: bool) -> float:
-    """Mean windows per step of the pipeline's grid on a padded image (averaged over shift offsets)."""
-    from diffhdr_diffusers.pipelines import WindowGrid
+def window_passes(height: int, width: int, patch: int, stride: int, factor: int, shifted: bool, steps: int) -> float:
+    """Window passes of the pipeline over ``steps`` steps on a padded image.
+
+    A shifted grid is averaged over its offsets; its last step runs on the fixed grid of stride
+    ``min(stride, patch // 2)``, as the pipeline does.
+    """
+    from diffhdr_diffusers.pipelines import WindowGrid, window_starts
 
     height, width = -(-height // factor) * factor, -(-width // factor) * factor
     if not shifted:
-        return float(len(WindowGrid.build(height, width, patch, stride)))
-    from diffhdr_diffusers.pipelines import window_starts
-
+        return float(len(WindowGrid.build(height, width, patch, stride))) * steps
     rows = np.mean([len(window_starts(height, min(patch, height), stride, o)) for o in range(stride)])
     cols = np.mean([len(window_starts(width, min(patch, width), stride, o)) for o in range(stride)])
-    return float(rows * cols)
+    final = len(WindowGrid.build(height, width, patch, min(stride, max(patch // 2, 1))))
+    return float(rows * cols) * (steps - 1) + final
 
 
 def reference_evaluations(height: int, width: int) -> int:
@@ -319,7 +322,7 @@ def project(config: str, patch: int, per_window: float, unet_per_window: float, 
     height, width = FULL_SIZE
     windows = reference_evaluations(height, width) / (REFERENCE["patch_size"] ** 2 * REFERENCE["steps"])
     factor = 2 ** (len(resolve_model_config(config)["unet"]["ch_mult"]) - 1)
-    fast_windows = windows_per_step(height, width, 512, 512, factor, shifted=True) * FAST_PRESET["num_inference_steps"]
+    fast_windows = window_passes(height, width, 512, 512, factor, True, FAST_PRESET["num_inference_steps"])
     total = windows * REFERENCE["steps"]
     print(f"Projection ({clock} time) for {height}x{width}, p512/r64/T25 ({int(windows)} windows x 25 steps), same CPU, "
           f"config `{config}`: original {total * per_window * scale / 3600:.2f} h, exact mode "
@@ -438,10 +441,11 @@ def quality(args, work: Path) -> None:
                                  stride=spec["stride"], condition_per_window=spec["condition_per_window"],
                                  shift_windows=spec.get("shift_windows", False), generator=generator).hdr[0])
             values.append(psnr_mu(np.mean(outs, axis=0), scene.radiance))
-        evals = windows_per_step(height, width, patch, spec["stride"], factor, spec.get("shift_windows", False))
-        full = windows_per_step(*FULL_SIZE, 512, spec["stride"] * 512 // patch, factor, spec.get("shift_windows", False))
-        scores[spec["name"]] = (float(np.mean(values)), evals * patch * patch * spec["steps"] * spec.get("ensemble", 1),
-                                reference_evaluations(*FULL_SIZE) / (full * 512 * 512 * spec["steps"] * spec.get("ensemble", 1)))
+        shifted, members = spec.get("shift_windows", False), spec.get("ensemble", 1)
+        passes = window_passes(height, width, patch, spec["stride"], factor, shifted, spec["steps"])
+        full = window_passes(*FULL_SIZE, 512, spec["stride"] * 512 // patch, factor, shifted, spec["steps"])
+        scores[spec["name"]] = (float(np.mean(values)), passes * patch * patch * members,
+                                reference_evaluations(*FULL_SIZE) / (full * 512 * 512 * members))
         print(f"  {spec['name']}: {scores[spec['name']][0]:.2f} dB", file=sys.stderr, flush=True)
     exact = next(iter(scores.values()))[0]
     print(f"Model {model}; {args.quality} synthesised scenes {height}x{width} (seed {args.seed}); patch {patch}.\n")
@@ -459,13 +463,13 @@ def preset_ratio() -> None:
     reference = reference_evaluations(*FULL_SIZE)
     print(f"\n### Evaluation ratio at {FULL_SIZE[0]}x{FULL_SIZE[1]} (analytic)\n")
     print(f"Original p512/r64/T25: {reference:.4g} UNet pixel-evaluations (153 windows x 512^2 x 25).\n")
-    print("| patch | stride | shifted | steps | mean windows / step | pixel-evals | ratio |")
+    print("| patch | stride | shifted | steps | window passes | pixel-evals | ratio |")
     print("|---|---|---|---|---|---|---|")
     for steps in sorted({5, 6, FAST_PRESET["num_inference_steps"]}):
         for patch, stride, shifted in ((512, 512, True), (512, 512, False), (512, 256, False)):
-            windows = windows_per_step(*FULL_SIZE, patch, stride, 32, shifted)
-            evals = windows * patch * patch * steps
-            print(f"| {patch} | {stride} | {shifted} | {steps} | {windows:.2f} | {evals:.3g} | {reference / evals:.1f}x |")
+            passes = window_passes(*FULL_SIZE, patch, stride, 32, shifted, steps)
+            evals = passes * patch * patch
+            print(f"| {patch} | {stride} | {shifted} | {steps} | {passes:.1f} | {evals:.3g} | {reference / evals:.1f}x |")
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -109,6 +109,22 @@ def test_shifted_windows_run_and_need_whole_image_conditioning(pipe, bracket):
         run(pipe, bracket, shift_windows=True, condition_per_window=True)
 
 
+def test_shifted_windows_end_on_a_half_overlapping_grid(pipe, bracket):
+    # The last step's predictions are the output of x0/v models: no seam of a non-overlapping grid may survive.
+    from diffhdr_diffusers.pipelines import WindowGrid
+
+    windows_per_call = []
+    hook = pipe.unet.register_forward_hook(lambda module, args, output: windows_per_call.append(args[0].shape[0]))
+    try:
+        run(pipe, bracket, stride=32, shift_windows=True, window_batch_size=1000, num_inference_steps=4)
+    finally:
+        hook.remove()
+    factor = pipe.unet.downsample_factor
+    padded = [-(-size // factor) * factor for size in (45, 70)]
+    assert len(windows_per_call) == 4
+    assert windows_per_call[-1] == len(WindowGrid.build(*padded, 32, 16))
+
+
 @pytest.mark.parametrize("name", [n for n in SCHEDULERS if n != "lms"])
 def test_scheduler_swaps(pipe, bracket, name):
     pipe.scheduler = scheduler_from_name(name, pipe.scheduler.config)

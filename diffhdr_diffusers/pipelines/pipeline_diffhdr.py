@@ -329,7 +329,8 @@ class DiffHDRPipeline(DiffusionPipeline):
                 image (no seams). Either way the condition encoder runs once per call, not once per step.
             shift_windows (`bool`, defaults to `False`):
                 Shift the window grid by a random offset at every step, so that seams of low-overlap tilings
-                land in different places and average out. Uses `generator`.
+                land in different places and average out. The last step runs on a fixed grid overlapping by
+                at least half a window, because its predictions form the output. Uses `generator`.
             window_batch_size (`int`, *optional*):
                 Windows per UNet call; by default chosen from the window size to keep activations near 2 GiB.
             eta (`float`, defaults to 0.0): DDIM eta, passed only to schedulers that accept it.
@@ -385,8 +386,12 @@ class DiffHDRPipeline(DiffusionPipeline):
         # 4. Denoise: tiled noise estimate, one scheduler step on the whole image.
         for index, timestep in enumerate(self.progress_bar(self.scheduler.timesteps)):
             if shift_windows:
-                offset = tuple(int(v) for v in shift_rng.integers(0, stride, size=2))
-                grid = WindowGrid.build(padded_height, padded_width, patch_size, stride, offset)
+                # The last step's window predictions become the output of a model that predicts the clean
+                # image (x0 or v), so its seams would not average out: it runs on a half-overlapping grid.
+                final = index == len(self.scheduler.timesteps) - 1
+                step_stride = min(stride, max(patch_size // 2, 1)) if final else stride
+                offset = (0, 0) if final else tuple(int(v) for v in shift_rng.integers(0, stride, size=2))
+                grid = WindowGrid.build(padded_height, padded_width, patch_size, step_stride, offset)
                 window_conditioning.grid = grid
                 coverage = grid.coverage(conditioning.device, dtype)
             model_input = self.scheduler.scale_model_input(latents, timestep)
