@@ -185,3 +185,20 @@ def test_loader_refuses_foreign_code_and_non_pipeline_folders(pipe, tmp_path):
     with pytest.raises(ModelLoadError, match="evil.py"):
         DiffHDRPipeline.from_pretrained(tmp_path)
     assert isinstance(DiffHDRPipeline.from_pretrained(tmp_path, trust_remote_code=True), DiffHDRPipeline)
+
+
+def test_tapered_blending_keeps_constant_images_and_differs_from_uniform(pipe, bracket):
+    from diffhdr_diffusers.pipelines.tiling import window_weight
+
+    weight = window_weight(32, 32, "taper")
+    assert weight.min() > 0 and weight.max() == 1 and torch.equal(weight, weight.T)
+    # Half-overlapping tents sum to a constant away from the image border.
+    row = torch.zeros(96)
+    for start in range(0, 65, 16):
+        row[start:start + 32] += weight[0] / weight[0].max()
+    assert torch.allclose(row[32:64], row[32].expand(32))
+    uniform = run(pipe, bracket, window_blend="uniform").mu_law
+    taper = run(pipe, bracket, window_blend="taper").mu_law
+    assert np.isfinite(taper).all() and not np.allclose(uniform, taper)
+    with pytest.raises(InputError, match="window_blend"):
+        run(pipe, bracket, window_blend="gaussian")

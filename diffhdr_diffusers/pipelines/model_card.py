@@ -106,7 +106,8 @@ def _pipeline_summary(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return summary
     summary["scheduler"] = scheduler.get("_class_name", "?")
-    for key in ("default_num_inference_steps", "default_patch_size", "default_stride", "default_condition_per_window"):
+    for key in ("default_num_inference_steps", "default_patch_size", "default_stride", "default_condition_per_window",
+                "default_window_blend"):
         if key in index:
             summary[key.removeprefix("default_")] = index[key]
     summary["UNet"] = (f"ch {unet.get('ch')}, ch_mult {unet.get('ch_mult')}, attention at {unet.get('attn_resolutions')},"

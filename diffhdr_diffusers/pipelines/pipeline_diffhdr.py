@@ -21,7 +21,7 @@ from ..models import ConditionEncoder, DiffHDRUNet
 from . import hub_layout
 from .image_processor import DiffHDRImageProcessor
 from .model_card import write_model_card
-from .tiling import WindowGrid
+from .tiling import WINDOW_BLENDS, WindowGrid, window_weight
 from .window_conditioning import WindowConditioning
 
 EXAMPLE_DOC_STRING = """
@@ -94,6 +94,7 @@ class DiffHDRPipeline(DiffusionPipeline):
         default_patch_size: int = 512,
         default_stride: int = 64,
         default_condition_per_window: bool = False,
+        default_window_blend: str = "uniform",
     ):
         super().__init__()
         self.register_modules(unet=unet, condition_encoder=condition_encoder, scheduler=scheduler)
@@ -102,6 +103,7 @@ class DiffHDRPipeline(DiffusionPipeline):
             default_patch_size=default_patch_size,
             default_stride=default_stride,
             default_condition_per_window=default_condition_per_window,
+            default_window_blend=default_window_blend,
         )
         self.image_processor = DiffHDRImageProcessor()
 
@@ -217,7 +219,8 @@ class DiffHDRPipeline(DiffusionPipeline):
                                  f"{error}") from error
 
     def check_inputs(self, num_inference_steps: int, patch_size: int, stride: int, window_batch_size: int | None,
-                     output_type: str, shift_windows: bool, condition_per_window: bool) -> None:
+                     output_type: str, shift_windows: bool, condition_per_window: bool,
+                     window_blend: str = "uniform") -> None:
         factor = self.unet.downsample_factor
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise InputError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
@@ -230,6 +233,8 @@ class DiffHDRPipeline(DiffusionPipeline):
             raise InputError(f"window_batch_size must be a positive integer or None, got {window_batch_size!r}.")
         if output_type not in ("np", "pt"):
             raise InputError(f"output_type must be 'np' or 'pt', got {output_type!r}.")
+        if window_blend not in WINDOW_BLENDS:
+            raise InputError(f"window_blend must be one of {', '.join(WINDOW_BLENDS)}, got {window_blend!r}.")
         if shift_windows and condition_per_window:
             raise InputError("shift_windows=True needs whole-image conditioning; set condition_per_window=False.")
 
@@ -282,13 +287,14 @@ class DiffHDRPipeline(DiffusionPipeline):
         return kwargs
 
     def _predict_noise(self, model_input: torch.Tensor, timestep: torch.Tensor, grid: WindowGrid,
-                       conditioning: WindowConditioning, coverage: torch.Tensor, window_batch: int) -> torch.Tensor:
-        """Noise estimate of the whole image: window predictions averaged by coverage."""
+                       conditioning: WindowConditioning, coverage: torch.Tensor, window_batch: int,
+                       weight: torch.Tensor | None) -> torch.Tensor:
+        """Noise estimate of the whole image: window predictions averaged (weighted by ``weight``) by coverage."""
         total = torch.zeros_like(model_input)
         for start in range(0, len(grid), window_batch):
             indices = range(start, min(start + window_batch, len(grid)))
             noise = self.unet(grid.crop(model_input, indices), timestep, conditioning.crop(indices)).sample
-            grid.accumulate(total, noise, indices)
+            grid.accumulate(total, noise, indices, weight)
         return total / coverage
 
     @torch.no_grad()
@@ -301,6 +307,7 @@ class DiffHDRPipeline(DiffusionPipeline):
         stride: int | None = None,
         condition_per_window: bool | None = None,
         shift_windows: bool = False,
+        window_blend: str | None = None,
         window_batch_size: int | None = None,
         eta: float = 0.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -331,6 +338,10 @@ class DiffHDRPipeline(DiffusionPipeline):
                 Shift the window grid by a random offset at every step, so that seams of low-overlap tilings
                 land in different places and average out. The last step runs on a fixed grid overlapping by
                 at least half a window, because its predictions form the output. Uses `generator`.
+            window_blend (`str`, *optional*):
+                How overlapping window predictions are averaged: `"uniform"` (the original sampler) or
+                `"taper"` (each window weighted by a tent that is smallest at its edges, which hides window
+                seams). Defaults to the pipeline config.
             window_batch_size (`int`, *optional*):
                 Windows per UNet call; by default chosen from the window size to keep activations near 2 GiB.
             eta (`float`, defaults to 0.0): DDIM eta, passed only to schedulers that accept it.
@@ -350,8 +361,9 @@ class DiffHDRPipeline(DiffusionPipeline):
             stride = patch_size if shift_windows else config.default_stride
         if condition_per_window is None:
             condition_per_window = config.default_condition_per_window
+        window_blend = window_blend or config.get("default_window_blend", "uniform")
         self.check_inputs(num_inference_steps, patch_size, stride, window_batch_size, output_type,
-                          shift_windows, condition_per_window)
+                          shift_windows, condition_per_window, window_blend)
 
         # 1. Prepare the conditioning, padded to the UNet's downsampling factor.
         conditioning = self.image_processor.preprocess(images, exposures, self.condition_encoder.config.num_exposures)
@@ -367,7 +379,8 @@ class DiffHDRPipeline(DiffusionPipeline):
 
         # 2. Condition features: once per call, whatever the number of steps.
         window_conditioning = WindowConditioning(self.condition_encoder, conditioning, grid, condition_per_window)
-        coverage = grid.coverage(conditioning.device, dtype)
+        weight = window_weight(grid.patch_height, grid.patch_width, window_blend, conditioning.device, dtype)
+        coverage = grid.coverage(conditioning.device, dtype, weight)
 
         # 3. Initial noise and timesteps.
         self.scheduler.set_timesteps(num_inference_steps, device=conditioning.device)
@@ -393,9 +406,9 @@ class DiffHDRPipeline(DiffusionPipeline):
                 offset = (0, 0) if final else tuple(int(v) for v in shift_rng.integers(0, stride, size=2))
                 grid = WindowGrid.build(padded_height, padded_width, patch_size, step_stride, offset)
                 window_conditioning.grid = grid
-                coverage = grid.coverage(conditioning.device, dtype)
+                coverage = grid.coverage(conditioning.device, dtype, weight)
             model_input = self.scheduler.scale_model_input(latents, timestep)
-            noise = self._predict_noise(model_input, timestep, grid, window_conditioning, coverage, window_batch)
+            noise = self._predict_noise(model_input, timestep, grid, window_conditioning, coverage, window_batch, weight)
             latents = self.scheduler.step(noise, timestep, latents, **step_kwargs).prev_sample
             if not torch.isfinite(latents).all():
                 raise SamplingError(

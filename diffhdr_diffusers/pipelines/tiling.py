@@ -53,18 +53,42 @@ class WindowGrid:
         y, x = self.origins[index]
         return slice(y, y + self.patch_height), slice(x, x + self.patch_width)
 
-    def coverage(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """How many windows cover each pixel, shape (height, width); never zero."""
+    def coverage(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
+        """How many windows cover each pixel (or the sum of their ``weight`` maps), shape (height, width); never zero."""
         count = torch.zeros(self.height, self.width, device=device, dtype=dtype)
         for index in range(len(self)):
-            count[self.window(index)] += 1
+            count[self.window(index)] += 1 if weight is None else weight
         return count
 
     def crop(self, tensor: torch.Tensor, indices: range | list[int]) -> torch.Tensor:
         """Stack the windows ``indices`` of a (B, C, H, W) tensor into (len(indices) * B, C, ph, pw)."""
         return torch.cat([tensor[(..., *self.window(i))] for i in indices], dim=0)
 
-    def accumulate(self, total: torch.Tensor, windows: torch.Tensor, indices: range | list[int]) -> None:
-        """Add window-batched values (as made by :meth:`crop`) back into ``total`` (B, C, H, W) in place."""
+    def accumulate(self, total: torch.Tensor, windows: torch.Tensor, indices: range | list[int],
+                   weight: torch.Tensor | None = None) -> None:
+        """Add window-batched values (as made by :meth:`crop`), times ``weight`` if given, into ``total`` in place."""
         for chunk, index in zip(windows.split(total.shape[0]), indices):
-            total[(..., *self.window(index))] += chunk
+            total[(..., *self.window(index))] += chunk if weight is None else chunk * weight
+
+
+WINDOW_BLENDS = ("uniform", "taper")
+
+
+def window_weight(patch_height: int, patch_width: int, blend: str, device: torch.device | str = "cpu",
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+    """Per-pixel weight of a window's prediction when overlapping windows are averaged.
+
+    ``"uniform"`` (``None``): every window counts equally, as in the original sampler. ``"taper"``: a
+    separable tent, highest at the centre and smallest (but positive) at the edges, so that a window's
+    border pixels, where zero padding bends the prediction, yield to windows that see them in their
+    interior. Windows overlapping by half sum to a constant, which removes visible window seams.
+    """
+    if blend == "uniform":
+        return None
+
+    def tent(size: int) -> torch.Tensor:
+        position = torch.arange(size, device=device, dtype=dtype)
+        return torch.minimum(position + 1, size - position) / ((size + 1) // 2)
+
+    return tent(patch_height)[:, None] * tent(patch_width)[None, :]
