@@ -58,13 +58,19 @@ def row_specs(patch: int, stride: int, steps: int, few_steps: int) -> list[dict]
     shifted = dict(stride=patch, shift_windows=True, condition_per_window=False)
     rows = [
         dict(name="original (baseline)", kind="original", steps=steps, stride=stride),
-        dict(name="exact: condition_per_window=True", steps=steps, stride=stride, condition_per_window=True),
-        dict(name="exact + channels_last (not bit-exact)", steps=steps, stride=stride, condition_per_window=True, channels_last=True),
-        dict(name="whole-image conditioning", steps=steps, stride=stride, condition_per_window=False),
+        dict(name="exact: condition_per_window=True", steps=steps, stride=stride, condition_per_window=True,
+             window_blend="uniform"),
+        dict(name="exact + channels_last (not bit-exact)", steps=steps, stride=stride, condition_per_window=True,
+             window_blend="uniform", channels_last=True),
+        dict(name="whole-image conditioning", steps=steps, stride=stride, condition_per_window=False,
+             window_blend="uniform"),
+        dict(name="whole-image conditioning, tapered blending", steps=steps, stride=stride, condition_per_window=False,
+             window_blend="taper"),
         dict(name=f"larger stride {(stride + patch) // 2}", steps=steps, stride=(stride + patch) // 2,
              condition_per_window=False),
         dict(name=f"shifted windows, stride {patch}", steps=steps, **shifted),
-        dict(name=f"FAST_PRESET (stride {patch}, T={fast_steps})", steps=fast_steps, **shifted),
+        dict(name=f"FAST_PRESET (stride {patch}, T={fast_steps}, model's conditioning)", steps=fast_steps,
+             stride=patch, shift_windows=True, condition_per_window=FAST_PRESET.get("condition_per_window")),
     ]
     if steps == fast_steps:
         del rows[-2]
@@ -142,8 +148,8 @@ def run_row(job: dict) -> dict:
             noise = latents if member == 0 else None
             outputs.append(pipe(images, exposures, num_inference_steps=row["steps"], patch_size=row["patch_size"],
                                 stride=row["stride"], condition_per_window=row["condition_per_window"],
-                                shift_windows=row.get("shift_windows", False), generator=generator,
-                                latents=noise, window_batch_size=job.get("window_batch_size")).mu_law)
+                                shift_windows=row.get("shift_windows", False), window_blend=row.get("window_blend"),
+                                generator=generator, latents=noise, window_batch_size=job.get("window_batch_size")).mu_law)
         output = np.mean(outputs, axis=0)
     result["wall_seconds"] = time.perf_counter() - began_wall
     result["cpu_seconds"] = time.process_time() - began_cpu
@@ -439,7 +445,8 @@ def quality(args, work: Path) -> None:
                 generator = torch.Generator().manual_seed(args.seed + 1000 * index + member)
                 outs.append(pipe(scene.images, scene.exposures, num_inference_steps=spec["steps"], patch_size=patch,
                                  stride=spec["stride"], condition_per_window=spec["condition_per_window"],
-                                 shift_windows=spec.get("shift_windows", False), generator=generator).hdr[0])
+                                 shift_windows=spec.get("shift_windows", False), window_blend=spec.get("window_blend"),
+                                 generator=generator).hdr[0])
             values.append(psnr_mu(np.mean(outs, axis=0), scene.radiance))
         shifted, members = spec.get("shift_windows", False), spec.get("ensemble", 1)
         passes = window_passes(height, width, patch, spec["stride"], factor, shifted, spec["steps"])

@@ -57,3 +57,14 @@ def test_per_window_features_equal_encoder_on_each_crop(patch, stride):
     torch.testing.assert_close(cached.crop(indices), direct, atol=1e-5, rtol=0)
     # Whole-image features differ from per-window ones near interior window edges only.
     assert (whole.crop(indices) - direct).abs().max() > 1e-3
+
+
+def test_per_window_features_follow_a_shifted_grid():
+    torch.manual_seed(0)
+    _, encoder = build_models("tiny")
+    conditioning = torch.rand(1, 18, 64, 80)
+    cached = WindowConditioning(encoder, conditioning, WindowGrid.build(64, 80, 32, 32), per_window=True)
+    shifted = WindowGrid.build(64, 80, 32, 32, offset=(7, 13))
+    cached.set_grid(shifted)
+    indices = list(range(len(shifted)))
+    torch.testing.assert_close(cached.crop(indices), encoder(shifted.crop(conditioning, indices)), atol=1e-5, rtol=0)

@@ -235,8 +235,6 @@ class DiffHDRPipeline(DiffusionPipeline):
             raise InputError(f"output_type must be 'np' or 'pt', got {output_type!r}.")
         if window_blend not in WINDOW_BLENDS:
             raise InputError(f"window_blend must be one of {', '.join(WINDOW_BLENDS)}, got {window_blend!r}.")
-        if shift_windows and condition_per_window:
-            raise InputError("shift_windows=True needs whole-image conditioning; set condition_per_window=False.")
 
     def window_bytes(self, patch_height: int, patch_width: int) -> int:
         """Rough peak activation memory of one window's UNet pass, in bytes.
@@ -405,7 +403,7 @@ class DiffHDRPipeline(DiffusionPipeline):
                 step_stride = min(stride, max(patch_size // 2, 1)) if final else stride
                 offset = (0, 0) if final else tuple(int(v) for v in shift_rng.integers(0, stride, size=2))
                 grid = WindowGrid.build(padded_height, padded_width, patch_size, step_stride, offset)
-                window_conditioning.grid = grid
+                window_conditioning.set_grid(grid)
                 coverage = grid.coverage(conditioning.device, dtype, weight)
             model_input = self.scheduler.scale_model_input(latents, timestep)
             noise = self._predict_noise(model_input, timestep, grid, window_conditioning, coverage, window_batch, weight)

@@ -20,14 +20,18 @@ class WindowConditioning:
 
     def __init__(self, encoder: ConditionEncoder, conditioning: torch.Tensor, grid: WindowGrid, per_window: bool,
                  batch_size: int = 16):
-        self.grid = grid
+        self.encoder, self.conditioning, self.batch_size = encoder, conditioning, batch_size
         self.batch = conditioning.shape[0]
         self.features = encoder(conditioning)
         self.encoder_calls = 1
         self.radius = encoder.receptive_radius
-        self.edges: list[dict[str, torch.Tensor]] | None = None
-        if per_window:
-            self.edges = self._edge_features(encoder, conditioning, batch_size)
+        self.per_window = per_window
+        self.set_grid(grid)
+
+    def set_grid(self, grid: WindowGrid) -> None:
+        """Switch to another grid (a shifted one); per-window mode recomputes only the edge bands."""
+        self.grid = grid
+        self.edges = self._edge_features(self.encoder, self.conditioning, self.batch_size) if self.per_window else None
 
     def _edge_features(self, encoder, conditioning, batch_size) -> list[dict[str, torch.Tensor]]:
         r, grid = self.radius, self.grid
