@@ -219,8 +219,7 @@ class DiffHDRPipeline(DiffusionPipeline):
                                  f"{error}") from error
 
     def check_inputs(self, num_inference_steps: int, patch_size: int, stride: int, window_batch_size: int | None,
-                     output_type: str, shift_windows: bool, condition_per_window: bool,
-                     window_blend: str = "uniform") -> None:
+                     output_type: str, window_blend: str = "uniform") -> None:
         factor = self.unet.downsample_factor
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise InputError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
@@ -360,8 +359,7 @@ class DiffHDRPipeline(DiffusionPipeline):
         if condition_per_window is None:
             condition_per_window = config.default_condition_per_window
         window_blend = window_blend or config.get("default_window_blend", "uniform")
-        self.check_inputs(num_inference_steps, patch_size, stride, window_batch_size, output_type,
-                          shift_windows, condition_per_window, window_blend)
+        self.check_inputs(num_inference_steps, patch_size, stride, window_batch_size, output_type, window_blend)
 
         # 1. Prepare the conditioning, padded to the UNet's downsampling factor.
         conditioning = self.image_processor.preprocess(images, exposures, self.condition_encoder.config.num_exposures)
