@@ -237,17 +237,18 @@ def _gb(value: int) -> str:
 def window_passes(height: int, width: int, patch: int, stride: int, factor: int, shifted: bool, steps: int) -> float:
     """Window passes of the pipeline over ``steps`` steps on a padded image.
 
-    A shifted grid is averaged over its offsets; its last step runs on the fixed grid of stride
-    ``min(stride, patch // 2)``, as the pipeline does.
+    A shifted grid is averaged over its offsets; its last step runs on the pipeline's fixed
+    half-overlapping grid (:func:`~diffhdr_diffusers.pipelines.tiling.final_stride`).
     """
     from diffhdr_diffusers.pipelines import WindowGrid, window_starts
+    from diffhdr_diffusers.pipelines.tiling import final_stride
 
     height, width = -(-height // factor) * factor, -(-width // factor) * factor
     if not shifted:
         return float(len(WindowGrid.build(height, width, patch, stride))) * steps
     rows = np.mean([len(window_starts(height, min(patch, height), stride, o)) for o in range(stride)])
     cols = np.mean([len(window_starts(width, min(patch, width), stride, o)) for o in range(stride)])
-    final = len(WindowGrid.build(height, width, patch, min(stride, max(patch // 2, 1))))
+    final = len(WindowGrid.build(height, width, patch, final_stride(patch, stride)))
     return float(rows * cols) * (steps - 1) + final
 
 

@@ -21,7 +21,7 @@ from ..models import ConditionEncoder, DiffHDRUNet
 from . import hub_layout
 from .image_processor import DiffHDRImageProcessor
 from .model_card import write_model_card
-from .tiling import WINDOW_BLENDS, WindowGrid, window_weight
+from .tiling import WINDOW_BLENDS, WindowGrid, final_stride, window_weight
 from .window_conditioning import WindowConditioning
 
 EXAMPLE_DOC_STRING = """
@@ -219,7 +219,7 @@ class DiffHDRPipeline(DiffusionPipeline):
                                  f"{error}") from error
 
     def check_inputs(self, num_inference_steps: int, patch_size: int, stride: int, window_batch_size: int | None,
-                     output_type: str, window_blend: str = "uniform") -> None:
+                     output_type: str, window_blend: str) -> None:
         factor = self.unet.downsample_factor
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise InputError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
@@ -291,7 +291,7 @@ class DiffHDRPipeline(DiffusionPipeline):
         for start in range(0, len(grid), window_batch):
             indices = range(start, min(start + window_batch, len(grid)))
             noise = self.unet(grid.crop(model_input, indices), timestep, conditioning.crop(indices)).sample
-            grid.accumulate(total, noise, indices, weight)
+            grid.accumulate(total, noise if weight is None else noise * weight, indices)
         return total / coverage
 
     @torch.no_grad()
@@ -358,7 +358,7 @@ class DiffHDRPipeline(DiffusionPipeline):
             stride = patch_size if shift_windows else config.default_stride
         if condition_per_window is None:
             condition_per_window = config.default_condition_per_window
-        window_blend = window_blend or config.get("default_window_blend", "uniform")
+        window_blend = window_blend or config.default_window_blend
         self.check_inputs(num_inference_steps, patch_size, stride, window_batch_size, output_type, window_blend)
 
         # 1. Prepare the conditioning, padded to the UNet's downsampling factor.
@@ -398,7 +398,7 @@ class DiffHDRPipeline(DiffusionPipeline):
                 # The last step's window predictions become the output of a model that predicts the clean
                 # image (x0 or v), so its seams would not average out: it runs on a half-overlapping grid.
                 final = index == len(self.scheduler.timesteps) - 1
-                step_stride = min(stride, max(patch_size // 2, 1)) if final else stride
+                step_stride = final_stride(patch_size, stride) if final else stride
                 offset = (0, 0) if final else tuple(int(v) for v in shift_rng.integers(0, stride, size=2))
                 grid = WindowGrid.build(padded_height, padded_width, patch_size, step_stride, offset)
                 window_conditioning.set_grid(grid)

@@ -65,14 +65,18 @@ class WindowGrid:
         """Stack the windows ``indices`` of a (B, C, H, W) tensor into (len(indices) * B, C, ph, pw)."""
         return torch.cat([tensor[(..., *self.window(i))] for i in indices], dim=0)
 
-    def accumulate(self, total: torch.Tensor, windows: torch.Tensor, indices: range | list[int],
-                   weight: torch.Tensor | None = None) -> None:
-        """Add window-batched values (as made by :meth:`crop`), times ``weight`` if given, into ``total`` in place."""
+    def accumulate(self, total: torch.Tensor, windows: torch.Tensor, indices: range | list[int]) -> None:
+        """Add window-batched values (as made by :meth:`crop`) back into ``total`` (B, C, H, W) in place."""
         for chunk, index in zip(windows.split(total.shape[0]), indices):
-            total[(..., *self.window(index))] += chunk if weight is None else chunk * weight
+            total[(..., *self.window(index))] += chunk
 
 
 WINDOW_BLENDS = ("uniform", "taper")
+
+
+def final_stride(patch_size: int, stride: int) -> int:
+    """Stride of the last step of a shifted-window run: windows overlap by at least half, so no seam survives."""
+    return min(stride, max(patch_size // 2, 1))
 
 
 def window_weight(patch_height: int, patch_width: int, blend: str, device: torch.device | str = "cpu",

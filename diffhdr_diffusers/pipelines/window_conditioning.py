@@ -31,10 +31,10 @@ class WindowConditioning:
     def set_grid(self, grid: WindowGrid) -> None:
         """Switch to another grid (a shifted one); per-window mode recomputes only the edge bands."""
         self.grid = grid
-        self.edges = self._edge_features(self.encoder, self.conditioning, self.batch_size) if self.per_window else None
+        self.edges = self._edge_features() if self.per_window else None
 
-    def _edge_features(self, encoder, conditioning, batch_size) -> list[dict[str, torch.Tensor]]:
-        r, grid = self.radius, self.grid
+    def _edge_features(self) -> list[dict[str, torch.Tensor]]:
+        r, grid, batch_size = self.radius, self.grid, self.batch_size
         if min(grid.patch_height, grid.patch_width) <= 4 * r:
             strips = {"full": lambda w: w}
         else:
@@ -54,9 +54,9 @@ class WindowConditioning:
         edges: list[dict[str, torch.Tensor]] = [{} for _ in range(len(grid))]
         for start in range(0, len(grid), batch_size):
             indices = range(start, min(start + batch_size, len(grid)))
-            windows = grid.crop(conditioning, indices)
+            windows = grid.crop(self.conditioning, indices)
             for name, strip in strips.items():
-                computed = keep[name](encoder(strip(windows)))
+                computed = keep[name](self.encoder(strip(windows)))
                 self.encoder_calls += 1
                 for index, chunk in zip(indices, computed.split(self.batch)):
                     edges[index][name] = chunk
