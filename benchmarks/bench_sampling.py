@@ -345,7 +345,7 @@ def sizes(args, work: Path) -> None:
     model_dir, weights = prepare_model(config, args.model if args.model else None, work, args.seed)
     patch = args.patch_size or 128
     print(f"\n### Scaling: config `{config}` ({weights}), FAST_PRESET grid (patch {patch}, stride {patch}, shifted), "
-          f"T={args.sizes_steps}, automatic window batch\n")
+          f"T={args.sizes_steps}, per-window conditioning, automatic window batch\n")
     print("| size | megapixels | wall s | CPU s | UNet pixel-evals | CPU s per 1e6 pixel-evals | peak RSS GB | "
           "window batch |")
     print("|---|---|---|---|---|---|---|---|")
@@ -354,7 +354,7 @@ def sizes(args, work: Path) -> None:
         inputs = work / f"sizes-{size[0]}x{size[1]}.npz"
         save_inputs(inputs, images, exposures, size, args.seed)
         spec = dict(name=f"{size[0]}x{size[1]}", steps=args.sizes_steps, patch_size=patch, stride=patch,
-                    shift_windows=FAST_PRESET["shift_windows"], condition_per_window=False)
+                    shift_windows=FAST_PRESET["shift_windows"], condition_per_window=True)
         job = dict(row=spec, model_dir=model_dir, inputs=str(inputs), output=str(work / "sizes.npy"),
                    threads=args.threads, device=args.device, dtype=args.dtype, seed=args.seed,
                    window_batch_size=args.window_batch_size)

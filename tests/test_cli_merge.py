@@ -75,12 +75,22 @@ def test_image_files_with_exposures_equal_the_scene_folder(scene, model_dir, tmp
     (["--patch-size", "16", "--stride", "8"], {"patch_size": 16, "stride": 8}),
     (["--condition-per-window"], {"condition_per_window": True}),
     (["--scheduler", "dpm++", "--steps", "3"], {"scheduler": "dpm++", "num_inference_steps": 3}),
-], ids=["seed", "steps", "windows", "condition_per_window", "scheduler"])
+    (["--window-blend", "taper"], {"window_blend": "taper"}),
+], ids=["seed", "steps", "windows", "condition_per_window", "scheduler", "window_blend"])
 def test_options_reach_the_pipeline(argv, options, scene, model_dir, tmp_path, capfd):
     merge(capfd, scene, "-o", tmp_path / "m.exr", "--model", model_dir, *argv)
     result = read_radiance(tmp_path / "m.exr")
     np.testing.assert_array_equal(result, expected(model_dir, scene, **options))
     assert not np.array_equal(result, expected(model_dir, scene)), "the option changed nothing"
+
+
+def test_window_batch_size_reaches_the_pipeline(scene, model_dir, tmp_path, capfd, monkeypatch):
+    calls = []
+    original = DiffHDRPipeline.__call__
+    monkeypatch.setattr(DiffHDRPipeline, "__call__", lambda self, *a, **k: calls.append(k) or original(self, *a, **k))
+    merge(capfd, scene, "-o", tmp_path / "m.exr", "--model", model_dir, "--window-batch-size", "2")
+    assert calls and calls[0]["window_batch_size"] == 2
+    np.testing.assert_allclose(read_radiance(tmp_path / "m.exr"), expected(model_dir, scene), atol=1e-5)
 
 
 def test_overwrite_replaces_atomically(scene, model_dir, tmp_path, capfd):

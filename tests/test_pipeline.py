@@ -102,6 +102,22 @@ def test_window_batch_size_does_not_change_the_result(pipe, bracket):
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+def test_default_window_batch_fits_the_device_budget(pipe, monkeypatch):
+    from diffhdr_diffusers.pipelines import WindowGrid
+
+    grid = WindowGrid.build(2048, 2048, 64, 16)
+    per_window = pipe.window_bytes(64, 64)
+    batch = pipe.default_window_batch_size(grid)
+    assert batch * per_window <= 128 << 20 < (batch + 1) * per_window  # CPU: 128 MiB of activations
+    assert pipe.default_window_batch_size(WindowGrid.build(64, 64, 32, 16)) == 9  # never more than the grid
+
+    free = 24 << 30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 80 << 30))
+    monkeypatch.setattr(DiffHDRPipeline, "_execution_device", property(lambda self: torch.device("cuda")))
+    batch = pipe.default_window_batch_size(grid)
+    assert batch * per_window <= free // 2 < (batch + 1) * per_window  # GPU: half the free memory
+
+
 def test_shifted_windows_run_with_either_conditioning(pipe, bracket):
     whole = run(pipe, bracket, stride=32, shift_windows=True, condition_per_window=False).mu_law
     per_window = run(pipe, bracket, stride=32, shift_windows=True, condition_per_window=True).mu_law

@@ -530,6 +530,8 @@ MODEL_OUTPUT_CASES = [
      ("unknown scheduler 'magic'", "choose one of: ddim")),
     ("patch_size_not_a_multiple", lambda w, m: ["-o", w.output, "--model", m, "--patch-size", "31"],
      ("patch_size must be a positive multiple of",)),
+    ("unknown_window_blend", lambda w, m: ["-o", w.output, "--model", m, "--window-blend", "feather"],
+     ("window_blend must be one of uniform, taper, got 'feather'",)),
     ("unknown_device", lambda w, m: ["-o", w.output, "--model", m, "--device", "quantum"],
      ("--device 'quantum'", "use cpu, cuda or cuda:N")),
 ]

@@ -82,6 +82,8 @@ def test_two_process_cpu_run_trains_on_both_ranks_checkpoints_exports_and_resume
     pipeline = DiffHDRPipeline.from_pretrained(output)
     # Sampled in windows of the training crop (32) by default, overlapping by half.
     assert (pipeline.config.default_patch_size, pipeline.config.default_stride) == (32, 16)
+    # Conditioned per window, as the model was trained on crops; window predictions blended with tapered weights.
+    assert pipeline.config.default_condition_per_window and pipeline.config.default_window_blend == "taper"
     rng = np.random.default_rng(0)
     images = [np.clip(rng.random((32, 48, 3)) * scale, 0, 1).astype(np.float32) for scale in (0.3, 0.6, 1.0)]
     hdr = pipeline(images, [0.0, 2.0, 4.0], num_inference_steps=2, patch_size=32, stride=16).hdr

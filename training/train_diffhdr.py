@@ -126,6 +126,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--export_stride", type=int, default=None,
                      help="default_stride of the exported pipeline and of validation (default: half the patch).")
     run.add_argument("--export_inference_steps", type=int, default=25)
+    run.add_argument("--export_condition_per_window", action=argparse.BooleanOptionalAction, default=True,
+                     help="default_condition_per_window of the exported pipeline and of validation (default: on, "
+                          "as the model is trained on crops whose conditioning is zero-padded at the crop edge).")
+    run.add_argument("--export_window_blend", choices=("uniform", "taper"), default="taper",
+                     help="default_window_blend of the exported pipeline and of validation (default: taper).")
     run.add_argument("--report_to", default="tensorboard", help="'tensorboard', 'wandb', 'all' or 'none'.")
     run.add_argument("--logging_steps", type=int, default=10, help="Log loss every N steps.")
     run.add_argument("--push_to_hub", action="store_true")
@@ -269,7 +274,9 @@ def ema_copy(ema: EMAModel | None, model):
 def build_pipeline(unet, condition_encoder, args) -> DiffHDRPipeline:
     return DiffHDRPipeline(unet=unet, condition_encoder=condition_encoder, scheduler=original_ddim_scheduler(args.prediction_type),
                            default_num_inference_steps=args.export_inference_steps,
-                           default_patch_size=args.export_patch_size, default_stride=args.export_stride)
+                           default_patch_size=args.export_patch_size, default_stride=args.export_stride,
+                           default_condition_per_window=args.export_condition_per_window,
+                           default_window_blend=args.export_window_blend)
 
 
 # ----------------------------------------------------------------------------------------- main

@@ -47,6 +47,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--stride", type=_positive_int, help="window stride in pixels (default: the model's)")
     parser.add_argument("--condition-per-window", action=argparse.BooleanOptionalAction, default=None,
                         help="compute condition features per window (the original's numerics)")
+    parser.add_argument("--window-blend", metavar="MODE",
+                        help="how overlapping windows are averaged: uniform or taper (default: the model's)")
+    parser.add_argument("--window-batch-size", type=_positive_int, metavar="N",
+                        help="windows per UNet call (default: chosen from the window size and free memory)")
     parser.add_argument("--fast", action="store_true", help="the fast preset (see README: Performance)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -100,7 +104,8 @@ def run(args: argparse.Namespace) -> None:
     if args.scheduler:
         pipe.scheduler = scheduler_from_name(args.scheduler, pipe.scheduler.config)
     for key, value in (("num_inference_steps", args.steps), ("patch_size", args.patch_size),
-                       ("stride", args.stride), ("condition_per_window", args.condition_per_window)):
+                       ("stride", args.stride), ("condition_per_window", args.condition_per_window),
+                       ("window_blend", args.window_blend), ("window_batch_size", args.window_batch_size)):
         if value is not None:
             options[key] = value
 

@@ -249,8 +249,17 @@ class DiffHDRPipeline(DiffusionPipeline):
         tokens = pixels >> (2 * min(levels, default=len(config.ch_mult) - 1))
         return convolution + 2 * tokens * tokens * itemsize
 
-    def default_window_batch_size(self, grid: WindowGrid, memory_budget: int = 2 << 30) -> int:
-        """How many windows to run at once so that activations stay within ``memory_budget`` bytes."""
+    def default_window_batch_size(self, grid: WindowGrid, memory_budget: int | None = None) -> int:
+        """How many windows to run at once so that activations stay within ``memory_budget`` bytes.
+
+        The default budget is 128 MiB on a CPU: there, batches whose activations exceed the allocator's
+        reuse threshold (glibc maps every tensor over 32 MB afresh) run slower per window, by 25% for the
+        `paper` config's 128-pixel windows in batches of 4-8 against 1-2 (`benchmarks/bench_window_batch.py`). On a GPU
+        the budget is half the free device memory.
+        """
+        if memory_budget is None:
+            device = self._execution_device
+            memory_budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else 128 << 20
         return max(1, min(len(grid), memory_budget // self.window_bytes(grid.patch_height, grid.patch_width)))
 
     def _check_memory(self, batch: int, channels: int, height: int, width: int, window_batch: int,
@@ -340,7 +349,8 @@ class DiffHDRPipeline(DiffusionPipeline):
                 `"taper"` (each window weighted by a tent that is smallest at its edges, which hides window
                 seams). Defaults to the pipeline config.
             window_batch_size (`int`, *optional*):
-                Windows per UNet call; by default chosen from the window size to keep activations near 2 GiB.
+                Windows per UNet call; by default chosen from the window size to keep activations near 128 MiB
+                on a CPU and half the free memory on a GPU (see [`~DiffHDRPipeline.default_window_batch_size`]).
             eta (`float`, defaults to 0.0): DDIM eta, passed only to schedulers that accept it.
             generator (`torch.Generator`, *optional*): makes sampling deterministic.
             latents (`torch.Tensor`, *optional*):
