@@ -105,6 +105,10 @@ def run_row(job: dict) -> dict:
     from diffhdr_diffusers.schedulers import original_ddim_scheduler, scheduler_from_name
 
     torch.set_num_threads(job["threads"])
+    if job.get("reuse_freed_memory"):
+        from diffhdr_diffusers.allocator import reuse_freed_memory
+
+        reuse_freed_memory()
     device = job["device"]
     pipe = _load_pipeline(job["model_dir"], device, job["dtype"])
     row = job["row"]
@@ -293,7 +297,7 @@ def speed(args, work: Path) -> None:
             job = dict(row=spec, model_dir=model_dir, inputs=str(inputs), output=str(work / f"{config}-{index}.npy"),
                        threads=args.threads, device=args.device, dtype=args.dtype, seed=args.seed,
                        channels_last=args.channels_last, compile=args.compile, compile_cpu=args.compile_cpu,
-                       window_batch_size=args.window_batch_size)
+                       window_batch_size=args.window_batch_size, reuse_freed_memory=args.reuse_freed_memory)
             result = spawn(job)
             result["steps"] = spec["steps"]
             reference = np.load(work / f"{config}-0.npy")
@@ -357,7 +361,7 @@ def sizes(args, work: Path) -> None:
                     shift_windows=FAST_PRESET["shift_windows"], condition_per_window=True)
         job = dict(row=spec, model_dir=model_dir, inputs=str(inputs), output=str(work / "sizes.npy"),
                    threads=args.threads, device=args.device, dtype=args.dtype, seed=args.seed,
-                   window_batch_size=args.window_batch_size)
+                   window_batch_size=args.window_batch_size, reuse_freed_memory=args.reuse_freed_memory)
         r = spawn(job)
         batch = args.window_batch_size or _auto_batch(model_dir, size, patch)
         print(f"| {size[0]}x{size[1]} | {size[0] * size[1] / 1e6:.2f} | {r['wall_seconds']:.1f} | "
@@ -503,6 +507,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (skipped on CPU)")
     parser.add_argument("--compile-cpu", action="store_true", help="allow --compile on CPU")
     parser.add_argument("--window-batch-size", type=int, help="override the pipeline's automatic window batch")
+    parser.add_argument("--reuse-freed-memory", action="store_true",
+                        help="tune glibc's allocator in every row's process, as the diffhdr command does")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sizes", action="store_true", help="linear scaling and peak RSS at several sizes")
     parser.add_argument("--size-list", type=parse_size, nargs="+", default=[(256, 384), (512, 768), (1000, 1500)])

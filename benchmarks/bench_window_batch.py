@@ -3,9 +3,10 @@
 
 The pipeline's automatic window batch (`DiffHDRPipeline.default_window_batch_size`) keeps a CPU batch's
 estimated activations near 128 MiB. This script shows why: each (config, patch) runs in a fresh process
-that times eval-mode UNet calls at every batch size, once with the default glibc allocator and once with
-its mmap threshold raised (``MALLOC_MMAP_THRESHOLD_``), which keeps large freed tensors in the heap instead
-of mapping fresh, page-faulting memory for each one. Ratios are against batch 1 of the same process.
+that times eval-mode UNet calls at every batch size, once with the default glibc allocator and once after
+`diffhdr_diffusers.allocator.reuse_freed_memory()` (what the ``diffhdr`` command does), which keeps large
+freed tensors in the heap instead of mapping fresh, page-faulting memory for each one. Ratios are against
+the first batch size with the default allocator.
 
     python benchmarks/bench_window_batch.py                               # paper:128 small:128 small:64
     python benchmarks/bench_window_batch.py --cases paper:256 --batches 1,2,4
@@ -20,13 +21,15 @@ import subprocess
 import sys
 import time
 
-TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(4 << 30), "MALLOC_TRIM_THRESHOLD_": str(8 << 30)}
 
-
-def measure(config: str, patch: int, batches: list[int], threads: int, pixels_per_batch: int) -> dict:
+def measure(config: str, patch: int, batches: list[int], threads: int, pixels_per_batch: int, tuned: bool) -> dict:
     """CPU milliseconds per window for each batch size (run inside the child process)."""
     import torch
 
+    from diffhdr_diffusers.allocator import reuse_freed_memory
+
+    if tuned:
+        reuse_freed_memory()
     from diffhdr_diffusers import DiffHDRPipeline
     from diffhdr_diffusers.model_configs import build_models
     from diffhdr_diffusers.pipelines import WindowGrid
@@ -55,12 +58,11 @@ def measure(config: str, patch: int, batches: list[int], threads: int, pixels_pe
     return result
 
 
-def run_case(case: str, args, env: dict) -> dict:
+def run_case(case: str, args, tuned: bool) -> dict:
     config, patch = case.split(":")
     job = dict(config=config, patch=int(patch), batches=args.batches, threads=args.threads,
-               pixels_per_batch=args.pixels)
-    completed = subprocess.run([sys.executable, __file__, "--_job", json.dumps(job)], capture_output=True, text=True,
-                               env={**os.environ, **env})
+               pixels_per_batch=args.pixels, tuned=tuned)
+    completed = subprocess.run([sys.executable, __file__, "--_job", json.dumps(job)], capture_output=True, text=True)
     if completed.returncode:
         raise RuntimeError(completed.stderr[-3000:])
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -81,11 +83,11 @@ def main() -> None:
     print(f"## bench_window_batch: {' '.join(sys.argv[1:])}\n")
     print(f"torch threads {args.threads}, {os.cpu_count()} logical CPUs, load average "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
-    print("| config | patch | windows per call | est. activations MiB | CPU ms / window | vs batch 1 | "
-          "tuned malloc: CPU ms / window | vs batch 1 (default malloc) |")
+    print("| config | patch | windows per call | est. activations MiB | CPU ms / window | vs first | "
+          "reuse_freed_memory: CPU ms / window | vs first (default allocator) |")
     print("|---|---|---|---|---|---|---|---|")
     for case in args.cases:
-        plain, tuned = run_case(case, args, {}), run_case(case, args, TUNED_MALLOC)
+        plain, tuned = run_case(case, args, False), run_case(case, args, True)
         base = plain["ms"][str(args.batches[0])]
         for batch in args.batches:
             ms, fast = plain["ms"][str(batch)], tuned["ms"][str(batch)]

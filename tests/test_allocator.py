@@ -1,0 +1,55 @@
+"""The allocator tuning of the ``diffhdr`` command: large tensors come from the heap, not fresh mappings."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+
+from diffhdr_diffusers import allocator, cli
+
+PROBE = """
+import ctypes, sys, torch
+from diffhdr_diffusers.allocator import reuse_freed_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "tuned":
+    assert reuse_freed_memory()
+before = libc.mallinfo2().hblkhd
+tensor = torch.ones(64 << 20, dtype=torch.uint8)  # a 64 MB activation-sized block
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+
+def mapped_bytes_of_a_64mb_tensor(mode: str) -> int:
+    run = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return int(run.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="needs glibc >= 2.33")
+def test_large_tensors_come_from_the_heap_once_tuned():
+    assert mapped_bytes_of_a_64mb_tensor("default") >= 64 << 20  # glibc maps it afresh (and unmaps it on free)
+    assert mapped_bytes_of_a_64mb_tensor("tuned") == 0  # served from the heap, kept for reuse
+
+
+def test_without_mallopt_nothing_is_changed(monkeypatch):
+    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: object())
+    assert allocator.reuse_freed_memory() is False
+
+
+def test_the_installed_command_tunes_the_allocator_then_runs_main(monkeypatch):
+    (entry,) = entry_points(group="console_scripts", name="diffhdr")
+    assert entry.load() is cli.console_main
+    calls = []
+    monkeypatch.setattr(allocator, "reuse_freed_memory", lambda: calls.append("allocator") or True)
+    monkeypatch.setattr(cli, "main", lambda argv=None: calls.append("main") or 0)
+    assert cli.console_main() == 0 and calls == ["allocator", "main"]
