@@ -345,7 +345,7 @@ def project(config: str, patch: int, per_window: float, unet_per_window: float, 
 def sizes(args, work: Path) -> None:
     from diffhdr_diffusers.pipelines.presets import FAST_PRESET
 
-    config = "small"
+    config = args.sizes_config
     model_dir, weights = prepare_model(config, args.model if args.model else None, work, args.seed)
     patch = args.patch_size or 128
     print(f"\n### Scaling: config `{config}` ({weights}), FAST_PRESET grid (patch {patch}, stride {patch}, shifted), "
@@ -513,6 +513,7 @@ def main() -> None:
     parser.add_argument("--sizes", action="store_true", help="linear scaling and peak RSS at several sizes")
     parser.add_argument("--size-list", type=parse_size, nargs="+", default=[(256, 384), (512, 768), (1000, 1500)])
     parser.add_argument("--sizes-steps", type=int, default=2)
+    parser.add_argument("--sizes-config", default="small", help="model config of the --sizes rows")
     parser.add_argument("--calibrate", action="store_true", help="measure the window activation memory")
     parser.add_argument("--calibrate-cases", nargs="+", default=["small:128:16", "small:256:4", "paper:128:2"],
                         help="config:patch:windows")

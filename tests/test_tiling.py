@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffhdr_diffusers.pipelines import WindowGrid, window_starts
-from diffhdr_diffusers.pipelines.window_conditioning import WindowConditioning
+from diffhdr_diffusers.pipelines.window_conditioning import WindowConditioning, encode_in_bands
 from diffhdr_diffusers.model_configs import build_models
 
 
@@ -68,3 +68,12 @@ def test_per_window_features_follow_a_shifted_grid():
     cached.set_grid(shifted)
     indices = list(range(len(shifted)))
     torch.testing.assert_close(cached.crop(indices), encoder(shifted.crop(conditioning, indices)), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("band_pixels", [80, 7 * 80, 10**6])  # bands of 1 row, 7 rows, the whole image
+def test_banded_encoding_equals_one_whole_image_pass(band_pixels):
+    torch.manual_seed(0)
+    _, encoder = build_models("tiny")
+    conditioning = torch.rand(2, 18, 45, 80)
+    torch.testing.assert_close(encode_in_bands(encoder, conditioning, band_pixels), encoder(conditioning),
+                               atol=1e-6, rtol=0)

@@ -22,7 +22,7 @@ from . import hub_layout
 from .image_processor import DiffHDRImageProcessor
 from .model_card import write_model_card
 from .tiling import WINDOW_BLENDS, WindowGrid, final_stride, window_weight
-from .window_conditioning import WindowConditioning
+from .window_conditioning import ENCODER_BAND_PIXELS, WindowConditioning
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -41,6 +41,9 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
 # measured 58.5 (small config, 16 windows of 128^2) and 47.5 (paper, 2 windows of 128^2) by
 # `benchmarks/bench_sampling.py --calibrate`, where attention is negligible.
 _ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 60
+# Transient bytes of the condition encoder per pixel per feature channel (float32): 0.78 GB for one band of
+# 2**18 pixels of the `paper` encoder (64 features), measured as peak RSS growth at 1024x1536.
+_ENCODER_BYTES_PER_PIXEL_FEATURE = 48
 
 
 def _human_bytes(count: int) -> str:
@@ -271,7 +274,10 @@ class DiffHDRPipeline(DiffusionPipeline):
         if per_window:
             band = 4 * self.condition_encoder.receptive_radius * (grid.patch_height + grid.patch_width) // 2
             needed += batch * len(grid) * features * band * itemsize
-        needed += window_batch * batch * self.window_bytes(grid.patch_height, grid.patch_width)
+        # The encoder runs in bands (encode_in_bands) before any window, so the larger transient counts.
+        encoder_band = min(height * width, ENCODER_BAND_PIXELS) * _ENCODER_BYTES_PER_PIXEL_FEATURE * features
+        needed += batch * max(window_batch * self.window_bytes(grid.patch_height, grid.patch_width),
+                              encoder_band * itemsize // 4)
         if self.device.type == "cpu":
             import psutil
 
