@@ -39,6 +39,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from original_sampler import ORIGINAL_WINDOW_BATCH  # noqa: E402  (benchmarks/ is not a package)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "diffhdr_diffusers" / "default_model"
 # Per config: (patch, stride, steps) for the speed table on a CPU.
@@ -60,6 +62,8 @@ def row_specs(patch: int, stride: int, steps: int, few_steps: int) -> list[dict]
         dict(name="original (baseline)", kind="original", steps=steps, stride=stride),
         dict(name="exact: condition_per_window=True", steps=steps, stride=stride, condition_per_window=True,
              window_blend="uniform"),
+        dict(name="exact, the original's window batch (8)", steps=steps, stride=stride, condition_per_window=True,
+             window_blend="uniform", window_batch_size=ORIGINAL_WINDOW_BATCH),
         dict(name="exact + channels_last (not bit-exact)", steps=steps, stride=stride, condition_per_window=True,
              window_blend="uniform", channels_last=True),
         dict(name="whole-image conditioning", steps=steps, stride=stride, condition_per_window=False,
@@ -153,7 +157,8 @@ def run_row(job: dict) -> dict:
             outputs.append(pipe(images, exposures, num_inference_steps=row["steps"], patch_size=row["patch_size"],
                                 stride=row["stride"], condition_per_window=row["condition_per_window"],
                                 shift_windows=row.get("shift_windows", False), window_blend=row.get("window_blend"),
-                                generator=generator, latents=noise, window_batch_size=job.get("window_batch_size")).mu_law)
+                                generator=generator, latents=noise,
+                                window_batch_size=row.get("window_batch_size", job.get("window_batch_size"))).mu_law)
         output = np.mean(outputs, axis=0)
     result["wall_seconds"] = time.perf_counter() - began_wall
     result["cpu_seconds"] = time.process_time() - began_cpu
@@ -318,14 +323,17 @@ def speed(args, work: Path) -> None:
         cpu_scale = baseline["cpu_seconds"] / baseline["wall_seconds"]
         print(f"Per window and step in CPU seconds (this process's share of a loaded machine): original "
               f"{per_window * cpu_scale:.3f} s, exact mode {exact['cpu_seconds'] / (windows * steps):.3f} s.")
-        project(config, patch, per_window * cpu_scale, unet_per_window * cpu_scale,
-                exact["cpu_seconds"] / (windows * steps), "CPU")
-        project(config, patch, per_window, unet_per_window, exact["wall_seconds"] / (windows * steps), "wall")
+        project(config, patch, per_window * cpu_scale, unet_per_window * cpu_scale, "CPU")
+        project(config, patch, per_window, unet_per_window, "wall")
 
 
-def project(config: str, patch: int, per_window: float, unet_per_window: float, exact_per_window: float,
-            clock: str) -> None:
-    """Full-size cost from the measured per-window cost (pixel-linear; attention's quadratic part ignored)."""
+def project(config: str, patch: int, per_window: float, unet_per_window: float, clock: str) -> None:
+    """Full-size cost from the measured per-window cost (pixel-linear; attention's quadratic part ignored).
+
+    The exact mode is projected as the original's UNet time alone (the condition network cached): at
+    512-pixel windows every batch size costs the same per window on a CPU (`bench_window_batch.py
+    --cases paper:512`), so the small-window batch advantage measured here does not carry over.
+    """
     from diffhdr_diffusers.model_configs import resolve_model_config
     from diffhdr_diffusers.pipelines.presets import FAST_PRESET
 
@@ -337,7 +345,7 @@ def project(config: str, patch: int, per_window: float, unet_per_window: float, 
     total = windows * REFERENCE["steps"]
     print(f"Projection ({clock} time) for {height}x{width}, p512/r64/T25 ({int(windows)} windows x 25 steps), same CPU, "
           f"config `{config}`: original {total * per_window * scale / 3600:.2f} h, exact mode "
-          f"{total * exact_per_window * scale / 3600:.2f} h; FAST_PRESET ({fast_windows:.0f} window passes) "
+          f"{total * unet_per_window * scale / 3600:.2f} h; FAST_PRESET ({fast_windows:.0f} window passes) "
           f"{fast_windows * unet_per_window * scale / 60:.1f} min. (Scaled by pixels from {patch}x{patch}; "
           "attention at 512 adds a few percent.)")
 
@@ -380,12 +388,24 @@ def _auto_batch(model_dir: str, size, patch: int) -> int:
 
 
 def calibrate_job(job: dict) -> dict:
-    """Peak RSS growth of one UNet call on ``batch`` windows, per pixel per unit of base width (float32)."""
+    """Peak RSS growth of one UNet call on ``batch`` windows, per pixel per unit of base width (float32),
+    or with ``encoder`` set ("whole" or "banded"), of the condition encoder over a whole image."""
     from diffhdr_diffusers.model_configs import build_models
+    from diffhdr_diffusers.pipelines.window_conditioning import ENCODER_BAND_PIXELS, encode_in_bands
 
     torch.set_num_threads(job["threads"])
     unet, encoder = build_models(job["config"])
     unet.eval()
+    if job.get("encoder"):
+        conditioning = torch.rand(1, 18, *job["size"])
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        with torch.no_grad():
+            features = encoder(conditioning) if job["encoder"] == "whole" else encode_in_bands(encoder, conditioning)
+        growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+        pixels = min(conditioning[0, 0].numel(), ENCODER_BAND_PIXELS) if job["encoder"] == "banded" else None
+        transient = growth - features.numel() * features.element_size()
+        return {"growth_bytes": growth, "transient_per_pixel_feature":
+                transient / ((pixels or conditioning[0, 0].numel()) * encoder.config.num_features)}
     p, batch = job["patch"], job["batch"]
     sample = torch.randn(batch, 3, p, p)
     features = torch.randn(batch, encoder.config.num_features, p, p)
@@ -414,6 +434,19 @@ def calibrate(args) -> None:
               flush=True)
     print(f"\nPipeline constant `_ACTIVATION_BYTES_PER_PIXEL_CHANNEL` = "
           f"{pipeline_diffhdr._ACTIVATION_BYTES_PER_PIXEL_CHANNEL}.")
+    config, size = args.calibrate_encoder.split(":")
+    print(f"\nCondition encoder (`{config}`) over one {size} image, float32:\n")
+    print("| pass | growth GB | transient bytes / (pixel x feature), of a band for `banded` |")
+    print("|---|---|---|")
+    for mode in ("whole", "banded"):
+        completed = subprocess.run([sys.executable, __file__, "--_calibrate", json.dumps(
+            dict(config=config, size=parse_size(size), encoder=mode, threads=args.threads))],
+            capture_output=True, text=True)
+        if completed.returncode:
+            raise RuntimeError(completed.stderr[-2000:])
+        r = json.loads(completed.stdout.strip().splitlines()[-1])
+        print(f"| {mode} | {_gb(r['growth_bytes'])} | {r['transient_per_pixel_feature']:.1f} |", flush=True)
+    print(f"\nPipeline constant `_ENCODER_BYTES_PER_PIXEL_FEATURE` = {pipeline_diffhdr._ENCODER_BYTES_PER_PIXEL_FEATURE}.")
 
 
 def quality(args, work: Path) -> None:
@@ -435,12 +468,19 @@ def quality(args, work: Path) -> None:
     patch = args.patch_size or 128
     stride = args.stride or patch // 4
     steps = args.steps or 25
-    specs = [s for s in row_specs(patch, stride, steps, args.few_steps)[1:] if not s.get("channels_last")]
+    specs = [s for s in row_specs(patch, stride, steps, args.few_steps)[1:]
+             if not s.get("channels_last") and "window_batch_size" not in s]  # same output as exact
     scenes = [synthesize_scene(args.seed, index=i, size=tuple(args.size)) for i in range(args.quality)]
     height, width = args.size
     factor = pipe.unet.downsample_factor
     scores = {}
     scheduler = pipe.scheduler  # the model's own config (its prediction type included)
+    if args.cost_curve:
+        from diffhdr_diffusers.pipelines.presets import FAST_PRESET
+
+        specs += [dict(name=f"cost curve: FAST_PRESET grid, T={steps}", steps=steps, stride=patch,
+                       shift_windows=FAST_PRESET["shift_windows"], condition_per_window=None)
+                  for steps in args.cost_curve]
     for spec in specs:
         pipe.scheduler = scheduler_from_name(spec["scheduler"], scheduler.config) if spec.get("scheduler") else scheduler
         values = []
@@ -517,7 +557,11 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true", help="measure the window activation memory")
     parser.add_argument("--calibrate-cases", nargs="+", default=["small:128:16", "small:256:4", "paper:128:2"],
                         help="config:patch:windows")
+    parser.add_argument("--calibrate-encoder", default="paper:1024x1536", metavar="CONFIG:HxW",
+                        help="the condition encoder's memory, one pass against bands (with --calibrate)")
     parser.add_argument("--quality", type=int, default=0, metavar="N", help="PSNR-mu over N synthesised scenes")
+    parser.add_argument("--cost-curve", type=lambda text: [int(v) for v in text.split(",")], metavar="T,T,...",
+                        help="with --quality: also the FAST_PRESET grid at these step counts (evaluations vs dB)")
     parser.add_argument("--skip-speed", action="store_true", help="only the --sizes/--calibrate/--quality parts")
     parser.add_argument("--_job", help=argparse.SUPPRESS)
     parser.add_argument("--_calibrate", help=argparse.SUPPRESS)

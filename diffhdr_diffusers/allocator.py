@@ -3,7 +3,7 @@
 glibc serves every allocation above its mmap threshold (32 MB at most by default) with fresh pages from
 the kernel and gives them back on free, so each large activation tensor of a UNet call is page-faulted in
 again. Raising the threshold keeps freed memory in the heap for reuse. On this project's CPU that made a
-512-pixel window of the `paper` config 1.6x faster (`benchmarks/bench_window_batch.py`). It changes the
+512-pixel window of the `paper` config 1.5x faster (`benchmarks/bench_window_batch.py`). It changes the
 whole process, so the library never does it on its own: the ``diffhdr`` command does, and Python users may.
 """
 

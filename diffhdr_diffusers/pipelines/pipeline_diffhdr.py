@@ -41,9 +41,9 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
 # measured 58.5 (small config, 16 windows of 128^2) and 47.5 (paper, 2 windows of 128^2) by
 # `benchmarks/bench_sampling.py --calibrate`, where attention is negligible.
 _ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 60
-# Transient bytes of the condition encoder per pixel per feature channel (float32): 0.78 GB for one band of
-# 2**18 pixels of the `paper` encoder (64 features), measured as peak RSS growth at 1024x1536.
-_ENCODER_BYTES_PER_PIXEL_FEATURE = 48
+# Transient bytes of the condition encoder per pixel per feature channel (float32): 44 for one pass over
+# 1024x1536, 51 for one band of 2**18 pixels (`paper` encoder, `bench_sampling.py --calibrate`).
+_ENCODER_BYTES_PER_PIXEL_FEATURE = 52
 
 
 def _human_bytes(count: int) -> str:
