@@ -355,6 +355,10 @@ def sizes(args, work: Path) -> None:
 
     config = args.sizes_config
     model_dir, weights = prepare_model(config, args.model if args.model else None, work, args.seed)
+    if args.reuse_freed_memory:  # so that the window batch printed below is the one the rows choose
+        from diffhdr_diffusers.allocator import reuse_freed_memory
+
+        reuse_freed_memory()
     patch = args.patch_size or 128
     print(f"\n### Scaling: config `{config}` ({weights}), FAST_PRESET grid (patch {patch}, stride {patch}, shifted), "
           f"T={args.sizes_steps}, per-window conditioning, automatic window batch\n")

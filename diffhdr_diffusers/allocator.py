@@ -13,6 +13,12 @@ import ctypes
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters of glibc's malloc.h
 _INT_MAX = 2**31 - 1
+_reusing = False  # mirrors the C allocator's process-wide state, which cannot be read back
+
+
+def reusing_freed_memory() -> bool:
+    """Whether :func:`reuse_freed_memory` took effect in this process (large CPU batches are then cheap)."""
+    return _reusing
 
 
 def reuse_freed_memory(threshold: int = 1 << 30) -> bool:
@@ -27,5 +33,7 @@ def reuse_freed_memory(threshold: int = 1 << 30) -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     threshold = min(threshold, _INT_MAX)
+    global _reusing
     trim = min(2 * threshold, _INT_MAX)
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim))
+    _reusing = bool(mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim))
+    return _reusing

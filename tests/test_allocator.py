@@ -44,6 +44,15 @@ def test_large_tensors_come_from_the_heap_once_tuned():
 def test_without_mallopt_nothing_is_changed(monkeypatch):
     monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: object())
     assert allocator.reuse_freed_memory() is False
+    assert allocator.reusing_freed_memory() is False
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallopt"), reason="needs glibc")
+def test_the_tuning_is_remembered_for_the_window_batch():
+    run = subprocess.run([sys.executable, "-c", "from diffhdr_diffusers import allocator as a; "
+                          "print(a.reusing_freed_memory(), a.reuse_freed_memory(), a.reusing_freed_memory())"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["False", "True", "True"], run.stderr
 
 
 def test_the_installed_command_tunes_the_allocator_then_runs_main(monkeypatch):

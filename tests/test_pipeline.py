@@ -5,7 +5,7 @@ import pytest
 import torch
 from diffusers import DiffusionPipeline
 
-from diffhdr_diffusers import DiffHDRPipeline
+from diffhdr_diffusers import DiffHDRPipeline, allocator
 from diffhdr_diffusers.errors import InputError, ModelLoadError, SamplingError
 from diffhdr_diffusers.model_configs import build_models
 from diffhdr_diffusers.schedulers import SCHEDULERS, original_ddim_scheduler, scheduler_from_name
@@ -109,6 +109,9 @@ def test_default_window_batch_fits_the_device_budget(pipe, monkeypatch):
     per_window = pipe.window_bytes(64, 64)
     batch = pipe.default_window_batch_size(grid)
     assert batch * per_window <= 128 << 20 < (batch + 1) * per_window  # CPU: 128 MiB of activations
+    monkeypatch.setattr(allocator, "_reusing", True)  # after reuse_freed_memory(), large batches are cheap
+    batch = pipe.default_window_batch_size(grid)
+    assert batch * per_window <= 1 << 30 < (batch + 1) * per_window
     assert pipe.default_window_batch_size(WindowGrid.build(64, 64, 32, 16)) == 9  # never more than the grid
 
     free = 24 << 30

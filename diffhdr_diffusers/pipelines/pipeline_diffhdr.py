@@ -16,6 +16,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..allocator import reusing_freed_memory
 from ..errors import InputError, ModelLoadError, ResourceError, SamplingError
 from ..models import ConditionEncoder, DiffHDRUNet
 from . import hub_layout
@@ -255,14 +256,18 @@ class DiffHDRPipeline(DiffusionPipeline):
     def default_window_batch_size(self, grid: WindowGrid, memory_budget: int | None = None) -> int:
         """How many windows to run at once so that activations stay within ``memory_budget`` bytes.
 
-        The default budget is 128 MiB on a CPU: there, batches whose activations exceed the allocator's
-        reuse threshold (glibc maps every tensor over 32 MB afresh) run slower per window, by 25% for the
-        `paper` config's 128-pixel windows in batches of 4-8 against 1-2 (`benchmarks/bench_window_batch.py`). On a GPU
-        the budget is half the free device memory.
+        On a GPU the default budget is half the free device memory. On a CPU it is 128 MiB: glibc maps every
+        tensor over 32 MB afresh, so larger batches run slower per window (by 21-27% for the `paper` config's
+        128-pixel windows in batches of 4-16 against 1-2, `benchmarks/bench_window_batch.py`), unless
+        :func:`~diffhdr_diffusers.allocator.reuse_freed_memory` has run in this process (the ``diffhdr``
+        command calls it): then larger batches are the faster ones and the budget is 1 GiB.
         """
         if memory_budget is None:
             device = self._execution_device
-            memory_budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else 128 << 20
+            if device.type == "cuda":
+                memory_budget = torch.cuda.mem_get_info(device)[0] // 2
+            else:
+                memory_budget = (1 << 30) if reusing_freed_memory() else (128 << 20)
         return max(1, min(len(grid), memory_budget // self.window_bytes(grid.patch_height, grid.patch_width)))
 
     def _check_memory(self, batch: int, channels: int, height: int, width: int, window_batch: int,
@@ -356,7 +361,8 @@ class DiffHDRPipeline(DiffusionPipeline):
                 seams). Defaults to the pipeline config.
             window_batch_size (`int`, *optional*):
                 Windows per UNet call; by default chosen from the window size to keep activations near 128 MiB
-                on a CPU and half the free memory on a GPU (see [`~DiffHDRPipeline.default_window_batch_size`]).
+                on a CPU (1 GiB once the allocator is tuned) and half the free memory on a GPU (see
+                [`~DiffHDRPipeline.default_window_batch_size`]).
             eta (`float`, defaults to 0.0): DDIM eta, passed only to schedulers that accept it.
             generator (`torch.Generator`, *optional*): makes sampling deterministic.
             latents (`torch.Tensor`, *optional*):
