@@ -27,13 +27,13 @@ def reuse_freed_memory(threshold: int = 1 << 30) -> bool:
     Returns whether the C library accepted it (glibc does; elsewhere this does nothing and returns False).
     Peak memory stays about the same; memory freed after the peak is returned later or not at all.
     """
+    global _reusing
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     threshold = min(threshold, _INT_MAX)
-    global _reusing
     trim = min(2 * threshold, _INT_MAX)
     _reusing = bool(mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim))
     return _reusing

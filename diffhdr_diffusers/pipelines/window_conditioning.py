@@ -4,7 +4,8 @@ Whole-image mode crops features of the whole image: no seams. Per-window mode re
 numerics, where the condition network ran on each window's crop with zero padding at the window edge.
 Because that network is a short chain of 3x3 convs, per-window features differ from whole-image
 features only in a band ``receptive_radius`` pixels wide along each window edge. Those bands are
-computed from thin strips (2 x radius wide) and stored; everything else is shared with the whole image.
+computed from thin strips (2 x radius wide) and stored; everything else is shared with the whole image,
+whose features are computed in bands of rows to bound the encoder's memory.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ class WindowConditioning:
         self.encoder, self.conditioning, self.batch_size = encoder, conditioning, batch_size
         self.batch = conditioning.shape[0]
         self.features = encode_in_bands(encoder, conditioning)
-        self.encoder_calls = 1
         self.radius = encoder.receptive_radius
         self.per_window = per_window
         self.set_grid(grid)
@@ -84,7 +84,6 @@ class WindowConditioning:
             windows = grid.crop(self.conditioning, indices)
             for name, strip in strips.items():
                 computed = keep[name](self.encoder(strip(windows)))
-                self.encoder_calls += 1
                 for index, chunk in zip(indices, computed.split(self.batch)):
                     edges[index][name] = chunk
         return edges
