@@ -220,3 +220,20 @@ def test_tapered_blending_keeps_constant_images_and_differs_from_uniform(pipe, b
     assert np.isfinite(taper).all() and not np.allclose(uniform, taper)
     with pytest.raises(InputError, match="window_blend"):
         run(pipe, bracket, window_blend="gaussian")
+
+
+def test_bfloat16_weights_sample_close_to_float32():
+    """The dtype plumbing a GPU run in reduced precision relies on, checked with bfloat16 on the CPU."""
+    rng = np.random.default_rng(0)
+    radiance = rng.random((48, 64, 3)) * 0.3
+    images = [np.clip(radiance * 2.0**ev, 0, 1) ** (1 / 2.2) for ev in EXPOSURES]
+    outputs = []
+    for dtype in (torch.float32, torch.bfloat16):
+        pipe = DiffHDRPipeline.from_pretrained(torch_dtype=dtype)  # the bundled demo model
+        pipe.set_progress_bar_config(disable=True)
+        assert pipe.unet.dtype == dtype
+        outputs.append(pipe(images, EXPOSURES, generator=torch.Generator().manual_seed(0)))
+    full, reduced = outputs
+    assert reduced.hdr.dtype == reduced.mu_law.dtype == np.float32 and np.isfinite(reduced.hdr).all()
+    difference = np.abs(full.mu_law - reduced.mu_law)
+    assert 0 < difference.mean() < 0.01 and difference.max() < 0.1  # rounding, not a different result
