@@ -406,10 +406,12 @@ def calibrate_job(job: dict) -> dict:
         with torch.no_grad():
             features = encoder(conditioning) if job["encoder"] == "whole" else encode_in_bands(encoder, conditioning)
         growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-        pixels = min(conditioning[0, 0].numel(), ENCODER_BAND_PIXELS) if job["encoder"] == "banded" else None
+        pixels = job["size"][0] * job["size"][1]
+        if job["encoder"] == "banded":
+            pixels = min(pixels, ENCODER_BAND_PIXELS)
         transient = growth - features.numel() * features.element_size()
-        return {"growth_bytes": growth, "transient_per_pixel_feature":
-                transient / ((pixels or conditioning[0, 0].numel()) * encoder.config.num_features)}
+        return {"growth_bytes": growth,
+                "transient_per_pixel_feature": transient / (pixels * encoder.config.num_features)}
     p, batch = job["patch"], job["batch"]
     sample = torch.randn(batch, 3, p, p)
     features = torch.randn(batch, encoder.config.num_features, p, p)

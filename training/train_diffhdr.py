@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from diffhdr_diffusers import ConditionEncoder, DiffHDRPipeline, DiffHDRUNet
 from diffhdr_diffusers.errors import DatasetError, DiffHDRError, InputError
 from diffhdr_diffusers.model_configs import MODEL_CONFIGS, build_models
+from diffhdr_diffusers.pipelines.tiling import WINDOW_BLENDS
 from diffhdr_diffusers.schedulers import original_ddim_scheduler
 from diffhdr_diffusers.training_utils import (
     PAPER_L1_WEIGHT,
@@ -129,7 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--export_condition_per_window", action=argparse.BooleanOptionalAction, default=True,
                      help="default_condition_per_window of the exported pipeline and of validation (default: on, "
                           "as the model is trained on crops whose conditioning is zero-padded at the crop edge).")
-    run.add_argument("--export_window_blend", choices=("uniform", "taper"), default="taper",
+    run.add_argument("--export_window_blend", choices=WINDOW_BLENDS, default="taper",
                      help="default_window_blend of the exported pipeline and of validation (default: taper).")
     run.add_argument("--report_to", default="tensorboard", help="'tensorboard', 'wandb', 'all' or 'none'.")
     run.add_argument("--logging_steps", type=int, default=10, help="Log loss every N steps.")
