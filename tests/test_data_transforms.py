@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffhdr_diffusers.conditioning import make_conditioning
+from diffhdr_diffusers.hdr_domain import make_conditioning
 from diffhdr_diffusers.data import (
     CROP_FEATURES,
     EvaluationTransform,
@@ -20,7 +20,7 @@ from diffhdr_diffusers.data import (
 )
 from diffhdr_diffusers.data.transforms import dihedral
 from diffhdr_diffusers.errors import DatasetError
-from diffhdr_diffusers.mu_law import inverse_mu_law, mu_law
+from diffhdr_diffusers.hdr_domain import inverse_mu_law, mu_law
 
 CROP = 32
 

@@ -136,7 +136,7 @@ def tiny_model(tmp_path_factory):
 def test_tiny_pipeline_ensemble_writes_uncertainty(scenes, tiny_model, tmp_path):
     import torch
 
-    from diffhdr_diffusers.mu_law import inverse_mu_law
+    from diffhdr_diffusers.hdr_domain import inverse_mu_law
     from diffhdr_diffusers.pipelines import DiffHDRPipeline
 
     out = tmp_path / "model"

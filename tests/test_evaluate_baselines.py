@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffhdr_diffusers.baselines import BASELINES, baseline, gamma_response, linearize, to_uint8
+from diffhdr_diffusers.evaluation.baselines import BASELINES, baseline, gamma_response, linearize, to_uint8
 from diffhdr_diffusers.errors import InputError
 from diffhdr_diffusers.io import write_ldr, write_radiance
 from diffhdr_diffusers.metrics import psnr_mu

@@ -24,7 +24,7 @@ from diffhdr_diffusers.metrics import (
     ssim_l,
     ssim_mu,
 )
-from diffhdr_diffusers.mu_law import mu_law
+from diffhdr_diffusers.hdr_domain import mu_law
 
 # Our SSIM keeps the pixels where the 11x11 window fits (a 5-pixel border dropped). scikit-image with
 # the same window computes the map with reflect padding and also crops (win_size - 1) // 2 = 5 pixels

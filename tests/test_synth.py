@@ -14,7 +14,7 @@ from diffhdr_diffusers.data.camera import CODES_16BIT
 from diffhdr_diffusers.data.procedural import procedural_radiance
 from diffhdr_diffusers.errors import InputError, OutputError
 from diffhdr_diffusers.io import read_exposure_txt, read_ldr, read_radiance
-from diffhdr_diffusers.mu_law import mu_law
+from diffhdr_diffusers.hdr_domain import mu_law
 
 SIZE = (64, 96)
 

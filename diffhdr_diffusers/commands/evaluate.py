@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..baselines import BASELINES
+from ..evaluation.baselines import BASELINES
 from ..errors import DiffHDRError
 
 

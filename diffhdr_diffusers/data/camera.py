@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..conditioning import GAMMA
+from ..hdr_domain import GAMMA
 
 CODES_16BIT = 65535
 POISSON_LIMIT = 25.0  # electrons; above it the Gaussian limit of the Poisson law is used

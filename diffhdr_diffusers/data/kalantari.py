@@ -13,7 +13,7 @@ import os
 import datasets
 import numpy as np
 
-from ..conditioning import GAMMA
+from ..hdr_domain import GAMMA
 from .decode import decode_ldr
 from .scenes import SceneFiles, find_scenes
 

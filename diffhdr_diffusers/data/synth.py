@@ -5,7 +5,8 @@ foreground objects that move between frames, a small global camera jitter, and a
 exposes the frames at an EV set such as (0, 2, 4), adds Poisson-Gaussian noise, clips, applies a
 gamma-2.2 response and quantises to 16 bits. The ground truth is the reference (medium) frame's
 radiance, objects included, scaled like Kalantari's (about [0, 1], the shortest exposure barely
-saturated), so that ``ldr ** 2.2 / 2 ** ev`` recovers it.
+saturated at its model-unit EV 0), in the EVs' literal units: ``ldr ** 2.2 / 2 ** ev`` recovers it
+(:mod:`diffhdr_diffusers.hdr_domain`), so a -2/0/+2 scene's radiance is 4x a 0/2/4 scene's.
 
 Each scene draws from ``SeedSequence(seed, spawn_key=(index,))``, so a scene depends only on the
 seed and its index: not on the number of scenes, the worker count or the other scenes.
@@ -29,6 +30,7 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError, OutputError
+from ..hdr_domain import from_model_units
 from ..io import read_radiance, write_radiance
 from .camera import SensorNoise, codes_to_float, expose, saturated_fraction
 from .motion import draw_motion, draw_objects, render_frame
@@ -47,7 +49,7 @@ class SyntheticScene:
     Attributes:
         codes: uint16 (H, W, 3) frames, short to long (16-bit camera codes).
         exposures: EV of each frame, as written to ``exposure.txt``.
-        radiance: float32 (H, W, 3) ground truth, the reference frame's linear radiance.
+        radiance: float32 (H, W, 3) ground truth, the reference frame's linear radiance in literal EV units.
         params: everything drawn for the scene (written as ``scene.json``).
     """
 
@@ -203,7 +205,8 @@ def synthesize_scene(
         ],
         "dynamic_range_stops": float(math.log2(max(float(luminance.max()), 1e-12) / max(darkest, 1e-12))),
     }
-    return SyntheticScene(codes=codes, exposures=exposures, radiance=ground_truth, params=params)
+    radiance = from_model_units(ground_truth, exposures).astype(np.float32)
+    return SyntheticScene(codes=codes, exposures=exposures, radiance=radiance, params=params)
 
 
 def write_scene(scene: SyntheticScene, folder: str | os.PathLike, overwrite: bool = False) -> Path:

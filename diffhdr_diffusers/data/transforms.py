@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from ..conditioning import GAMMA, make_conditioning
+from ..hdr_domain import GAMMA, make_conditioning
 from ..errors import DatasetError
-from ..mu_law import mu_law
+from ..hdr_domain import mu_law, to_model_units
 from .decode import decode_ldr, decode_radiance
 
 
@@ -68,7 +68,7 @@ class TrainingTransform:
     Use as ``dataset.with_transform(TrainingTransform(128, seed=0))``. Each row becomes
     ``conditioning``: float32 tensor (6 * N, crop, crop), per exposure ``[ldr, ldr ** 2.2 / 2 ** ev]``
     (EV relative to the shortest), and ``target``: float32 tensor (3, crop, crop), the mu-law of the
-    ground-truth radiance (not clipped, as in the original). The same crop, flip and rotation apply
+    ground-truth radiance in model units (not clipped, as in the original). The same crop, flip and rotation apply
     to every channel of both.
 
     Args:
@@ -118,7 +118,7 @@ class TrainingTransform:
         conditioning = make_conditioning(
             [image[window] for image in decoded["images"]], decoded["exposures"], self.gamma
         )
-        target = mu_law(radiance[window]).astype(np.float32)
+        target = mu_law(to_model_units(radiance[window], decoded["exposures"])).astype(np.float32)
         stacked = np.concatenate([conditioning, target], axis=2)
         if self.augment:
             stacked = dihedral(stacked, flip, turns)

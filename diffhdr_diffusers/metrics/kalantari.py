@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..mu_law import MU
+from ..hdr_domain import MU
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 
-from ..conditioning import GAMMA, make_conditioning
+from ..hdr_domain import GAMMA, make_conditioning
 from ..errors import InputError
-from ..mu_law import MU, inverse_mu_law
+from ..hdr_domain import MU, inverse_mu_law
 
 MIN_SIZE = 8
 

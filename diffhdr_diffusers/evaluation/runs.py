@@ -2,7 +2,7 @@
 
 A *predictor* turns one :class:`~diffhdr_diffusers.io.Bracket` into a :class:`Prediction`. Three kinds
 share one code path: a DiffHDR pipeline (optionally an ensemble of K samples), a classical baseline
-(:mod:`diffhdr_diffusers.baselines`) and already-written outputs of another method. For each scene the
+(:mod:`diffhdr_diffusers.evaluation.baselines`) and already-written outputs of another method. For each scene the
 evaluation writes the linear ``.hdr``, a tonemapped preview, the ensemble's uncertainty map, and the
 metrics; at the end it writes ``metrics.csv``, ``metrics.json`` and ``summary.md`` (means, time per
 scene, peak memory).
@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from .baselines import baseline
-from .errors import DatasetError, InputError, OutputError
-from .io import atomic_path, load_bracket, read_radiance, write_preview, write_radiance
-from .metrics import DisplayAssumptions, compute_metrics
-from .metrics.report import METRIC_LABELS, json_value, write_tables
-from .mu_law import inverse_mu_law
+from ..errors import DatasetError, InputError, OutputError
+from ..io import atomic_path, load_bracket, read_radiance, write_preview, write_radiance
+from ..metrics import DisplayAssumptions, compute_metrics
+from ..metrics.report import METRIC_LABELS, json_value, write_tables
+from ..hdr_domain import inverse_mu_law
 
 RADIANCE_SUFFIXES = (".hdr", ".exr")
 UNCERTAINTY_PREVIEW_MAX = 0.1  # mu-law std shown as white in the uncertainty PNG.
@@ -59,7 +59,7 @@ class Prediction:
 
 
 class BaselinePredictor:
-    """A classical merge from :mod:`diffhdr_diffusers.baselines`."""
+    """A classical merge from :mod:`diffhdr_diffusers.evaluation.baselines`."""
 
     writes_radiance = True
 
@@ -144,11 +144,11 @@ def load_pipeline_predictor(model: str | None, scheduler: str | None = None, dev
     """Load ``DiffHDRPipeline`` from a folder or Hub repo (the bundled model when ``model`` is None)."""
     import torch
 
-    from .pipelines import DiffHDRPipeline
+    from ..pipelines import DiffHDRPipeline
 
     pipeline = DiffHDRPipeline.from_pretrained(model) if model else DiffHDRPipeline.from_pretrained()
     if scheduler:
-        from .schedulers import scheduler_from_name
+        from ..schedulers import scheduler_from_name
 
         pipeline.scheduler = scheduler_from_name(scheduler, pipeline.scheduler.config)
     if device is None:
@@ -165,7 +165,7 @@ def discover_scenes(data_dir: str | os.PathLike) -> list[Path]:
     ``PAPER/`` and ``EXTRA/`` groupings are walked), a ``diffhdr synth`` output, or one scene folder.
     Outputs are named after the scene folder, so those names must be unique.
     """
-    from .data import find_scenes
+    from ..data import find_scenes
 
     folders = [scene.folder for scene in find_scenes(data_dir, split="test", require_hdr=False)]
     seen: dict[str, Path] = {}
@@ -328,7 +328,7 @@ def run_evaluation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, pred
     if not overwrite and (out_dir / "metrics.json").exists():
         raise OutputError(f"{out_dir}: already holds results (metrics.json); pass --overwrite or choose a new --out.")
     if cvvdp:
-        from .metrics import cvvdp_available, cvvdp_jod
+        from ..metrics import cvvdp_available, cvvdp_jod
 
         if not cvvdp_available():
             cvvdp_jod(np.zeros((1, 1, 3)), np.zeros((1, 1, 3)))  # Raises the clear MissingDependencyError.

@@ -1,9 +1,9 @@
-"""Classical HDR merges to compare DiffHDR against, in Kalantari's radiance scale.
+"""Classical HDR merges to compare DiffHDR against, in literal EV units.
 
 Every baseline has the signature ``(images, exposures) -> radiance``: ``images`` are N float arrays
-(H, W, 3) in [0, 1], short to long; ``exposures`` are EV stops (any offset); the result is float32
-linear radiance (H, W, 3) in the scale of the ground truth, i.e. ``ldr**2.2 / 2**ev`` with the shortest
-exposure at ev 0 (the frames are linearised with a gamma-2.2 camera response, as Kalantari's data is).
+(H, W, 3) in [0, 1], short to long; ``exposures`` are EV stops; the result is float32 linear radiance
+(H, W, 3) in the EVs' own units, ``ldr**2.2 / 2**ev`` (:mod:`diffhdr_diffusers.hdr_domain`; the frames
+are linearised with a gamma-2.2 camera response, as Kalantari's data is).
 
 * ``reference``: the medium (reference) frame alone, linearised. Saturated highlights stay clipped.
 * ``naive-merge``: a triangle-weighted average of all linearised frames, without alignment, so moving
@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from .conditioning import GAMMA, relative_exposures
-from .errors import InputError
+from ..hdr_domain import GAMMA, linearize
+from ..errors import InputError
 
 Baseline = Callable[[Sequence[np.ndarray], Sequence[float]], np.ndarray]
 
@@ -41,12 +41,7 @@ def _check(images: Sequence[np.ndarray], exposures: Sequence[float]) -> tuple[li
     shapes = {image.shape for image in images}
     if len(shapes) != 1 or images[0].ndim != 3 or images[0].shape[-1] != 3:
         raise InputError(f"baseline images must all be (H, W, 3) of one size, got shapes {sorted(shapes)}.")
-    return images, relative_exposures(exposures)
-
-
-def linearize(image: np.ndarray, ev: float, gamma: float = GAMMA) -> np.ndarray:
-    """Kalantari's HDR-domain view of one frame: ``ldr**gamma / 2**ev`` (float32)."""
-    return (np.asarray(image, dtype=np.float32) ** gamma / np.float32(2.0**ev)).astype(np.float32)
+    return images, np.asarray(exposures, dtype=np.float64)
 
 
 def reference_merge(images: Sequence[np.ndarray], exposures: Sequence[float]) -> np.ndarray:
