@@ -1,4 +1,9 @@
-"""Named model configurations: the paper's and a small one that trains on a CPU."""
+"""Named model configurations: the paper's, a small one that trains on a CPU, and aligned variants.
+
+An ``aligned-*`` config conditions on the aligned bracket plus the flow-merge prior and its confidence
+(:mod:`diffhdr_diffusers.prior`) and samples the residual around the prior; its ``pipeline`` section
+holds the pipeline settings that make it so (``alignment``), which a saved pipeline carries.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 from pathlib import Path
 
 from .errors import InputError
+from .prior import prior_channels
 
 MODEL_CONFIGS: dict[str, dict[str, dict]] = {
     # The original configs/hdr.yml: about 75 M UNet parameters, 0.56 M in the condition encoder.
@@ -27,10 +33,17 @@ MODEL_CONFIGS: dict[str, dict[str, dict]] = {
         "condition_encoder": dict(num_exposures=3, reference_index=1, exposure_channels=6, num_features=16),
     },
 }
+# Aligned variants: the same networks, the condition encoder also reading the prior and its confidence.
+for _name in ("small", "tiny"):
+    MODEL_CONFIGS[f"aligned-{_name}"] = {
+        "unet": MODEL_CONFIGS[_name]["unet"],
+        "condition_encoder": {**MODEL_CONFIGS[_name]["condition_encoder"], "prior_channels": prior_channels(3)},
+        "pipeline": {"alignment": {}},
+    }
 
 
 def resolve_model_config(name_or_path: str) -> dict[str, dict]:
-    """A named config, or a JSON file with ``unet`` and ``condition_encoder`` sections."""
+    """A named config, or a JSON file with ``unet`` and optional ``condition_encoder`` and ``pipeline`` sections."""
     if name_or_path in MODEL_CONFIGS:
         return MODEL_CONFIGS[name_or_path]
     path = Path(name_or_path)
@@ -38,15 +51,29 @@ def resolve_model_config(name_or_path: str) -> dict[str, dict]:
         raise InputError(f"model config {name_or_path!r} is neither one of {', '.join(MODEL_CONFIGS)} nor a file.")
     try:
         config = json.loads(path.read_text())
-        return {"unet": dict(config["unet"]), "condition_encoder": dict(config.get("condition_encoder", {}))}
+        return {"unet": dict(config["unet"]), "condition_encoder": dict(config.get("condition_encoder", {})),
+                "pipeline": dict(config.get("pipeline", {}))}
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f"{path}: not a model config ({error}); it needs a 'unet' object and optionally "
                          "'condition_encoder'.") from error
 
 
 def build_models(name_or_path: str):
-    """Fresh, randomly initialised ``(unet, condition_encoder)`` for a config."""
+    """Fresh, randomly initialised ``(unet, condition_encoder)`` for a config.
+
+    A model with a prior (``prior_channels > 0``) starts with a zero output convolution: before training
+    it predicts a zero residual, so its merge is exactly the flow-merge prior, and training starts there.
+    """
     from .models import ConditionEncoder, DiffHDRUNet
 
     config = resolve_model_config(name_or_path)
-    return DiffHDRUNet(**config["unet"]), ConditionEncoder(**config["condition_encoder"])
+    unet, condition_encoder = DiffHDRUNet(**config["unet"]), ConditionEncoder(**config["condition_encoder"])
+    if condition_encoder.config.prior_channels:
+        for parameter in unet.conv_out.parameters():
+            parameter.data.zero_()
+    return unet, condition_encoder
+
+
+def pipeline_settings(name_or_path: str) -> dict:
+    """The pipeline settings a config implies (``alignment`` for aligned variants); ``{}`` for the paper's."""
+    return dict(resolve_model_config(name_or_path).get("pipeline", {}))

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from diffhdr_diffusers import ConditionEncoder, DiffHDRPipeline, DiffHDRUNet
 from diffhdr_diffusers.errors import DatasetError, DiffHDRError, InputError
-from diffhdr_diffusers.model_configs import MODEL_CONFIGS, build_models
+from diffhdr_diffusers.model_configs import MODEL_CONFIGS, build_models, pipeline_settings
 from diffhdr_diffusers.pipelines.tiling import WINDOW_BLENDS
 from diffhdr_diffusers.schedulers import original_ddim_scheduler
 from diffhdr_diffusers.training_utils import (
@@ -100,9 +100,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optim.add_argument("--l1_weight", type=float, default=PAPER_L1_WEIGHT,
                        help="Weight of the L1 on the predicted clean image, relative to the per-element noise MSE. "
                             "The default keeps the original's balance (sum-over-pixels MSE + L1 at 128x128 crops).")
-    optim.add_argument("--prediction_type", choices=PREDICTION_TYPES, default="epsilon",
+    optim.add_argument("--prediction_type", choices=PREDICTION_TYPES, default=None,
                        help="What the UNet predicts: 'epsilon' (the paper), 'v_prediction' or 'sample'. The exported "
-                            "scheduler config records it, so any diffusers scheduler samples the model correctly.")
+                            "scheduler config records it, so any diffusers scheduler samples the model correctly. "
+                            "Default: 'epsilon', or 'sample' for an aligned config (its zero-initialised output then "
+                            "means 'no correction to the flow-merge prior').")
     optim.add_argument("--loss_reduction", choices=("mean", "sum"), default="mean",
                        help="'sum' sums the squared error over pixels as the original (then use --l1_weight 1).")
     optim.add_argument("--no_ema", action="store_true", help="Do not keep an EMA of the weights.")
@@ -195,11 +197,11 @@ def split_scenes(args: argparse.Namespace):
     return train.select(range(len(train) - held_out)), train.select(range(len(train) - held_out, len(train)))
 
 
-def make_transform_factory(crop_size: int, augment: bool):
+def make_transform_factory(crop_size: int, augment: bool, alignment: dict | None = None):
     from diffhdr_diffusers.data import TrainingTransform
 
     def make_transform(seed: int):
-        return TrainingTransform(crop_size=crop_size, augment=augment, seed=seed)
+        return TrainingTransform(crop_size=crop_size, augment=augment, seed=seed, alignment=alignment)
 
     return make_transform
 
@@ -225,6 +227,7 @@ def validation_brackets(scenes, size: int) -> list[dict]:
 
 def run_validation(pipeline: DiffHDRPipeline, brackets: list[dict], args, step: int, accelerator) -> dict:
     """Sample every validation crop, log PSNR-mu / PSNR-l and previews, append to ``validation.jsonl``."""
+    from diffhdr_diffusers.hdr_domain import to_model_units
     from diffhdr_diffusers.io import tonemap_preview
     from diffhdr_diffusers.metrics import psnr_l, psnr_mu
 
@@ -232,9 +235,10 @@ def run_validation(pipeline: DiffHDRPipeline, brackets: list[dict], args, step: 
     for bracket in brackets:
         output = pipeline(bracket["images"], bracket["exposures"], num_inference_steps=args.validation_inference_steps,
                           generator=torch.Generator().manual_seed(args.seed))
-        prediction = output.hdr[0]
-        scores.append({"scene": bracket["scene"], "psnr_mu": float(psnr_mu(prediction, bracket["radiance"])),
-                       "psnr_l": float(psnr_l(prediction, bracket["radiance"]))})
+        # Scored in model units (the shortest exposure at EV 0), as `diffhdr evaluate` does.
+        prediction, target = (to_model_units(image, bracket["exposures"]) for image in (output.hdr[0], bracket["radiance"]))
+        scores.append({"scene": bracket["scene"], "psnr_mu": float(psnr_mu(prediction, target)),
+                       "psnr_l": float(psnr_l(prediction, target))})
         previews.append(np.concatenate([tonemap_preview(prediction), tonemap_preview(bracket["radiance"])], axis=1))
     summary = {"step": step, "psnr_mu": float(np.mean([s["psnr_mu"] for s in scores])),
                "psnr_l": float(np.mean([s["psnr_l"] for s in scores])), "scenes": scores, "time": time.time()}
@@ -252,10 +256,11 @@ def run_validation(pipeline: DiffHDRPipeline, brackets: list[dict], args, step: 
 
 # ----------------------------------------------------------------------------------------- models
 def initial_models(args):
+    """``(unet, condition_encoder, alignment)``: a fresh config's models, or a saved pipeline's."""
     if args.pretrained_model_name_or_path:
         pipeline = DiffHDRPipeline.from_pretrained(args.pretrained_model_name_or_path)
-        return pipeline.unet, pipeline.condition_encoder
-    return build_models(args.model_config)
+        return pipeline.unet, pipeline.condition_encoder, pipeline.config.alignment
+    return (*build_models(args.model_config), pipeline_settings(args.model_config).get("alignment"))
 
 
 def make_ema(model, decay: float) -> EMAModel:
@@ -277,7 +282,7 @@ def build_pipeline(unet, condition_encoder, args) -> DiffHDRPipeline:
                            default_num_inference_steps=args.export_inference_steps,
                            default_patch_size=args.export_patch_size, default_stride=args.export_stride,
                            default_condition_per_window=args.export_condition_per_window,
-                           default_window_blend=args.export_window_blend)
+                           default_window_blend=args.export_window_blend, alignment=args.alignment)
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -302,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # Models, EMA and gradient checkpointing. The initialisation draws from the seeded global RNG.
     torch.manual_seed(args.seed)
-    unet, condition_encoder = initial_models(args)
+    unet, condition_encoder, args.alignment = initial_models(args)
+    if args.prediction_type is None:
+        args.prediction_type = "epsilon" if args.alignment is None else "sample"
     if args.crop_size % unet.downsample_factor:
         raise InputError(f"--crop_size {args.crop_size} must be a multiple of {unet.downsample_factor} "
                          f"(the UNet of --model_config {args.model_config} downsamples that much).")
@@ -352,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(train_scenes) == 0:
         raise DatasetError(f"--data_dir {args.data_dir}: split {args.train_split!r} holds no scenes.")
     logger.info(f"{len(train_scenes)} training scenes, {len(validation_scenes) if validation_scenes else 0} validation scenes")
-    dataset = SeededCropDataset(train_scenes, make_transform_factory(args.crop_size, not args.no_augment),
+    dataset = SeededCropDataset(train_scenes, make_transform_factory(args.crop_size, not args.no_augment, args.alignment),
                                 args.seed, args.on_bad_scene)
 
     unet, condition_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, condition_encoder, optimizer, lr_scheduler)

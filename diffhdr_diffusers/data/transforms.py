@@ -71,22 +71,30 @@ class TrainingTransform:
     ground-truth radiance in model units (not clipped, as in the original). The same crop, flip and rotation apply
     to every channel of both.
 
+    With ``alignment`` (an aligned model's pipeline setting), ``conditioning`` is the aligned variant's
+    (:func:`~diffhdr_diffusers.prior.prior_conditioning`, computed once per scene on the whole image and
+    kept in memory as float16) and ``target`` is the residual ``mu_law(radiance) - prior``.
+
     Args:
         crop_size: side of the square crop (the paper uses 128).
         augment: apply a random flip and rotation (one of the 8 symmetries of the square).
         seed: ``None`` draws fresh randomness on every call; an int makes the crops a function of
             ``(seed, epoch, scene)`` (see :meth:`rng`).
         gamma: the inverse camera response exponent of the conditioning.
+        alignment: ``None`` for the paper's inputs, else the settings of the aligned variant.
     """
 
-    def __init__(self, crop_size: int = 128, augment: bool = True, seed: int | None = None, gamma: float = GAMMA):
+    def __init__(self, crop_size: int = 128, augment: bool = True, seed: int | None = None, gamma: float = GAMMA,
+                 alignment: dict | None = None):
         if crop_size < 1:
             raise ValueError(f"crop_size={crop_size}: must be a positive number of pixels.")
         self.crop_size = int(crop_size)
         self.augment = augment
         self.seed = seed
         self.gamma = gamma
+        self.alignment = alignment
         self.epoch = 0
+        self._priors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose crops the next calls draw (call before creating the DataLoader iterator)."""
@@ -99,6 +107,15 @@ class TrainingTransform:
         epoch = self.epoch if epoch is None else epoch
         key = zlib.crc32(scene.encode("utf-8"))
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch, key)))
+
+    def scene_prior(self, decoded: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The aligned conditioning and prior of a whole scene (float16), computed on first use."""
+        if decoded["scene"] not in self._priors:
+            from ..prior import prior_conditioning
+
+            prepared = prior_conditioning(decoded["images"], decoded["exposures"], self.alignment, self.gamma)
+            self._priors[decoded["scene"]] = (prepared.conditioning.astype(np.float16), prepared.prior.astype(np.float16))
+        return self._priors[decoded["scene"]]
 
     def transform_scene(self, decoded: dict, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Crop and augment one decoded scene (see :func:`decode_scene`); return (conditioning, target)."""
@@ -115,10 +132,14 @@ class TrainingTransform:
         left = int(rng.integers(0, width - size + 1))
         flip, turns = bool(rng.random() < 0.5), int(rng.integers(4))
         window = (slice(top, top + size), slice(left, left + size))
-        conditioning = make_conditioning(
-            [image[window] for image in decoded["images"]], decoded["exposures"], self.gamma
-        )
         target = mu_law(to_model_units(radiance[window], decoded["exposures"])).astype(np.float32)
+        if self.alignment is None:
+            conditioning = make_conditioning(
+                [image[window] for image in decoded["images"]], decoded["exposures"], self.gamma
+            )
+        else:
+            conditioning, prior = (array[window].astype(np.float32) for array in self.scene_prior(decoded))
+            target = target - prior
         stacked = np.concatenate([conditioning, target], axis=2)
         if self.augment:
             stacked = dihedral(stacked, flip, turns)

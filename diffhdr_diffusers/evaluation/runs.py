@@ -39,7 +39,7 @@ from ..errors import DatasetError, InputError, OutputError
 from ..io import atomic_path, load_bracket, read_radiance, write_preview, write_radiance
 from ..metrics import DisplayAssumptions, compute_metrics
 from ..metrics.report import METRIC_LABELS, json_value, write_tables
-from ..hdr_domain import inverse_mu_law
+from ..hdr_domain import from_model_units, inverse_mu_law, to_model_units
 
 RADIANCE_SUFFIXES = (".hdr", ".exr")
 UNCERTAINTY_PREVIEW_MAX = 0.1  # mu-law std shown as white in the uncertainty PNG.
@@ -112,7 +112,7 @@ class PipelinePredictor:
             samples.append(np.asarray(output.mu_law[0], dtype=np.float32))
         stack = np.stack(samples)
         mean_mu = stack.mean(axis=0)
-        radiance = np.asarray(inverse_mu_law(mean_mu), dtype=np.float32)
+        radiance = np.asarray(from_model_units(inverse_mu_law(mean_mu), bracket.exposures), dtype=np.float32)
         uncertainty = stack.std(axis=0).astype(np.float32) if self.ensemble > 1 else None
         return Prediction(radiance, uncertainty)
 
@@ -239,7 +239,9 @@ def evaluate_scene(scene_dir: Path, predictor: Callable, out_dir: Path, display:
                 f"{bracket.ground_truth}: ground truth is {target.shape[1]}x{target.shape[0]} but the prediction for "
                 f"scene {bracket.name!r} is {radiance.shape[1]}x{radiance.shape[0]}; they must match."
             )
-        row.update(compute_metrics(radiance, target, display=display, cvvdp=cvvdp))
+        # Scored in model units (the shortest exposure at EV 0), the scale the Kalantari protocol assumes.
+        scale = lambda image: to_model_units(image, bracket.exposures)  # noqa: E731
+        row.update(compute_metrics(scale(radiance), scale(target), display=display, cvvdp=cvvdp))
     return row
 
 

@@ -24,11 +24,17 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
     non-reference exposure, a two-conv sigmoid gate computed from ``[its features, reference features]``
     scales its features. The gated features, in bracket order, are concatenated and fused by a 3x3 conv.
 
+    With ``prior_channels > 0`` (the aligned variant), the input ends with that many extra planes (the
+    flow-merge prior in the mu-law domain and its per-exposure confidence, see
+    :mod:`diffhdr_diffusers.prior`); their own 3x3 conv adds one more feature block to the fusion.
+    ``prior_channels=0`` is the paper's network, parameter for parameter.
+
     Parameters:
         num_exposures (`int`, defaults to 3): bracket size, ordered short to long.
         reference_index (`int`, defaults to 1): index of the reference (medium) exposure.
         exposure_channels (`int`, defaults to 6): channels per exposure (``[LDR, LDR**gamma / 2**ev]``).
         num_features (`int`, defaults to 64): width of the condition features.
+        prior_channels (`int`, defaults to 0): extra input planes after the exposures (0: none, the paper).
     """
 
     @register_to_config
@@ -38,13 +44,17 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
         reference_index: int = 1,
         exposure_channels: int = 6,
         num_features: int = 64,
+        prior_channels: int = 0,
     ):
         super().__init__()
         if not 0 <= reference_index < num_exposures:
             raise ValueError(f"reference_index={reference_index} is outside a bracket of {num_exposures}.")
         self.exposure_conv = nn.Conv2d(exposure_channels, num_features, 3, padding=1)
         self.attention = nn.ModuleList(_attention_gate(num_features) for _ in range(num_exposures - 1))
-        self.fusion_conv = nn.Conv2d(num_exposures * num_features, num_features, 3, padding=1)
+        if prior_channels:
+            self.prior_conv = nn.Conv2d(prior_channels, num_features, 3, padding=1)
+        blocks = num_exposures + (1 if prior_channels else 0)
+        self.fusion_conv = nn.Conv2d(blocks * num_features, num_features, 3, padding=1)
         self.activation = nn.LeakyReLU()
 
     @property
@@ -53,14 +63,22 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
         gate_convs = [layer for layer in self.attention[0] if isinstance(layer, nn.Conv2d)] if len(self.attention) else []
         return sum(conv.kernel_size[0] // 2 for conv in (self.exposure_conv, *gate_convs, self.fusion_conv))
 
+    @property
+    def in_channels(self) -> int:
+        """Input planes: ``exposure_channels`` per exposure, then ``prior_channels``."""
+        config = self.config
+        return config.num_exposures * config.exposure_channels + config.prior_channels
+
     def forward(self, exposures: torch.Tensor) -> torch.Tensor:
-        """Map ``exposures`` of shape (B, num_exposures * exposure_channels, H, W) to (B, num_features, H, W)."""
-        per_exposure = exposures.split(self.config.exposure_channels, dim=1)
-        if len(per_exposure) != self.config.num_exposures:
+        """Map ``exposures`` of shape (B, :attr:`in_channels`, H, W) to (B, num_features, H, W)."""
+        config = self.config
+        if exposures.shape[1] != self.in_channels:
             raise ValueError(
-                f"expected {self.config.num_exposures * self.config.exposure_channels} channels "
-                f"({self.config.num_exposures} exposures), got {exposures.shape[1]}"
+                f"expected {self.in_channels} channels ({config.num_exposures} exposures of "
+                f"{config.exposure_channels}, {config.prior_channels} prior planes), got {exposures.shape[1]}"
             )
+        bracket_channels = config.num_exposures * config.exposure_channels
+        per_exposure = exposures[:, :bracket_channels].split(config.exposure_channels, dim=1)
         features = [self.activation(self.exposure_conv(exposure)) for exposure in per_exposure]
         reference = features[self.config.reference_index]
         gates = iter(self.attention)
@@ -68,4 +86,6 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
             feature if index == self.config.reference_index else feature * next(gates)(torch.cat([feature, reference], 1))
             for index, feature in enumerate(features)
         ]
+        if config.prior_channels:
+            gated.append(self.activation(self.prior_conv(exposures[:, bracket_channels:])))
         return self.fusion_conv(torch.cat(gated, dim=1))

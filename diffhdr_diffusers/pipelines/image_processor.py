@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 
-from ..hdr_domain import GAMMA, make_conditioning
 from ..errors import InputError
-from ..hdr_domain import MU, inverse_mu_law
+from ..hdr_domain import GAMMA, MU, from_model_units, inverse_mu_law, make_conditioning
 
 MIN_SIZE = 8
 
@@ -56,6 +56,23 @@ def _as_float_image(image, position: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+@dataclass
+class PreparedBrackets:
+    """Network inputs of a batch of same-size brackets (see :meth:`DiffHDRImageProcessor.preprocess`).
+
+    Attributes:
+        conditioning: float32 (B, C, H, W) condition-encoder input.
+        exposures: every bracket's EVs as given (literal units); the output is returned in these units.
+        prior: float32 (B, 3, H, W) flow-merge prior (mu-law, model units) of an aligned model, else None.
+        failed: per bracket, the exposures whose alignment failed (empty without alignment).
+    """
+
+    conditioning: torch.Tensor
+    exposures: list[list[float]]
+    prior: torch.Tensor | None = None
+    failed: list[list[int]] | None = None
+
+
 class DiffHDRImageProcessor(ConfigMixin):
     """Turns brackets into conditioning tensors, pads them for the UNet, and decodes the output.
 
@@ -70,8 +87,9 @@ class DiffHDRImageProcessor(ConfigMixin):
     def __init__(self, gamma: float = GAMMA, mu: float = MU):
         super().__init__()
 
-    def load_bracket(self, images: Sequence, exposures: Sequence[float], num_exposures: int) -> np.ndarray:
-        """Validate one bracket and return its conditioning, float32 (H, W, 6 * N)."""
+    def load_bracket(self, images: Sequence, exposures: Sequence[float],
+                     num_exposures: int) -> tuple[list[np.ndarray], list[float]]:
+        """Validate one bracket: its frames as float32 (H, W, 3) in [0, 1] and its EVs."""
         from ..io import validate_exposures
 
         if isinstance(images, (str, os.PathLike)) or len(images) != num_exposures:
@@ -85,17 +103,29 @@ class DiffHDRImageProcessor(ConfigMixin):
         height, width = arrays[0].shape[:2]
         if min(height, width) < MIN_SIZE:
             raise InputError(f"images are {height}x{width}; at least {MIN_SIZE}x{MIN_SIZE} pixels are needed.")
-        exposures = validate_exposures(exposures, len(arrays), "exposures")
-        return make_conditioning(arrays, exposures, self.config.gamma)
+        return arrays, [float(ev) for ev in validate_exposures(exposures, len(arrays), "exposures")]
 
-    def preprocess(self, images, exposures, num_exposures: int = 3) -> torch.Tensor:
-        """Build the (B, 6 * N, H, W) conditioning for one bracket or a list of same-size brackets."""
+    def preprocess(self, images, exposures, num_exposures: int = 3, alignment: dict | None = None) -> PreparedBrackets:
+        """Validate one bracket or a list of same-size brackets and build the network inputs.
+
+        Without ``alignment`` (the paper's model) the conditioning is ``[ldr, ldr**gamma / 2**ev]`` per exposure,
+        (B, 6 N, H, W). With it (a dict of :func:`~diffhdr_diffusers.alignment.align_exposures` settings), the
+        frames are aligned and flow-merged first (:func:`~diffhdr_diffusers.prior.prior_conditioning`).
+        """
         nested = not isinstance(images, (str, os.PathLike)) and len(images) and isinstance(images[0], (list, tuple))
-        brackets = list(zip(images, exposures)) if nested else [(images, exposures)]
-        conditionings = [self.load_bracket(b, e, num_exposures) for b, e in brackets]
-        if len({c.shape for c in conditionings}) != 1:
+        pairs = list(zip(images, exposures)) if nested else [(images, exposures)]
+        brackets = [self.load_bracket(b, e, num_exposures) for b, e in pairs]
+        if len({frames[0].shape for frames, _ in brackets}) != 1:
             raise InputError("all brackets of one call must have the same size; call the pipeline once per size.")
-        return torch.from_numpy(np.stack(conditionings)).permute(0, 3, 1, 2).contiguous()
+        to_tensor = lambda arrays: torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+        evs = [bracket_exposures for _, bracket_exposures in brackets]
+        if alignment is None:
+            return PreparedBrackets(to_tensor([make_conditioning(f, e, self.config.gamma) for f, e in brackets]), evs)
+        from ..prior import prior_conditioning
+
+        priors = [prior_conditioning(f, e, alignment, self.config.gamma) for f, e in brackets]
+        return PreparedBrackets(to_tensor([p.conditioning for p in priors]), evs, to_tensor([p.prior for p in priors]),
+                                [[i for i, failed in enumerate(p.failed) if failed] for p in priors])
 
     @staticmethod
     def pad(tensor: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -106,10 +136,16 @@ class DiffHDRImageProcessor(ConfigMixin):
             return tensor
         return F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
 
-    def postprocess(self, mu_law_image: torch.Tensor, height: int, width: int, output_type: str = "np"):
-        """Crop, clamp to [0, 1] in the mu-law domain and invert the mu-law. Returns (mu_law, radiance)."""
-        mu_law_image = mu_law_image[..., :height, :width].clamp(0, 1).float()
-        radiance = inverse_mu_law(mu_law_image, self.config.mu)
+    def postprocess(self, sample: torch.Tensor, prepared: PreparedBrackets, output_type: str = "np"):
+        """Crop to the input size, add the prior (aligned models), clamp to [0, 1] in the mu-law domain, invert
+        the mu-law and return radiance in the exposures' literal units. Returns (mu_law, radiance)."""
+        height, width = prepared.conditioning.shape[-2:]
+        mu_law_image = sample[..., :height, :width].float()
+        if prepared.prior is not None:
+            mu_law_image = mu_law_image + prepared.prior.to(mu_law_image.device)
+        mu_law_image = mu_law_image.clamp(0, 1)
+        radiance = torch.stack([from_model_units(image, evs) for image, evs in
+                                zip(inverse_mu_law(mu_law_image, self.config.mu), prepared.exposures)])
         if output_type == "pt":
             return mu_law_image, radiance
         to_numpy = lambda t: t.permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731

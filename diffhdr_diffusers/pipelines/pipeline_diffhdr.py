@@ -59,10 +59,11 @@ class DiffHDRPipelineOutput(BaseOutput):
     Args:
         hdr (`np.ndarray` or `torch.Tensor`):
             Linear HDR radiance aligned to the reference exposure, float32, shape (B, H, W, 3) for
-            `output_type="np"` or (B, 3, H, W) for `"pt"`. Values lie in [0, 1] on the scale of the
-            shortest exposure (the inverse mu-law of the clamped network output).
+            `output_type="np"` or (B, 3, H, W) for `"pt"`, in the exposures' literal units:
+            `hdr * 2**ev_i ~= ldr_i**2.2` where frame `i` is well exposed (values up to `2**-min(ev)`).
         mu_law (`np.ndarray` or `torch.Tensor`):
-            The same image in the network's mu-law domain (mu = 5000), in [0, 1], same layout as `hdr`.
+            The same image in the network's mu-law domain (mu = 5000, model units: the shortest exposure at
+            EV 0), in [0, 1], same layout as `hdr`.
     """
 
     hdr: np.ndarray | torch.Tensor
@@ -85,6 +86,11 @@ class DiffHDRPipeline(DiffusionPipeline):
         default_stride (`int`, defaults to 64): window stride used when the call gives none.
         default_condition_per_window (`bool`, defaults to `False`): conditioning mode used when the call
             gives none (see `condition_per_window` in [`~DiffHDRPipeline.__call__`]).
+        default_window_blend (`str`, defaults to `"uniform"`): window averaging used when the call gives none.
+        alignment (`dict`, *optional*): the aligned variant. `None` (the paper) feeds the raw bracket to the
+            condition encoder. A dict of [`~diffhdr_diffusers.alignment.align_exposures`] settings (`{}` for its
+            defaults) aligns the bracket, flow-merges it, conditions on the aligned frames, the prior and its
+            confidence, and samples the residual around the prior in the mu-law domain.
     """
 
     model_cpu_offload_seq = "condition_encoder->unet"
@@ -99,6 +105,7 @@ class DiffHDRPipeline(DiffusionPipeline):
         default_stride: int = 64,
         default_condition_per_window: bool = False,
         default_window_blend: str = "uniform",
+        alignment: dict | None = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, condition_encoder=condition_encoder, scheduler=scheduler)
@@ -108,6 +115,7 @@ class DiffHDRPipeline(DiffusionPipeline):
             default_stride=default_stride,
             default_condition_per_window=default_condition_per_window,
             default_window_blend=default_window_blend,
+            alignment=alignment,
         )
         self.image_processor = DiffHDRImageProcessor()
 
@@ -341,8 +349,8 @@ class DiffHDRPipeline(DiffusionPipeline):
                 float in [0, 1], (H, W, 3)) or torch tensors ((3, H, W) or (H, W, 3)). A list of such
                 brackets of one size merges them as a batch.
             exposures (`list[float]`):
-                Exposure of each image in EV stops (exposure = 2**ev), increasing; only differences matter.
-                A list of lists for a batch.
+                Exposure of each image in EV stops (exposure = 2**ev), increasing, in the units the output
+                radiance should have (shifting every EV by c scales `hdr` by 2**-c). A list of lists for a batch.
             num_inference_steps (`int`, *optional*): denoising steps; defaults to the pipeline config.
             patch_size (`int`, *optional*): window size, a multiple of the UNet's downsampling factor.
             stride (`int`, *optional*): distance between windows; `patch_size` gives no overlap. Defaults to the
@@ -383,8 +391,10 @@ class DiffHDRPipeline(DiffusionPipeline):
         window_blend = window_blend or config.default_window_blend
         self.check_inputs(num_inference_steps, patch_size, stride, window_batch_size, output_type, window_blend)
 
-        # 1. Prepare the conditioning, padded to the UNet's downsampling factor.
-        conditioning = self.image_processor.preprocess(images, exposures, self.condition_encoder.config.num_exposures)
+        # 1. Prepare the conditioning (aligned models: align and flow-merge first), padded to the UNet's factor.
+        prepared = self.image_processor.preprocess(images, exposures, self.condition_encoder.config.num_exposures,
+                                                   config.alignment)
+        conditioning = prepared.conditioning
         batch, channels, height, width = conditioning.shape
         dtype = self.unet.dtype
         conditioning = self.image_processor.pad(conditioning, self.unet.downsample_factor)
@@ -434,8 +444,8 @@ class DiffHDRPipeline(DiffusionPipeline):
                     f"(timestep {float(timestep):g}); check the model weights and inputs, or try another scheduler."
                 )
 
-        # 5. Decode: clamp in the mu-law domain, invert the mu-law.
-        mu_law_image, hdr = self.image_processor.postprocess(latents, height, width, output_type)
+        # 5. Decode: add the prior (aligned models), clamp in the mu-law domain, invert it, literal EV units.
+        mu_law_image, hdr = self.image_processor.postprocess(latents, prepared, output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
             return hdr, mu_law_image
