@@ -53,9 +53,9 @@ def test_files_with_explicit_exposures(tmp_path):
 
 @pytest.mark.parametrize(
     "scene, exposures, first",
-    [("pingpong", pytest.approx([0, 2, 4.0589], abs=1e-3), "Img1.JPG"),
-     ("sculpture_garden", [0.0, 2.0, 4.0], "1.tif"),
-     ("horse", [0.0, 1.0, 2.0], "1.png")],
+    [("pingpong", pytest.approx([-2, 0, 2.0589], abs=1e-3), "Img1.JPG"),
+     ("sculpture_garden", pytest.approx([-2.0, 0.0, 2.0]), "1.tif"),
+     ("horse", [-1.0, 0.0, 1.0], "1.png")],
 )
 def test_real_bracket_folders(shared_data, scene, exposures, first):
     bracket = load_bracket(shared_data / "real_brackets" / scene)

@@ -53,9 +53,9 @@ def test_exposure_txt_missing_or_empty(tmp_path):
 
 def test_exposure_times_and_ratios(tmp_path):
     (tmp_path / "t.txt").write_text("1/250\n0.016\n1/1000\n")
-    assert read_exposure_times_txt(tmp_path / "t.txt") == pytest.approx([2.0, 4.0, 0.0])
+    assert read_exposure_times_txt(tmp_path / "t.txt") == pytest.approx([-2.0, 0.0, -4.0])  # the middle (listed) frame is EV 0
     (tmp_path / "r.txt").write_text("1:2:8\n")
-    assert read_relative_exposures_txt(tmp_path / "r.txt") == pytest.approx([0.0, 1.0, 3.0])
+    assert read_relative_exposures_txt(tmp_path / "r.txt") == pytest.approx([-1.0, 0.0, 2.0])
     (tmp_path / "bad.txt").write_text("0.01\n0\n")
     with pytest.raises(ExposureError, match="positive"):
         read_exposure_times_txt(tmp_path / "bad.txt")
@@ -63,17 +63,18 @@ def test_exposure_times_and_ratios(tmp_path):
 
 def test_real_exposure_files(shared_data):
     brackets = shared_data / "real_brackets"
-    assert read_exposure_times_txt(brackets / "sculpture_garden" / "exposure_times.txt") == pytest.approx([0, 2, 4])
-    assert read_relative_exposures_txt(brackets / "horse" / "relative_exposures.txt") == pytest.approx([0, 1, 2])
+    assert read_exposure_times_txt(brackets / "sculpture_garden" / "exposure_times.txt") == pytest.approx([-2, 0, 2])
+    assert read_relative_exposures_txt(brackets / "horse" / "relative_exposures.txt") == pytest.approx([-1, 0, 1])
 
 
 def test_exif_on_real_bracket(shared_data):
     folder = shared_data / "real_brackets" / "pingpong"
     exposures = exposures_from_exif([folder / f"Img{index}.JPG" for index in (1, 2, 3)])
     # 1/1000, 1/250 and 1/60 s at f/5, ISO 100.
-    assert exposures == pytest.approx([0.0, 2.0, math.log2(1000 / 60)])
-    assert exposures[2] == pytest.approx(4.06, abs=0.01)
-    # Relative to the shortest, whatever the order.
+    # The reference (middle) frame is EV 0, as a camera's -2/0/+2 bracket reads.
+    assert exposures == pytest.approx([-2.0, 0.0, math.log2(250 / 60)])
+    assert exposures[2] == pytest.approx(2.06, abs=0.01)
+    # Relative to the reference (index N // 2), whatever the order.
     assert exposures_from_exif([folder / "Img3.JPG", folder / "Img1.JPG"]) == pytest.approx([math.log2(1000 / 60), 0.0])
 
 

@@ -1,7 +1,10 @@
 """Exposure values (EV stops): parse text files, derive them from EXIF, validate them.
 
 An exposure of ``ev`` stops means ``2 ** ev`` times the light of exposure 0. Brackets are ordered
-from short to long, so valid exposures are strictly increasing.
+from short to long, so valid exposures are strictly increasing. EVs are literal: the merged radiance
+is in their units (:mod:`diffhdr_diffusers.hdr_domain`). Where only ratios are known (exposure times,
+relative exposures, EXIF), the reference (middle) frame, index ``N // 2``, is EV 0, as a camera's
+-2/0/+2 bracket has it; the output is then in the reference frame's units.
 """
 
 from __future__ import annotations
@@ -61,21 +64,25 @@ def read_exposure_txt(path: str | os.PathLike) -> list[float]:
 
 
 def read_exposure_times_txt(path: str | os.PathLike) -> list[float]:
-    """Read exposure times in seconds (``0.004`` or ``1/250``), one per line; return EV = log2(t / t_min)."""
+    """Read exposure times in seconds (``0.004`` or ``1/250``), one per line; return EV = log2(t / t_reference)."""
     times = _read_values(path, "exposure time in seconds")
     if min(times) <= 0:
         raise ExposureError(f"{Path(path)}: exposure times must be positive seconds, got {times}.")
-    shortest = min(times)
-    return [math.log2(time / shortest) for time in times]
+    return reference_at_zero([math.log2(time) for time in times])
 
 
 def read_relative_exposures_txt(path: str | os.PathLike) -> list[float]:
-    """Read relative exposures as ratios (``1:2:4`` or one per line); return EV = log2(ratio / min)."""
+    """Read relative exposures as ratios (``1:2:4`` or one per line); return EV = log2(ratio / ratio_reference)."""
     ratios = _read_values(path, "relative exposure", separators=r"[\s,;:]+")
     if min(ratios) <= 0:
         raise ExposureError(f"{Path(path)}: relative exposures must be positive ratios, got {ratios}.")
-    smallest = min(ratios)
-    return [math.log2(ratio / smallest) for ratio in ratios]
+    return reference_at_zero([math.log2(ratio) for ratio in ratios])
+
+
+def reference_at_zero(stops: Sequence[float]) -> list[float]:
+    """Shift EV stops so that the reference (middle, index ``N // 2``) frame is at EV 0."""
+    reference = stops[len(stops) // 2] if stops else 0.0
+    return [stop - reference for stop in stops]
 
 
 def _exif_number(tags: dict, names: Sequence[str]) -> float | None:
@@ -114,17 +121,13 @@ def _exposure_stops(path: Path) -> float:
 
 
 def exposures_from_exif(paths: Sequence[str | os.PathLike]) -> list[float]:
-    """Return each image's EV relative to the shortest, from EXIF ExposureTime, FNumber and ISO.
+    """Return each image's EV relative to the reference (middle) image, from EXIF ExposureTime, FNumber and ISO.
 
-    EV = log2(t * ISO / N^2) - min over the bracket. A missing f-number or ISO counts as equal across
-    the bracket. Images without an exposure time raise :class:`ExposureError` telling to pass
-    ``--exposures``.
+    EV = log2(t * ISO / N^2), shifted so that image ``len(paths) // 2`` is at EV 0 (a -2/0/+2 bracket reads
+    as -2, 0, 2). A missing f-number or ISO counts as equal across the bracket. Images without an exposure
+    time raise :class:`ExposureError` telling to pass ``--exposures``.
     """
-    stops = [_exposure_stops(Path(path)) for path in paths]
-    if not stops:
-        return []
-    shortest = min(stops)
-    return [stop - shortest for stop in stops]
+    return reference_at_zero([_exposure_stops(Path(path)) for path in paths])
 
 
 def validate_exposures(exposures: Sequence[float], num_images: int, source: str = "exposures") -> list[float]:
