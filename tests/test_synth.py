@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
 
-from diffhdr_diffusers.cli import main
-from diffhdr_diffusers.data import synthesize_scene, synthesize_scenes, write_scene
+from diffhdr_diffusers.cli import build_parser, main
+from diffhdr_diffusers.data import DEFAULT_EV_SETS, synthesize_scene, synthesize_scenes, write_scene
 from diffhdr_diffusers.data.camera import CODES_16BIT
+from diffhdr_diffusers.data.motion import OLD_CAMERA, displacement, draw_motion, draw_objects
 from diffhdr_diffusers.data.procedural import procedural_radiance
+from diffhdr_diffusers.data.splits import HELDOUT_MAPS, is_heldout, split_radiance_maps
+from diffhdr_diffusers.data.synth import find_radiance_maps
 from diffhdr_diffusers.errors import InputError, OutputError
 from diffhdr_diffusers.io import read_exposure_txt, read_ldr, read_radiance
-from diffhdr_diffusers.hdr_domain import mu_law
+from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
 
 SIZE = (64, 96)
+REPOSITORY = Path(__file__).resolve().parents[1]
+OLD_OBJECT_SPEED = 0.08  # the old largest object speed, fraction of the width per frame step
 
 
 def merge_with_known_response(images, exposures, gamma=2.2):
-    """Debevec-style merge: hat-weighted mean of ldr**gamma / 2**ev, saturated samples excluded."""
-    evs = np.asarray(exposures) - min(exposures)
+    """Debevec-style merge: hat-weighted mean of ldr**gamma / 2**ev (literal EVs), saturated samples excluded."""
+    evs = np.asarray(exposures, dtype=np.float64)
     numerator = np.zeros_like(images[0], dtype=np.float64)
     denominator = np.zeros_like(numerator)
     for image, ev in zip(images, evs):
@@ -29,7 +36,7 @@ def merge_with_known_response(images, exposures, gamma=2.2):
         weight[image >= 1.0] = 0.0
         numerator += weight * image.astype(np.float64) ** gamma / 2.0**ev
         denominator += weight
-    fallback = images[0].astype(np.float64) ** gamma  # saturated everywhere: the short frame's clip level
+    fallback = images[0].astype(np.float64) ** gamma / 2.0 ** evs[0]  # saturated everywhere: the short frame's clip
     return np.where(denominator > 0, numerator / np.maximum(denominator, 1e-12), fallback)
 
 
@@ -39,7 +46,8 @@ def test_static_bracket_remerges_to_ground_truth(index):
     merged = merge_with_known_response(clean.images, clean.exposures)
     # Without noise only 16-bit quantisation separates the merge from the ground truth.
     assert np.max(np.abs(merged - clean.radiance) / np.maximum(clean.radiance, 2e-3)) < 2e-2
-    assert 10 * np.log10(1 / np.mean((mu_law(merged) - mu_law(clean.radiance)) ** 2)) > 70
+    model = [to_model_units(radiance, clean.exposures) for radiance in (merged, clean.radiance)]
+    assert 10 * np.log10(1 / np.mean((mu_law(model[0]) - mu_law(model[1])) ** 2)) > 70
 
     noisy = synthesize_scene(7, index, SIZE, motion=False, noise=True)
     np.testing.assert_array_equal(noisy.radiance, clean.radiance)  # noise never touches the ground truth
@@ -47,8 +55,8 @@ def test_static_bracket_remerges_to_ground_truth(index):
     relative = np.abs(merged - noisy.radiance) / np.maximum(noisy.radiance, 1e-4)
     assert 0.001 < np.median(relative) < 0.05  # within the shot and read noise, but not noise-free
     # Each frame's noise is zero-mean in the linear domain wherever it is far from the clip levels.
-    for image, ev in zip(noisy.images, np.asarray(noisy.exposures) - min(noisy.exposures)):
-        signal = noisy.radiance * 2.0**ev
+    for image, ev in zip(noisy.images, noisy.exposures):
+        signal = noisy.radiance * 2.0**ev  # literal EVs: the sensor signal in [0, 1]
         usable = (signal > 0.01) & (signal < 0.8)
         bias = np.mean(image[usable].astype(np.float64) ** 2.2 - signal[usable]) / np.mean(signal[usable])
         assert abs(bias) < 0.005
@@ -57,7 +65,7 @@ def test_static_bracket_remerges_to_ground_truth(index):
 @pytest.mark.parametrize("index", range(4))
 def test_saturation_fractions_follow_the_ev_set(index):
     scene = synthesize_scene(3, index, SIZE, motion=False, noise=False)
-    evs = np.asarray(scene.exposures) - min(scene.exposures)
+    evs = np.asarray(scene.exposures)  # literal: radiance * 2**ev is the sensor signal
     fractions = [frame["saturated_fraction"] for frame in scene.params["frames"]]
     # Static and noise-free: a pixel saturates exactly where radiance * 2**ev reaches the clip level.
     peak = scene.radiance.max(axis=2)
@@ -89,6 +97,95 @@ def test_motion_moves_pixels_but_not_the_reference():
         assert changed.mean() > 0.05, f"frame {frame} barely moved"
         assert moving.params["frames"][frame]["camera"] is not None
     assert all(np.hypot(*item["velocity"]) > 0 for item in moving.params["objects"])
+    for static_frame, reference_frame in zip(static.codes, [moving.codes[reference]] * 3):
+        assert static_frame.shape == reference_frame.shape  # every static frame shows the reference content
+    assert static.params["objects"][0]["center"] == moving.params["objects"][0]["center"]
+
+
+@pytest.mark.parametrize("ev_set", DEFAULT_EV_SETS)
+def test_radiance_is_in_literal_ev_units(ev_set):
+    """R * 2**ev_ref ~= ldr_ref**2.2 on well-exposed reference pixels, for every default EV set."""
+    for index in range(3):
+        scene = synthesize_scene(9, index, SIZE, ev_sets=[ev_set], noise=False)
+        reference = scene.params["reference_index"]
+        ldr = scene.images[reference].astype(np.float64)
+        well = (ldr > 0.1) & (ldr < 0.9)
+        assert well.mean() > 0.05
+        predicted = scene.radiance.astype(np.float64) * 2.0 ** scene.exposures[reference]
+        np.testing.assert_allclose(predicted[well], ldr[well] ** 2.2, rtol=1e-3, atol=1e-5)
+    # Shifting every EV by -2 (0/2/4 -> -2/0/2) scales the radiance of the same scene by exactly 4.
+    low = synthesize_scene(9, 0, SIZE, ev_sets=[(-2.0, 0.0, 2.0)], noise=False)
+    high = synthesize_scene(9, 0, SIZE, ev_sets=[(0.0, 2.0, 4.0)], noise=False)
+    np.testing.assert_allclose(low.radiance, 4.0 * high.radiance, rtol=1e-6)
+
+
+def _motion_stats(strength: tuple[float, float], scenes: int = 24, size=(32, 48)) -> tuple[np.ndarray, np.ndarray]:
+    """Camera mean displacement and object displacement per frame step, as fractions of the width."""
+    camera, objects = [], []
+    for index in range(scenes):
+        params = synthesize_scene(0, index, size, motion_strength=strength, noise=False).params
+        camera += [frame["camera"]["mean_displacement_px"] / size[1] for frame in params["frames"] if frame["camera"]]
+        objects += [item["max_displacement_px"] / size[1] for item in params["objects"]]
+    return np.asarray(camera), np.asarray(objects)
+
+
+def test_harder_motion_moves_more_than_the_old_ranges():
+    old = np.eye(3)
+    old[:2] = cv2.getRotationMatrix2D((SIZE[1] / 2, SIZE[0] / 2), OLD_CAMERA["angle"], 1 + OLD_CAMERA["zoom"])
+    old[:2, 2] += OLD_CAMERA["shift"] * SIZE[1]
+    old_camera = displacement(old, SIZE)[0] / SIZE[1]  # the old jitter at its extremes (scale-free)
+    easy_camera, easy_objects = _motion_stats((0.0, 0.0))
+    assert easy_camera.max() <= old_camera * 1.01 and easy_objects.max() <= OLD_OBJECT_SPEED * 1.01
+    camera, objects = _motion_stats((0.0, 1.0))  # the default: easy to hard
+    assert np.percentile(camera, 75) > old_camera and camera.max() > 2.5 * old_camera
+    assert np.percentile(objects, 75) > 1.3 * OLD_OBJECT_SPEED and objects.max() > 2.5 * OLD_OBJECT_SPEED
+    hard_camera, hard_objects = _motion_stats((1.0, 1.0))
+    assert np.median(hard_camera) > 1.5 * old_camera and np.median(hard_objects) > 1.5 * OLD_OBJECT_SPEED
+    # The homographies carry a perspective part, and the rendered frames change more.
+    params = synthesize_scene(0, 0, SIZE, motion_strength=(1.0, 1.0)).params
+    assert any(abs(frame["camera"]["homography"][2][0]) > 1e-6 for frame in params["frames"] if frame["camera"])
+    changed = []
+    for strength in ((0.0, 0.0), (1.0, 1.0)):
+        total = 0.0
+        for index in range(6):
+            still = synthesize_scene(1, index, SIZE, motion=False, noise=False)
+            moved = synthesize_scene(1, index, SIZE, motion_strength=strength, noise=False)
+            total += sum(np.abs(a - b).mean() for a, b in zip(moved.images, still.images))
+        changed.append(total)
+    assert changed[1] > 1.5 * changed[0]
+
+
+def test_objects_deform_non_rigidly():
+    residuals, changes, joints = [], [], 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        objects = draw_objects(rng, SIZE, 4)
+        draw_motion(rng, SIZE, objects, 3, strength=1.0)
+        for item in objects:
+            assert item.deformation(0) is None  # the reference pose is undeformed
+            map_x, map_y = item.deformation(1)
+            inside = item.mask > 0.5
+            y, x = np.nonzero(inside)
+            design = np.stack([x, y, np.ones_like(x)], axis=1).astype(np.float64)
+            target = np.stack([map_x[inside], map_y[inside]], axis=1).astype(np.float64)
+            fit, *_ = np.linalg.lstsq(design, target, rcond=None)  # the best affine (rigid) explanation
+            residuals.append(np.sqrt(np.mean(np.sum((design @ fit - target) ** 2, axis=1))) / item.radius)
+            joints += item.joint is not None
+            canvas = item.canvas(1)
+            assert canvas.shape == (*item.mask.shape, 4)
+            changes.append(np.abs(canvas[..., 3] - item.mask).max())
+    residuals = np.asarray(residuals)
+    assert np.median(residuals) > 0.02  # a displacement no affine map explains, relative to the object's size
+    assert np.median(changes) > 0.5  # the outline itself moves
+    assert joints >= 3  # some objects have an articulated part
+
+
+def test_static_scene_has_no_motion_in_params():
+    params = synthesize_scene(3, 1, SIZE, motion=False).params
+    assert params["motion_strength"] == 0.0
+    assert all(frame["camera"] is None for frame in params["frames"])
+    assert all(item["max_displacement_px"] == 0.0 for item in params["objects"])
+    assert 1 <= len(params["objects"]) <= 5
 
 
 def test_synthesis_is_deterministic_by_seed_and_index():
@@ -97,6 +194,9 @@ def test_synthesis_is_deterministic_by_seed_and_index():
     for a, b in zip(first.codes, again.codes):
         np.testing.assert_array_equal(a, b)
     assert first.params == again.params
+    assert json.loads(json.dumps(first.params)) == first.params  # scene.json holds everything
+    assert {"homography", "mean_displacement_px"} <= set(first.params["frames"][0]["camera"])
+    assert {"velocity", "spin", "zoom", "elastic_px_per_step", "joint"} <= set(first.params["objects"][0])
     other = synthesize_scene(6, 2, SIZE)
     assert not np.array_equal(first.radiance, other.radiance)
 
@@ -162,6 +262,9 @@ def test_real_radiance_backgrounds(shared_data, tmp_path):
         ({"ev_sets": [(4, 2, 0)]}, "3 increasing values"),
         ({"radiance_dir": "/nonexistent/maps"}, "not a folder"),
         ({"procedural_fraction": 1.5}, r"\[0, 1\]"),
+        ({"split": "train"}, "needs --radiance-dir"),
+        ({"split": "validation"}, "use one of"),
+        ({"motion_strength": (0.5, 2.0)}, "motion-strength"),
     ],
 )
 def test_synthesize_scenes_rejects_bad_arguments(tmp_path, kwargs, message):
@@ -194,3 +297,59 @@ def test_cli_synth_writes_scenes_and_summary(tmp_path, capsys):
     assert main(arguments) == 2  # refuses to overwrite
     assert "--overwrite" in capsys.readouterr().err
     assert main(arguments + ["--overwrite"]) == 0
+
+
+def test_cli_parses_negative_ev_sets_as_typed(tmp_path, capsys):
+    parser = build_parser()
+    for argv in (["--ev-sets", "-2,0,2;0,2,4"], ["--ev-sets=-2,0,2;0,2,4"], ["--ev-sets", "-2,0,2", "--ev-sets", "0,2,4"]):
+        args = parser.parse_args(["synth", "--out", str(tmp_path), *argv])  # without cli.main's argv rewriting
+        assert args.ev_sets == [(-2.0, 0.0, 2.0), (0.0, 2.0, 4.0)]
+    args = parser.parse_args(["synth", "--out", str(tmp_path), "--motion-strength", "0.8,1", "--split", "heldout"])
+    assert args.motion_strength == (0.8, 1.0) and args.split == "heldout"
+    out = tmp_path / "negative"
+    arguments = ["synth", "--out", str(out), "--scenes", "6", "--size", "32x48", "--seed", "1", "--workers", "1"]
+    assert main(arguments + ["--ev-sets", "-2,0,2;0,2,4"]) == 0
+    sets = {tuple(read_exposure_txt(folder / "exposure.txt")) for folder in sorted(out.iterdir())}
+    assert sets == {(-2.0, 0.0, 2.0), (0.0, 2.0, 4.0)}
+    assert "motion strength:" in capsys.readouterr().out
+
+
+def test_split_radiance_maps_without_shared_data():
+    paths = [Path("a/Desk.exr"), Path("b/crystal_falls_1k.hdr"), Path("b/CRYSTAL_FALLS_1k.exr"), Path("c/new_map.hdr")]
+    assert split_radiance_maps(paths, "heldout") == paths[1:3]  # by stem, any case or format
+    assert split_radiance_maps(paths, "train") == [paths[0], paths[3]]  # everything else is train
+    assert split_radiance_maps(paths, "all") == paths
+    with pytest.raises(ValueError, match="split"):
+        split_radiance_maps(paths, "test")
+
+
+def _shared_maps(shared_data: Path) -> list[Path]:
+    return find_radiance_maps([shared_data / "real_hdr", shared_data / "real_hdr_more"])
+
+
+def test_heldout_split_is_fixed_disjoint_and_covers_the_shared_maps(shared_data):
+    maps = _shared_maps(shared_data)
+    train, heldout = split_radiance_maps(maps, "train"), split_radiance_maps(maps, "heldout")
+    assert not set(train) & set(heldout) and sorted(train + heldout) == sorted(maps)
+    assert sorted(path.name for path in heldout) == sorted(HELDOUT_MAPS)  # every listed map exists
+    assert 0.15 <= len(heldout) / len(maps) <= 0.25
+    for kind in ("outdoor sun", "overcast", "urban", "forest", "night", "interior"):
+        assert any(kind in description for description in HELDOUT_MAPS.values()), kind
+    example_sources = {json.loads(path.read_text())["source"]["file"] for path in REPOSITORY.glob("examples/*/scene.json")}
+    assert example_sources == {"Desk.exr", "StillLife.exr", "MtTamWest.exr"}  # the bundled examples' sources ...
+    assert not any(is_heldout(name) for name in example_sources)  # ... are train maps
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_cli_split_uses_only_that_split(shared_data, tmp_path, capsys, split):
+    out = tmp_path / split
+    arguments = ["synth", "--out", str(out), "--scenes", "10", "--size", "32x48", "--seed", "5", "--workers", "1"]
+    arguments += ["--radiance-dir", str(shared_data / "real_hdr"), "--radiance-dir", str(shared_data / "real_hdr_more")]
+    extra = ["--procedural-fraction", "0"] if split == "train" else []  # heldout defaults to real maps only
+    assert main(arguments + ["--split", split] + extra) == 0
+    sources = [json.loads((folder / "scene.json").read_text())["source"] for folder in sorted(out.iterdir())]
+    assert len(sources) == 10 and all(source["kind"] == "real" for source in sources)
+    assert all(source["split"] == split for source in sources)
+    assert all(is_heldout(source["file"]) == (split == "heldout") for source in sources)
+    assert all((source["file"] in HELDOUT_MAPS) == (split == "heldout") for source in sources)
+    assert f"10 {split} scenes" in capsys.readouterr().out

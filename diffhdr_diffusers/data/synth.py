@@ -1,7 +1,8 @@
 """Synthetic exposure brackets with ground truth, written in the Kalantari scene layout.
 
-A scene is a linear radiance map (a random crop of a real HDR image, or a procedural one), a few
-foreground objects that move between frames, a small global camera jitter, and a camera that
+A scene is a linear radiance map (a random crop of a real HDR image, or a procedural one), one to
+five foreground objects that move and deform between frames, a hand-held camera motion (a homography
+per frame), both scaled by a per-scene motion strength (:mod:`.motion`), and a camera that
 exposes the frames at an EV set such as (0, 2, 4), adds Poisson-Gaussian noise, clips, applies a
 gamma-2.2 response and quantises to 16 bits. The ground truth is the reference (medium) frame's
 radiance, objects included, scaled like Kalantari's (about [0, 1], the shortest exposure barely
@@ -33,13 +34,15 @@ from ..errors import InputError, OutputError
 from ..hdr_domain import from_model_units
 from ..io import read_radiance, write_radiance
 from .camera import SensorNoise, codes_to_float, expose, saturated_fraction
-from .motion import draw_motion, draw_objects, render_frame
+from .motion import displacement, draw_motion, draw_objects, render_frame
 from .procedural import procedural_radiance
+from .splits import SPLITS, is_heldout, split_radiance_maps
 
 DEFAULT_EV_SETS: tuple[tuple[float, ...], ...] = ((0.0, 2.0, 4.0), (0.0, 3.0, 6.0), (-2.0, 0.0, 2.0))
 LDR_NAMES = ("input_1.tif", "input_2.tif", "input_3.tif")  # sorted order is short to long
 RADIANCE_SUFFIXES = (".hdr", ".exr")
 SATURATION_PERCENTILE = 99.9  # this percentile of the brightest channel lands just below 1
+MARGIN_FRACTION = 0.15  # background margin beyond each edge, as a fraction of the longer side
 
 
 @dataclass
@@ -64,14 +67,17 @@ class SyntheticScene:
         return [codes_to_float(frame) for frame in self.codes]
 
 
-def find_radiance_maps(radiance_dir: str | os.PathLike) -> list[Path]:
-    """All ``.hdr`` and ``.exr`` files under ``radiance_dir`` (recursively), sorted."""
-    root = Path(radiance_dir)
-    if not root.is_dir():
-        raise InputError(f"--radiance-dir {root}: not a folder; give a folder of .hdr or .exr radiance maps.")
-    maps = sorted(path for path in root.rglob("*") if path.is_file() and path.suffix.lower() in RADIANCE_SUFFIXES)
-    if not maps:
-        raise InputError(f"--radiance-dir {root}: holds no .hdr or .exr files; add radiance maps or leave it out.")
+def find_radiance_maps(radiance_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """All ``.hdr`` and ``.exr`` files under ``radiance_dir`` (one folder or several, recursively), sorted per folder."""
+    roots = [radiance_dir] if isinstance(radiance_dir, (str, os.PathLike)) else list(radiance_dir)
+    maps: list[Path] = []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise InputError(f"--radiance-dir {root}: not a folder; give a folder of .hdr or .exr radiance maps.")
+        found = sorted(path for path in root.rglob("*") if path.is_file() and path.suffix.lower() in RADIANCE_SUFFIXES)
+        if not found:
+            raise InputError(f"--radiance-dir {root}: holds no .hdr or .exr files; add radiance maps or leave it out.")
+        maps += [path for path in found if path not in maps]
     return maps
 
 
@@ -83,47 +89,73 @@ def load_radiance_map(path: str) -> np.ndarray:
     return radiance
 
 
-def _scale_to_camera(rng: np.random.Generator, radiance: np.ndarray) -> tuple[np.ndarray, float]:
-    """Scale so the brightest channel's 99.9th percentile lands at 0.6 to 1: the short frame barely saturates."""
-    level = float(np.percentile(radiance.max(axis=2), SATURATION_PERCENTILE))
+def margin_for(size: tuple[int, int]) -> int:
+    """Pixels of background kept beyond each image edge, so that camera motion reveals real content."""
+    return int(math.ceil(MARGIN_FRACTION * max(size)))
+
+
+def _scale_to_camera(rng: np.random.Generator, radiance: np.ndarray, margin: int) -> tuple[np.ndarray, float]:
+    """Scale so the brightest channel's 99.9th percentile (inside the frame) lands at 0.6 to 1: the short frame
+    barely saturates."""
+    inside = radiance[margin : radiance.shape[0] - margin, margin : radiance.shape[1] - margin]
+    level = float(np.percentile(inside.max(axis=2), SATURATION_PERCENTILE))
     scale = rng.uniform(0.6, 1.0) / max(level, 1e-12)
     return (radiance * np.float32(scale)).astype(np.float32), float(scale)
 
 
-def _crop_real_map(rng: np.random.Generator, radiance: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
-    """A random crop of ``radiance`` with the target aspect ratio, resized to ``size``, maybe mirrored."""
+def _crop_real_map(
+    rng: np.random.Generator, radiance: np.ndarray, size: tuple[int, int], margin: int = 0
+) -> tuple[np.ndarray, dict]:
+    """A random crop of ``radiance`` with the target aspect ratio, resized to ``size`` plus ``margin`` pixels on
+    every side, maybe mirrored. The box describes the crop of the frame itself (without the margin)."""
     height, width = size
     map_height, map_width = radiance.shape[:2]
-    largest = min(map_height / height, map_width / width)
+    largest = min(map_height / (height + 2 * margin), map_width / (width + 2 * margin))
     zoom = largest * rng.uniform(0.35, 1.0)
-    crop_height, crop_width = max(int(height * zoom), 1), max(int(width * zoom), 1)
-    top = int(rng.integers(0, map_height - crop_height + 1))
-    left = int(rng.integers(0, map_width - crop_width + 1))
-    crop = radiance[top : top + crop_height, left : left + crop_width]
+    outer_height, outer_width = max(int((height + 2 * margin) * zoom), 1), max(int((width + 2 * margin) * zoom), 1)
+    top = int(rng.integers(0, map_height - outer_height + 1))
+    left = int(rng.integers(0, map_width - outer_width + 1))
+    crop = radiance[top : top + outer_height, left : left + outer_width]
     interpolation = cv2.INTER_AREA if zoom > 1 else cv2.INTER_LINEAR
-    crop = cv2.resize(np.ascontiguousarray(crop), (width, height), interpolation=interpolation)
+    crop = cv2.resize(np.ascontiguousarray(crop), (width + 2 * margin, height + 2 * margin), interpolation=interpolation)
     mirrored = bool(rng.random() < 0.5)
     if mirrored:
         crop = crop[:, ::-1]
-    box = {"top": top, "left": left, "height": crop_height, "width": crop_width, "mirrored": mirrored}
+    inset = int(round(margin * zoom))
+    box = {
+        "top": top + inset,
+        "left": left + inset,
+        "height": outer_height - 2 * inset,
+        "width": outer_width - 2 * inset,
+        "mirrored": mirrored,
+    }
     return np.maximum(np.ascontiguousarray(crop), 0.0).astype(np.float32), box
 
 
 def _background(
-    rng: np.random.Generator, size: tuple[int, int], radiance_maps: Sequence[Path], procedural_fraction: float
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    radiance_maps: Sequence[Path],
+    procedural_fraction: float,
+    margin: int = 0,
 ) -> tuple[np.ndarray, dict]:
-    """Draw the scene's background radiance, scaled to the camera, and its description."""
+    """Draw the scene's background radiance (``size`` plus ``margin`` on every side), scaled to the camera,
+    and its description. Procedural backgrounds are drawn at ``size`` and mirrored into the margin."""
     use_real = bool(radiance_maps) and rng.random() >= procedural_fraction
     if use_real:
         path = radiance_maps[int(rng.integers(len(radiance_maps)))]
         for _ in range(5):  # a crop of pure black sky is useless; try again
-            radiance, box = _crop_real_map(rng, load_radiance_map(str(path)), size)
-            if np.percentile(radiance.max(axis=2), SATURATION_PERCENTILE) > 0:
-                radiance, scale = _scale_to_camera(rng, radiance)
-                return radiance, {"kind": "real", "file": path.name, "crop": box, "scale": scale}
+            radiance, box = _crop_real_map(rng, load_radiance_map(str(path)), size, margin)
+            inside = radiance[margin : radiance.shape[0] - margin, margin : radiance.shape[1] - margin]
+            if np.percentile(inside.max(axis=2), SATURATION_PERCENTILE) > 0:
+                radiance, scale = _scale_to_camera(rng, radiance, margin)
+                split = "heldout" if is_heldout(path) else "train"
+                return radiance, {"kind": "real", "file": path.name, "split": split, "crop": box, "scale": scale}
     radiance, description = procedural_radiance(rng, size)  # surfaces reach 1, emitters saturate
     scale = float(rng.uniform(0.6, 1.0))
     radiance *= np.float32(scale)
+    if margin:
+        radiance = cv2.copyMakeBorder(radiance, margin, margin, margin, margin, cv2.BORDER_REFLECT_101)
     return radiance, {"kind": "procedural", **description, "scale": scale}
 
 
@@ -136,6 +168,7 @@ def synthesize_scene(
     procedural_fraction: float = 0.5,
     motion: bool = True,
     noise: bool = True,
+    motion_strength: tuple[float, float] = (0.0, 1.0),
 ) -> SyntheticScene:
     """Synthesise one bracket in memory.
 
@@ -145,20 +178,26 @@ def synthesize_scene(
         ev_sets: the EV sets to choose from (each ascending, short to long).
         radiance_maps: real radiance files to crop backgrounds from; empty means procedural only.
         procedural_fraction: probability of a procedural background when maps are given.
-        motion: ``False`` renders a static bracket (no camera jitter, no object motion) that is
-            otherwise identical: same content, same objects, same noise.
+        motion: ``False`` renders a static bracket (no camera motion, no object motion or deformation)
+            that is otherwise identical: same content, same objects, same noise; its frames equal the
+            moving bracket's reference frame content.
         noise: ``False`` disables sensor noise (clipping and quantisation remain).
+        motion_strength: the range the scene's motion strength is drawn from, within [0, 1]
+            (0: the old small jitter and slow objects; 1: hard hand-held motion).
     """
     height, width = size
     content_seed, object_seed, motion_seed, noise_seed = np.random.SeedSequence(seed, spawn_key=(index,)).spawn(4)
     content_rng = np.random.default_rng(content_seed)
     exposures = [float(ev) for ev in ev_sets[int(content_rng.integers(len(ev_sets)))]]
-    background, source = _background(content_rng, size, [Path(path) for path in radiance_maps], procedural_fraction)
+    margin = margin_for(size)
+    maps = [Path(path) for path in radiance_maps]
+    background, source = _background(content_rng, size, maps, procedural_fraction, margin)
 
     object_rng = np.random.default_rng(object_seed)
-    objects = draw_objects(object_rng, size, int(object_rng.integers(1, 4)))
+    objects = draw_objects(object_rng, size, int(object_rng.integers(1, 6)))
     motion_rng = np.random.default_rng(motion_seed)
-    jitters = draw_motion(motion_rng, size, objects, len(exposures))
+    strength = float(motion_rng.uniform(*motion_strength))
+    cameras = draw_motion(motion_rng, size, objects, len(exposures), strength)
     sensor = SensorNoise.sample(np.random.default_rng(noise_seed))
     frame_noise = [np.random.default_rng(child) for child in noise_seed.spawn(len(exposures))]  # one stream per frame
 
@@ -168,7 +207,7 @@ def synthesize_scene(
     for frame, ev in enumerate(exposures):
         moving = motion and frame != reference
         step = frame - reference if motion else 0
-        radiance = render_frame(background, objects, step, jitters[frame] if moving else None)
+        radiance = render_frame(background, margin, objects, step, cameras[frame] if moving else None)
         if frame == reference:
             ground_truth = np.clip(radiance, 0.0, 1.0)
         codes.append(expose(radiance, ev - shortest, frame_noise[frame], sensor if noise else None))
@@ -176,7 +215,7 @@ def synthesize_scene(
             {
                 "ev": ev,
                 "saturated_fraction": saturated_fraction(codes[-1]),
-                "camera": jitters[frame].tolist() if moving else None,
+                "camera": _camera_params(cameras[frame], size) if moving else None,
             }
         )
     luminance = ground_truth.mean(axis=2)
@@ -191,22 +230,36 @@ def synthesize_scene(
         "gamma": 2.2,
         "source": source,
         "motion": bool(motion),
+        "motion_strength": strength if motion else 0.0,
         "noise": sensor.to_dict() if noise else None,
         "frames": frames,
-        "objects": [
-            {
-                "radius": float(item.mask.shape[0] / 2 - 3),
-                "center": item.center.tolist(),
-                "velocity": item.velocity.tolist() if motion else [0.0, 0.0],
-                "spin": item.spin if motion else 0.0,
-                "peak_radiance": float(item.texture.max()),
-            }
-            for item in objects
-        ],
+        "objects": [_object_params(item, motion, len(exposures) - 1 - reference, reference) for item in objects],
         "dynamic_range_stops": float(math.log2(max(float(luminance.max()), 1e-12) / max(darkest, 1e-12))),
     }
     radiance = from_model_units(ground_truth, exposures).astype(np.float32)
     return SyntheticScene(codes=codes, exposures=exposures, radiance=radiance, params=params)
+
+
+def _camera_params(homography: np.ndarray, size: tuple[int, int]) -> dict:
+    mean, largest = displacement(homography, size)
+    return {"homography": homography.tolist(), "mean_displacement_px": mean, "max_displacement_px": largest}
+
+
+def _object_params(item, motion: bool, after: int, before: int) -> dict:
+    """An object's description; motion fields are zero for a static bracket."""
+    described = {"radius": item.radius, "center": item.center.tolist(), "peak_radiance": float(item.texture.max())}
+    if not motion:
+        return described | {"velocity": [0.0, 0.0], "spin": 0.0, "max_displacement_px": 0.0}
+    elastic = float(np.abs(item.elastic).max()) if item.elastic is not None else 0.0
+    return described | {
+        "velocity": item.velocity.tolist(),
+        "acceleration": item.acceleration.tolist(),
+        "spin": item.spin,
+        "zoom": item.zoom,
+        "elastic_px_per_step": elastic,
+        "joint": item.joint.to_dict() if item.joint is not None else None,
+        "max_displacement_px": float(max(np.hypot(*item.offset(step)) for step in (-before, after))),
+    }
 
 
 def write_scene(scene: SyntheticScene, folder: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -246,7 +299,11 @@ def _make_scene(job: tuple) -> str:
 
 
 def _check_arguments(
-    num_scenes: int, size: tuple[int, int], ev_sets: Sequence[Sequence[float]], procedural_fraction: float
+    num_scenes: int,
+    size: tuple[int, int],
+    ev_sets: Sequence[Sequence[float]],
+    procedural_fraction: float,
+    motion_strength: tuple[float, float],
 ) -> None:
     if num_scenes < 1:
         raise InputError(f"--scenes {num_scenes}: give at least 1 scene.")
@@ -258,6 +315,22 @@ def _check_arguments(
             raise InputError(f"--ev-sets {ev_set}: each EV set needs 3 increasing values, e.g. 0,2,4 or -2,0,2.")
     if not 0.0 <= procedural_fraction <= 1.0:
         raise InputError(f"--procedural-fraction {procedural_fraction}: must lie in [0, 1].")
+    if len(motion_strength) != 2 or not 0.0 <= motion_strength[0] <= motion_strength[1] <= 1.0:
+        raise InputError(f"--motion-strength {motion_strength}: give LOW,HIGH with 0 <= LOW <= HIGH <= 1.")
+
+
+def select_radiance_maps(radiance_dir, split: str) -> list[Path]:
+    """The radiance maps under ``radiance_dir`` (one folder, several, or ``None``) in ``split``."""
+    if split not in SPLITS:
+        raise InputError(f"--split {split}: use one of {', '.join(SPLITS)}.")
+    if radiance_dir is None or (not isinstance(radiance_dir, (str, os.PathLike)) and not list(radiance_dir)):
+        if split != "all":
+            raise InputError(f"--split {split}: needs --radiance-dir, the folders of radiance maps to split.")
+        return []
+    maps = split_radiance_maps(find_radiance_maps(radiance_dir), split)
+    if not maps:
+        raise InputError(f"--split {split}: none of the radiance maps under --radiance-dir is in that split.")
+    return maps
 
 
 def synthesize_scenes(
@@ -265,13 +338,15 @@ def synthesize_scenes(
     num_scenes: int,
     size: tuple[int, int] = (256, 384),
     seed: int = 0,
-    radiance_dir: str | os.PathLike | None = None,
+    radiance_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     ev_sets: Sequence[Sequence[float]] = DEFAULT_EV_SETS,
     procedural_fraction: float | None = None,
     motion: bool = True,
     noise: bool = True,
     num_workers: int = 1,
     overwrite: bool = False,
+    split: str = "all",
+    motion_strength: tuple[float, float] = (0.0, 1.0),
 ) -> list[Path]:
     """Write ``num_scenes`` synthetic scenes to ``out_dir/00000``, ``out_dir/00001``, ...
 
@@ -280,23 +355,25 @@ def synthesize_scenes(
         num_scenes: how many scenes.
         size: (height, width) of every scene.
         seed: the base seed; scene ``i`` depends only on ``seed`` and ``i``.
-        radiance_dir: a folder of real ``.hdr``/``.exr`` radiance maps to crop backgrounds from;
-            ``None`` uses procedural backgrounds only.
+        radiance_dir: a folder (or several) of real ``.hdr``/``.exr`` radiance maps to crop backgrounds
+            from; ``None`` uses procedural backgrounds only.
         ev_sets: EV sets drawn uniformly per scene.
         procedural_fraction: share of procedural backgrounds when ``radiance_dir`` is given
-            (default 0.5).
-        motion, noise: see :func:`synthesize_scene`.
+            (default 0.5, or 0 with ``split="heldout"``: held-out maps only).
+        motion, noise, motion_strength: see :func:`synthesize_scene`.
         num_workers: processes to use (1 runs in this process).
         overwrite: replace existing scene folders instead of raising :class:`OutputError`.
+        split: ``"train"`` or ``"heldout"`` keeps only those maps (:mod:`.splits`); ``"all"`` uses every map.
 
     Returns:
         The scene folders, in index order.
     """
     size = tuple(int(side) for side in size)
-    radiance_maps = find_radiance_maps(radiance_dir) if radiance_dir is not None else []
+    radiance_maps = select_radiance_maps(radiance_dir, split)
     if procedural_fraction is None:
-        procedural_fraction = 0.5 if radiance_maps else 1.0
-    _check_arguments(num_scenes, size, ev_sets, procedural_fraction)
+        procedural_fraction = (0.0 if split == "heldout" else 0.5) if radiance_maps else 1.0
+    motion_strength = tuple(float(value) for value in motion_strength)
+    _check_arguments(num_scenes, size, ev_sets, procedural_fraction, motion_strength)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -315,6 +392,7 @@ def synthesize_scenes(
         "procedural_fraction": procedural_fraction,
         "motion": motion,
         "noise": noise,
+        "motion_strength": motion_strength,
     }
     jobs = [(str(out_dir), index, kwargs, overwrite) for index in range(num_scenes)]
     if num_workers <= 1 or num_scenes == 1:
