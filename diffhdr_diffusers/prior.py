@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hdr_domain import GAMMA, make_conditioning, mu_law, to_model_units
+from .hdr_domain import GAMMA, make_conditioning, model_exposures, mu_law
 
 
 def prior_channels(num_exposures: int) -> int:
@@ -54,8 +54,10 @@ def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float],
     """
     from .merging import flow_merge
 
-    merged = flow_merge(images, exposures, reference_index=reference_index, gamma=gamma, **(alignment or {}))
-    prior = np.clip(mu_law(to_model_units(merged.radiance, exposures)), 0.0, 1.0).astype(np.float32)
-    planes = [make_conditioning(merged.alignment.images, exposures, gamma), prior,
+    # In model units throughout, so that the network's inputs do not depend on the EVs' offset at all.
+    evs = model_exposures(exposures)
+    merged = flow_merge(images, evs, reference_index=reference_index, gamma=gamma, **(alignment or {}))
+    prior = np.clip(mu_law(merged.radiance), 0.0, 1.0).astype(np.float32)
+    planes = [make_conditioning(merged.alignment.images, evs, gamma), prior,
               np.stack(merged.alignment.confidence, axis=-1).astype(np.float32)]
     return PriorConditioning(np.concatenate(planes, axis=-1), prior, list(merged.alignment.failed))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import InputError, OutputError
+from ..evaluation.baselines import BASELINES
 
 RADIANCE_SUFFIXES = (".hdr", ".exr")
 
@@ -36,6 +38,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
                         help="output .hdr or .exr file; repeat to write both")
     parser.add_argument("--preview", metavar="PNG", help="also write a tonemapped 8-bit PNG preview")
+    parser.add_argument("--method", default="diffhdr", choices=("diffhdr", *sorted(BASELINES)),
+                        help="diffhdr (default: the model) or a classical merge, e.g. flow-merge (no model needed)")
     parser.add_argument("--model", metavar="PATH_OR_REPO", help="pipeline folder or Hub repo (default: bundled demo)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="accept a model folder whose .py files are not our shims (they are never executed)")
@@ -83,12 +87,7 @@ def _device(name: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    import torch
-
     from ..io import load_bracket, write_preview, write_radiance
-    from ..pipelines import DiffHDRPipeline
-    from ..pipelines.presets import FAST_PRESET
-    from ..schedulers import scheduler_from_name
 
     outputs = [_output(path, args.overwrite, RADIANCE_SUFFIXES) for path in args.output]
     preview = _output(args.preview, args.overwrite, (".png",)) if args.preview else None
@@ -98,6 +97,34 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"{', '.join(repeated)}: the same output file is given twice; give each output its own name.")
     device = _device(args.device)
     bracket = load_bracket(args.inputs, exposures=args.exposures)
+    print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
+          f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
+    if args.method == "diffhdr":
+        radiance, failures = _merge_with_model(args, bracket, device)
+    elif args.method == "flow-merge":
+        from ..merging import flow_merge
+
+        merged = flow_merge(bracket.images, bracket.exposures)
+        radiance, failures = merged.radiance, [i for i, failed in enumerate(merged.alignment.failed) if failed]
+    else:
+        radiance, failures = BASELINES[args.method](bracket.images, bracket.exposures), []
+    if failures:
+        names = ", ".join(bracket.paths[i].name if bracket.paths else f"exposure {i + 1}" for i in failures)
+        print(f"diffhdr merge: warning: could not align {names} to the reference; the merge uses the reference "
+              "frame there (are these frames of one scene?).", file=sys.stderr)
+    for path in outputs:
+        print(f"wrote {write_radiance(path, radiance, overwrite=args.overwrite)}")
+    if preview:
+        print(f"wrote {write_preview(preview, radiance, overwrite=args.overwrite)}")
+
+
+def _merge_with_model(args: argparse.Namespace, bracket, device: str):
+    """Radiance of the DiffHDR model's merge and the exposures whose alignment failed (aligned models)."""
+    import torch
+
+    from ..pipelines import DiffHDRPipeline
+    from ..pipelines.presets import FAST_PRESET
+    from ..schedulers import scheduler_from_name
 
     pipe = DiffHDRPipeline.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).to(device)
     options = dict(FAST_PRESET) if args.fast else {}
@@ -109,11 +136,5 @@ def run(args: argparse.Namespace) -> None:
         if value is not None:
             options[key] = value
 
-    print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
-          f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
     result = pipe(bracket.images, bracket.exposures, generator=torch.Generator().manual_seed(args.seed), **options)
-    radiance = result.hdr[0]
-    for path in outputs:
-        print(f"wrote {write_radiance(path, radiance, overwrite=args.overwrite)}")
-    if preview:
-        print(f"wrote {write_preview(preview, radiance, overwrite=args.overwrite)}")
+    return result.hdr[0], (result.alignment_failures or [[]])[0]

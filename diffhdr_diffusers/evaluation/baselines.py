@@ -9,6 +9,9 @@ are linearised with a gamma-2.2 camera response, as Kalantari's data is).
 * ``naive-merge``: a triangle-weighted average of all linearised frames, without alignment, so moving
   objects ghost. Pixels that no frame exposes well fall back to the short frame (bright) or the long
   frame (dark).
+* ``flow-merge``: the frames aligned to the reference by exposure-aware optical flow, then merged with
+  reference weights, falling back to the reference where alignment is not trusted (the prior of the
+  aligned DiffHDR variant, and the baseline every model card reports).
 * ``debevec``: OpenCV's ``MergeDebevec`` with the known exposure times ``2**ev`` and the gamma-2.2
   response. OpenCV only merges 8-bit images, so the frames are quantised to 8 bits first (16-bit TIFFs
   lose precision: a relative error up to about 0.2 % near white, more in the shadows). OpenCV weights
@@ -101,10 +104,18 @@ def debevec_merge(images: Sequence[np.ndarray], exposures: Sequence[float]) -> n
     return np.ascontiguousarray(merged, dtype=np.float32)
 
 
+def flow_merge(images: Sequence[np.ndarray], exposures: Sequence[float]) -> np.ndarray:
+    """Exposure-aware optical-flow alignment, then a reference-weighted merge (:mod:`diffhdr_diffusers.merging`)."""
+    from ..merging import flow_merge_radiance
+
+    return flow_merge_radiance(*_check(images, exposures))
+
+
 BASELINES: dict[str, Baseline] = {
     "reference": reference_merge,
     "naive-merge": naive_merge,
     "debevec": debevec_merge,
+    "flow-merge": flow_merge,
 }
 
 

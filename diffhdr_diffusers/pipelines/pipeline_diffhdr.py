@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -16,14 +15,13 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..allocator import reusing_freed_memory
-from ..errors import InputError, ModelLoadError, ResourceError, SamplingError
+from ..errors import InputError, ModelLoadError, SamplingError
 from ..models import ConditionEncoder, DiffHDRUNet
-from . import hub_layout
+from . import hub_layout, memory
 from .image_processor import DiffHDRImageProcessor
 from .model_card import write_model_card
 from .tiling import WINDOW_BLENDS, WindowGrid, final_stride, window_weight
-from .window_conditioning import ENCODER_BAND_PIXELS, WindowConditioning
+from .window_conditioning import WindowConditioning
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -38,17 +36,20 @@ EXAMPLE_DOC_STRING = """
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
 
-# Activation bytes per window pixel per unit of base width, float32 eval-mode forward passes: peak RSS growth
-# measured 58.5 (small config, 16 windows of 128^2) and 47.5 (paper, 2 windows of 128^2) by
-# `benchmarks/bench_sampling.py --calibrate`, where attention is negligible.
-_ACTIVATION_BYTES_PER_PIXEL_CHANNEL = 60
-# Transient bytes of the condition encoder per pixel per feature channel (float32): 44 for one pass over
-# 1024x1536, 51 for one band of 2**18 pixels (`paper` encoder, `bench_sampling.py --calibrate`).
-_ENCODER_BYTES_PER_PIXEL_FEATURE = 52
+# Options of diffusers' `DiffusionPipeline.from_pretrained` (0.42); any other keyword argument must be a
+# component or a setting of the pipeline, or loading fails instead of ignoring it.
+LOADING_OPTIONS = frozenset({
+    "cache_dir", "force_download", "proxies", "local_files_only", "token", "revision", "dtype", "torch_dtype",
+    "custom_pipeline", "custom_revision", "provider", "sess_options", "provider_options", "device_map", "max_memory",
+    "offload_folder", "offload_state_dict", "low_cpu_mem_usage", "variant", "use_safetensors", "use_onnx",
+    "load_connected_pipeline", "quantization_config", "use_flashpack", "disable_mmap",
+})
+HUB_DOWNLOAD_OPTIONS = ("revision", "token", "cache_dir", "local_files_only", "force_download")
+PUSH_OPTIONS = ("token", "private", "commit_message", "create_pr")
 
 
-def _human_bytes(count: int) -> str:
-    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 @dataclass
@@ -64,10 +65,14 @@ class DiffHDRPipelineOutput(BaseOutput):
         mu_law (`np.ndarray` or `torch.Tensor`):
             The same image in the network's mu-law domain (mu = 5000, model units: the shortest exposure at
             EV 0), in [0, 1], same layout as `hdr`.
+        alignment_failures (`list[list[int]]`, *optional*):
+            Aligned models only: per bracket, the exposures whose alignment failed (say, frames of another
+            scene); the prior there is the reference frame alone. `None` for the paper's model.
     """
 
     hdr: np.ndarray | torch.Tensor
     mu_law: np.ndarray | torch.Tensor
+    alignment_failures: list[list[int]] | None = None
 
 
 class DiffHDRPipeline(DiffusionPipeline):
@@ -120,74 +125,98 @@ class DiffHDRPipeline(DiffusionPipeline):
         self.image_processor = DiffHDRImageProcessor()
 
     def save_pretrained(self, save_directory: str | os.PathLike, safe_serialization: bool = True,
-                        push_to_hub: bool = False, model_card: dict | None = None, **kwargs) -> None:
-        """Save in the layout that both our loader and ``DiffusionPipeline.from_pretrained`` read, then push.
-
-        Accepts the arguments of [`~DiffusionPipeline.save_pretrained`], including ``push_to_hub`` with
-        ``repo_id``, ``token``, ``private``, ``commit_message`` and ``create_pr``.
+                        variant: str | None = None, max_shard_size: int | str | None = None,
+                        push_to_hub: bool = False, model_card: dict | None = None, **kwargs):
+        r"""
+        Save with [`~DiffusionPipeline.save_pretrained`] (diffusers' plain layout), write a model card, and
+        optionally push.
 
         Args:
+            save_directory (`str` or `os.PathLike`): the folder to write.
+            safe_serialization, variant, max_shard_size: as in [`~DiffusionPipeline.save_pretrained`].
+            push_to_hub (`bool`, defaults to `False`):
+                Also upload the folder with [`~pipelines.hub_layout.push_folder`] to `repo_id` (default: the
+                folder's name). Unlike diffusers' own push, this keeps the model card written here.
             model_card (`dict`, *optional*): fields of the model card (``README.md``) written into the folder
                 when it has none: ``training``, ``metrics``, ``metrics_note``, ``limitations``, ``license``, ...
                 (see [`~pipelines.model_card.render_model_card`]). An existing ``README.md`` is kept.
+            kwargs: ``repo_id``, ``token``, ``private``, ``commit_message`` and ``create_pr`` for the push.
+
+        Returns:
+            The ``CommitInfo`` of the upload with `push_to_hub`, else `None`.
         """
-        super().save_pretrained(save_directory, safe_serialization=safe_serialization, push_to_hub=False)
-        hub_layout.write_shims(save_directory)
         repo_id = kwargs.pop("repo_id", None)
+        unknown = sorted(set(kwargs) - set(PUSH_OPTIONS))
+        if unknown:
+            raise InputError(f"save_pretrained got unexpected keyword argument(s) {', '.join(unknown)}; it accepts "
+                             f"repo_id, {', '.join(PUSH_OPTIONS)} besides its named arguments.")
+        super().save_pretrained(save_directory, safe_serialization=safe_serialization, variant=variant,
+                                max_shard_size=max_shard_size)
         if push_to_hub and repo_id is None:
             repo_id = Path(save_directory).name
         write_model_card(save_directory, repo_id=repo_id, **(model_card or {}))
         if push_to_hub:
-            push_options = ("token", "private", "commit_message", "create_pr")
-            self._push_folder(save_directory, repo_id, **{key: kwargs[key] for key in push_options if key in kwargs})
+            return hub_layout.push_folder(save_directory, repo_id, **kwargs)
+        return None
 
     def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
                     token: str | None = None, create_pr: bool = False, safe_serialization: bool = True,
-                    model_card: dict | None = None):
-        """Upload the pipeline, its shims and a filled model card to a Hub repo (created if needed).
+                    variant: str | None = None, model_card: dict | None = None):
+        r"""
+        Upload the pipeline and a filled model card to a Hub repo (created if needed).
 
-        Unlike [`~DiffusionPipeline.push_to_hub`], which replaces the saved ``README.md`` with a generic card,
-        this uploads the card written by [`~DiffHDRPipeline.save_pretrained`] (from ``model_card``); it replaces
-        the repo's ``README.md``. Returns the commit info of the upload.
+        Saves into a temporary folder with [`~DiffHDRPipeline.save_pretrained`] and uploads it with
+        [`~pipelines.hub_layout.push_folder`]. Unlike [`~DiffusionPipeline.push_to_hub`], which replaces the saved
+        ``README.md`` with a generic card, the card written from `model_card` is uploaded (it replaces the repo's).
+
+        Returns:
+            The ``CommitInfo`` of the upload.
         """
         with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, safe_serialization=safe_serialization, model_card=model_card,
-                                 repo_id=repo_id)
-            return self._push_folder(folder, repo_id, token=token, private=private, commit_message=commit_message,
-                                     create_pr=create_pr)
-
-    def _push_folder(self, folder: str | os.PathLike, repo_id: str, token: str | None = None,
-                     private: bool | None = None, commit_message: str | None = None, create_pr: bool = False):
-        from huggingface_hub import create_repo
-
-        repo_id = create_repo(repo_id, exist_ok=True, private=private, token=token).repo_id
-        return self._upload_folder(folder, repo_id, token=token, commit_message=commit_message, create_pr=create_pr)
+            return self.save_pretrained(folder, safe_serialization=safe_serialization, variant=variant,
+                                        push_to_hub=True, model_card=model_card, repo_id=repo_id, token=token,
+                                        private=private, commit_message=commit_message, create_pr=create_pr)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None,
-                        trust_remote_code: bool = False, torch_dtype: torch.dtype | None = None,
                         **kwargs) -> "DiffHDRPipeline":
-        r"""Load a saved DiffHDR pipeline without executing code from it.
+        r"""
+        Load a saved DiffHDR pipeline with diffusers' [`~DiffusionPipeline.from_pretrained`], running no code from
+        the folder or repo.
+
+        Every option of diffusers' loader works as there: `dtype` (or the deprecated `torch_dtype`), `variant`,
+        `device_map`, `use_safetensors`, `low_cpu_mem_usage`, `revision`, `token`, `cache_dir`, ...; so do
+        components (`unet=`, `condition_encoder=`, `scheduler=`) and settings of [`DiffHDRPipeline`]
+        (`default_num_inference_steps=`, ...). Any other keyword argument is an error, not ignored.
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`, *optional*):
-                A local pipeline folder or a Hub repo id. `None` loads the demo model bundled with the package.
+                A pipeline folder or a Hub repo id, in diffusers' plain layout or in the Hub layout
+                (see [`~pipelines.hub_layout`]). `None` loads the demo model bundled with the package.
             trust_remote_code (`bool`, defaults to `False`):
-                Accept a folder whose `.py` files are not exactly our re-export shims. The files are still
-                never executed; our installed classes are used.
-            torch_dtype (`torch.dtype`, *optional*): load the weights in this dtype.
-            kwargs: `revision`, `token`, `cache_dir`, `local_files_only` for Hub downloads; component
-                overrides (`unet=`, `condition_encoder=`, `scheduler=`) and config overrides
-                (`default_num_inference_steps=`, ...).
+                Accept a folder with Python files other than our re-export shims. They are still never run:
+                this loader does not pass `trust_remote_code` on to diffusers.
+
+        Raises:
+            [`~errors.ModelLoadError`]: one line saying why the folder, repo or an argument is unusable.
         """
-        folder = Path(pretrained_model_name_or_path or DEFAULT_MODEL_DIR)
-        if pretrained_model_name_or_path is None and not (folder / "model_index.json").is_file():
-            raise ModelLoadError(f"the bundled demo model is missing from {folder}; reinstall diffhdr-diffusers "
-                                 "or pass a model path.")
-        if not folder.exists():
+        trust_remote_code = kwargs.pop("trust_remote_code", False)
+        settings = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = sorted(set(kwargs) - settings - LOADING_OPTIONS)
+        if unknown:
+            raise ModelLoadError(
+                f"from_pretrained got unexpected keyword argument(s) {', '.join(unknown)}; it accepts the options of "
+                f"diffusers' DiffusionPipeline.from_pretrained and the pipeline's {', '.join(sorted(settings))}.")
+        if pretrained_model_name_or_path is None:
+            folder = DEFAULT_MODEL_DIR
+            if not (folder / "model_index.json").is_file():
+                raise ModelLoadError(f"the bundled demo model is missing from {folder}; reinstall "
+                                     "diffhdr-diffusers or pass a model path.")
+        elif Path(pretrained_model_name_or_path).is_dir():
+            folder = Path(pretrained_model_name_or_path)
+        else:
             folder = cls._download(str(pretrained_model_name_or_path), kwargs)
-        index_path = folder / "model_index.json"
-        if not index_path.is_file():
+        if not (folder / "model_index.json").is_file():
             raise ModelLoadError(f"{folder} is not a DiffHDR pipeline folder: it has no model_index.json. "
                                  "Pass a folder written by save_pretrained or `diffhdr convert-original`.")
         untrusted = hub_layout.untrusted_code(folder)
@@ -196,42 +225,28 @@ class DiffHDRPipeline(DiffusionPipeline):
                                  f"{', '.join(untrusted)}. Remove them, or pass trust_remote_code=True "
                                  "(--trust-remote-code on the command line); they are never executed by this loader.")
         try:
-            index = json.loads(index_path.read_text())
-            unet = kwargs.pop("unet", None) or DiffHDRUNet.from_pretrained(
-                folder, subfolder="unet", use_safetensors=True, torch_dtype=torch_dtype)
-            condition_encoder = kwargs.pop("condition_encoder", None) or ConditionEncoder.from_pretrained(
-                folder, subfolder="condition_encoder", use_safetensors=True, torch_dtype=torch_dtype)
-            scheduler = kwargs.pop("scheduler", None)
-            if scheduler is None:
-                scheduler_class = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())["_class_name"]
-                import diffusers
-
-                scheduler = getattr(diffusers, scheduler_class).from_pretrained(folder, subfolder="scheduler")
-        except (OSError, ValueError, KeyError, AttributeError, RuntimeError) as error:
-            raise ModelLoadError(f"could not load the DiffHDR pipeline in {folder}: {error}. Re-save or re-download "
-                                 "the model folder.") from error
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "unet", "condition_encoder", "scheduler"}
-        settings = {key: value for key, value in index.items() if key in accepted}
-        settings.update({key: value for key, value in kwargs.items() if key in accepted})
-        pipeline = cls(unet=unet, condition_encoder=condition_encoder, scheduler=scheduler, **settings)
+            with hub_layout.plain_view(folder) as plain:
+                pipeline = super().from_pretrained(plain, **kwargs)
+        except (OSError, ValueError, KeyError, AttributeError, RuntimeError, TypeError) as error:
+            raise ModelLoadError(f"could not load the DiffHDR pipeline in {folder}: {_one_line(error)}") from error
         pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path or folder))
         return pipeline
 
     @staticmethod
     def _download(repo_id: str, kwargs: dict) -> Path:
+        """Fetch a Hub repo (the whole snapshot) with the download options in ``kwargs``, which are removed."""
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
-        options = {key: kwargs.pop(key) for key in ("revision", "token", "cache_dir", "local_files_only")
-                   if key in kwargs}
+        options = {key: kwargs.pop(key) for key in HUB_DOWNLOAD_OPTIONS if key in kwargs}
         try:
             return Path(snapshot_download(repo_id, **options))
         except (HFValidationError, HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
             raise ModelLoadError(f"{repo_id!r} is neither a local pipeline folder nor a reachable Hub repo: "
-                                 f"{error}") from error
+                                 f"{_one_line(error)}") from error
 
     def check_inputs(self, num_inference_steps: int, patch_size: int, stride: int, window_batch_size: int | None,
-                     output_type: str, window_blend: str) -> None:
+                     output_type: str, window_blend: str, window_memory_budget: int | None = None) -> None:
         factor = self.unet.downsample_factor
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise InputError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
@@ -242,65 +257,14 @@ class DiffHDRPipeline(DiffusionPipeline):
             raise InputError(f"stride must be an integer in [1, patch_size={patch_size}], got {stride!r}.")
         if window_batch_size is not None and (not isinstance(window_batch_size, int) or window_batch_size < 1):
             raise InputError(f"window_batch_size must be a positive integer or None, got {window_batch_size!r}.")
+        if window_memory_budget is not None and (not isinstance(window_memory_budget, int)
+                                                 or window_memory_budget < 1):
+            raise InputError(f"window_memory_budget must be a positive number of bytes or None, "
+                             f"got {window_memory_budget!r}.")
         if output_type not in ("np", "pt"):
             raise InputError(f"output_type must be 'np' or 'pt', got {output_type!r}.")
         if window_blend not in WINDOW_BLENDS:
             raise InputError(f"window_blend must be one of {', '.join(WINDOW_BLENDS)}, got {window_blend!r}.")
-
-    def window_bytes(self, patch_height: int, patch_width: int) -> int:
-        """Rough peak activation memory of one window's UNet pass, in bytes.
-
-        Convolution activations grow with the window's pixels; self-attention adds its score matrix
-        (scores and softmax, materialised on CPU), which grows with the square of its token count.
-        """
-        itemsize = torch.finfo(self.unet.dtype).bits // 8
-        config = self.unet.config
-        pixels = patch_height * patch_width
-        convolution = _ACTIVATION_BYTES_PER_PIXEL_CHANNEL * config.ch * pixels * itemsize // 4
-        levels = [level for level in range(len(config.ch_mult)) if config.sample_size >> level in config.attn_resolutions]
-        tokens = pixels >> (2 * min(levels, default=len(config.ch_mult) - 1))
-        return convolution + 2 * tokens * tokens * itemsize
-
-    def default_window_batch_size(self, grid: WindowGrid, memory_budget: int | None = None) -> int:
-        """How many windows to run at once so that activations stay within ``memory_budget`` bytes.
-
-        On a GPU the default budget is half the free device memory. On a CPU it is 128 MiB: glibc maps every
-        tensor over 32 MB afresh, so larger batches run slower per window (by 21-27% for the `paper` config's
-        128-pixel windows in batches of 4-16 against 1-2, `benchmarks/bench_window_batch.py`), unless
-        :func:`~diffhdr_diffusers.allocator.reuse_freed_memory` has run in this process (the ``diffhdr``
-        command calls it): then larger batches are the faster ones and the budget is 1 GiB.
-        """
-        if memory_budget is None:
-            device = self._execution_device
-            if device.type == "cuda":
-                memory_budget = torch.cuda.mem_get_info(device)[0] // 2
-            else:
-                memory_budget = (1 << 30) if reusing_freed_memory() else (128 << 20)
-        return max(1, min(len(grid), memory_budget // self.window_bytes(grid.patch_height, grid.patch_width)))
-
-    def _check_memory(self, batch: int, channels: int, height: int, width: int, window_batch: int,
-                      grid: WindowGrid, per_window: bool) -> None:
-        itemsize = torch.finfo(self.unet.dtype).bits // 8
-        features = self.condition_encoder.config.num_features
-        image_planes = channels + 3 * 4 + features + 1  # conditioning, latents/noise/sum/next, features, coverage
-        needed = batch * height * width * image_planes * itemsize
-        if per_window:
-            band = 4 * self.condition_encoder.receptive_radius * (grid.patch_height + grid.patch_width) // 2
-            needed += batch * len(grid) * features * band * itemsize
-        # The encoder runs in bands (encode_in_bands) before any window, so the larger transient counts.
-        encoder_band = min(height * width, ENCODER_BAND_PIXELS) * _ENCODER_BYTES_PER_PIXEL_FEATURE * features
-        needed += batch * max(window_batch * self.window_bytes(grid.patch_height, grid.patch_width),
-                              encoder_band * itemsize // 4)
-        if self.device.type == "cpu":
-            import psutil
-
-            available = psutil.virtual_memory().available
-            if needed > available:
-                raise ResourceError(
-                    f"merging a {height}x{width} bracket needs about {_human_bytes(needed)} but only "
-                    f"{_human_bytes(available)} is free; use a smaller window_batch_size or patch_size, "
-                    "or split the image."
-                )
 
     def _step_kwargs(self, generator: torch.Generator | None, eta: float) -> dict:
         accepted = set(inspect.signature(self.scheduler.step).parameters)
@@ -334,6 +298,7 @@ class DiffHDRPipeline(DiffusionPipeline):
         shift_windows: bool = False,
         window_blend: str | None = None,
         window_batch_size: int | None = None,
+        window_memory_budget: int | None = None,
         eta: float = 0.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
@@ -368,9 +333,13 @@ class DiffHDRPipeline(DiffusionPipeline):
                 `"taper"` (each window weighted by a tent that is smallest at its edges, which hides window
                 seams). Defaults to the pipeline config.
             window_batch_size (`int`, *optional*):
-                Windows per UNet call; by default chosen from the window size to keep activations near 128 MiB
-                on a CPU (1 GiB once the allocator is tuned) and half the free memory on a GPU (see
-                [`~DiffHDRPipeline.default_window_batch_size`]).
+                Windows per UNet call; by default as many as fit in `window_memory_budget`.
+            window_memory_budget (`int`, *optional*):
+                Bytes of activations one UNet call may use, which sizes the default window batch
+                ([`~pipelines.memory.default_window_batch_size`]). Defaults to half the free memory of a CUDA
+                device and 128 MiB on a CPU, whatever else the process did; after tuning the allocator
+                ([`~diffhdr_diffusers.allocator.reuse_freed_memory`]) pass
+                [`~diffhdr_diffusers.allocator.cpu_window_budget`] (1 GiB) for faster CPU batches.
             eta (`float`, defaults to 0.0): DDIM eta, passed only to schedulers that accept it.
             generator (`torch.Generator`, *optional*): makes sampling deterministic.
             latents (`torch.Tensor`, *optional*):
@@ -389,7 +358,8 @@ class DiffHDRPipeline(DiffusionPipeline):
         if condition_per_window is None:
             condition_per_window = config.default_condition_per_window
         window_blend = window_blend or config.default_window_blend
-        self.check_inputs(num_inference_steps, patch_size, stride, window_batch_size, output_type, window_blend)
+        self.check_inputs(num_inference_steps, patch_size, stride, window_batch_size, output_type, window_blend,
+                          window_memory_budget)
 
         # 1. Prepare the conditioning (aligned models: align and flow-merge first), padded to the UNet's factor.
         prepared = self.image_processor.preprocess(images, exposures, self.condition_encoder.config.num_exposures,
@@ -402,8 +372,13 @@ class DiffHDRPipeline(DiffusionPipeline):
         padded_height, padded_width = conditioning.shape[-2:]
 
         grid = WindowGrid.build(padded_height, padded_width, patch_size, stride)
-        window_batch = window_batch_size or self.default_window_batch_size(grid)
-        self._check_memory(batch, channels, padded_height, padded_width, window_batch, grid, condition_per_window)
+        # Batch size and memory check both concern the device that runs the windows (not where offloaded
+        # models rest).
+        device = conditioning.device
+        window_batch = window_batch_size or memory.default_window_batch_size(self.unet, grid, device,
+                                                                              window_memory_budget)
+        memory.check_memory(self.unet, self.condition_encoder, device, batch, channels, padded_height, padded_width,
+                            window_batch, grid, condition_per_window)
 
         # 2. Condition features: once per call, whatever the number of steps.
         window_conditioning = WindowConditioning(self.condition_encoder, conditioning, grid, condition_per_window)
@@ -420,8 +395,10 @@ class DiffHDRPipeline(DiffusionPipeline):
         latents = self.image_processor.pad(latents.to(conditioning.device, dtype), self.unet.downsample_factor)
         latents = latents * self.scheduler.init_noise_sigma
         step_kwargs = self._step_kwargs(generator, eta)
+        # One window grid serves the whole batch, so its offsets come from the first of a list of generators.
+        shift_generator = generator[0] if isinstance(generator, list) else generator
         shift_rng = np.random.default_rng(
-            int(torch.randint(0, 2**31, (1,), generator=generator).item()) if shift_windows else 0
+            int(torch.randint(0, 2**31, (1,), generator=shift_generator).item()) if shift_windows else 0
         )
 
         # 4. Denoise: tiled noise estimate, one scheduler step on the whole image.
@@ -449,4 +426,4 @@ class DiffHDRPipeline(DiffusionPipeline):
         self.maybe_free_model_hooks()
         if not return_dict:
             return hdr, mu_law_image
-        return DiffHDRPipelineOutput(hdr=hdr, mu_law=mu_law_image)
+        return DiffHDRPipelineOutput(hdr=hdr, mu_law=mu_law_image, alignment_failures=prepared.failed)
