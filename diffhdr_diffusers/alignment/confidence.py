@@ -1,0 +1,66 @@
+"""How far to trust a warped frame, per pixel: a soft weight in [0, 1].
+
+Each cue is a float32 (H, W) map in [0, 1]; :func:`combine` takes their product, spreads low values a
+little (a small erosion, so halos around occlusions go too) and smooths the result.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .flow import warp
+
+FB_TOLERANCE = 0.5  # pixels of forward-backward error tolerated at zero motion
+FB_RELATIVE = 0.05  # plus this share of the motion's length
+PHOTOMETRIC_TOLERANCE = 0.03  # mean absolute LDR difference (exposure matched) at which trust halves
+PHOTOMETRIC_WINDOW = 5  # box window the difference is averaged over
+
+
+def forward_backward(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Consistency of a flow with its reverse: ``forward[p] + backward[p + forward[p]]`` should be 0.
+
+    Occluded pixels (visible in the reference, hidden in the frame) fail this test too.
+    """
+    returned = warp(backward, forward)
+    error = np.linalg.norm(forward + returned, axis=-1)
+    length = 0.5 * (np.linalg.norm(forward, axis=-1) + np.linalg.norm(returned, axis=-1))
+    tolerance = np.float32(FB_TOLERANCE) + np.float32(FB_RELATIVE) * length
+    return np.exp(-((error / tolerance) ** 2) * np.float32(np.log(2.0))).astype(np.float32)
+
+
+def photometric(reference_view: np.ndarray, warped_view: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Agreement of the exposure-matched reference and warped frame where both are informative (0 elsewhere)."""
+    difference = np.abs(reference_view - warped_view).mean(axis=2)
+    difference = cv2.blur(difference, (PHOTOMETRIC_WINDOW, PHOTOMETRIC_WINDOW), borderType=cv2.BORDER_REPLICATE)
+    agreement = np.exp(-((difference / np.float32(PHOTOMETRIC_TOLERANCE)) ** 2) * np.float32(np.log(2.0)))
+    return np.where(valid, agreement, 0.0).astype(np.float32)
+
+
+def combine(*cues: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """Product of the cues, eroded by one pixel and Gaussian-smoothed (sigma ``smoothing``), clipped to [0, 1]."""
+    confidence = np.ones_like(cues[0], dtype=np.float32)
+    for cue in cues:
+        confidence *= cue.astype(np.float32)
+    confidence = cv2.erode(confidence, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    if smoothing > 0:
+        confidence = cv2.GaussianBlur(confidence, (0, 0), smoothing, borderType=cv2.BORDER_REPLICATE)
+    return np.clip(confidence, 0.0, 1.0).astype(np.float32)
+
+
+DENSE_MARGIN = 0.004  # the dense flow must beat the global warp by this mean absolute LDR difference
+
+
+def prefer_dense(reference_view: np.ndarray, global_view: np.ndarray, dense_view: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """float32 (H, W) in [0, 1]: where the dense flow's warp agrees clearly better with the reference than the global warp's.
+
+    Both warps are exposure matched; differences are 5x5 means. Outside ``valid`` the dense flow is kept
+    (no evidence either way), and the choice is smoothed so the blended flow has no seams.
+    """
+    def difference(view: np.ndarray) -> np.ndarray:
+        return cv2.blur(np.abs(reference_view - view).mean(axis=2), (5, 5), borderType=cv2.BORDER_REPLICATE)
+
+    gain = difference(global_view) - difference(dense_view)
+    choice = np.clip((gain - np.float32(DENSE_MARGIN)) / np.float32(DENSE_MARGIN), 0.0, 1.0)
+    choice = np.where(valid, choice, 1.0).astype(np.float32)
+    return cv2.GaussianBlur(choice, (0, 0), 2.0, borderType=cv2.BORDER_REPLICATE)

@@ -1,0 +1,162 @@
+"""The alignment stage: exposure matching, homography, DIS flow, warping, confidence, failure."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from diffhdr_diffusers.alignment import AlignmentResult, align_exposures
+from diffhdr_diffusers.alignment.exposure import match_exposures, reexpose
+from diffhdr_diffusers.alignment.flow import resize_flow, warp
+from diffhdr_diffusers.data.synth import synthesize_scene
+from diffhdr_diffusers.errors import InputError
+from diffhdr_diffusers.hdr_domain import linearize
+
+SIZE = (96, 144)
+
+
+def _static(seed: int = 4, size: tuple[int, int] = SIZE, ev_set=(-2.0, 0.0, 2.0)):
+    return synthesize_scene(seed, 0, size=size, ev_sets=[ev_set], motion=False)
+
+
+def _transform(images, index, matrix):
+    """Move frame ``index``'s content by the 2x3 ``matrix`` (frame(M p) = static(p))."""
+    moved = list(images)
+    height, width = images[index].shape[:2]
+    moved[index] = cv2.warpAffine(images[index], matrix, (width, height), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REFLECT_101)
+    return moved
+
+
+def test_reexpose_matches_a_longer_capture():
+    scene = _static()
+    raised = reexpose(scene.images[0], scene.exposures[0], scene.exposures[1])
+    reference = scene.images[1]
+    both = (reference.max(axis=2) < 0.9) & (scene.images[0].max(axis=2) > 0.1)
+    assert both.mean() > 0.2
+    assert np.median(np.abs(raised - reference)[both]) < 0.01
+    _, _, valid = match_exposures(reference, scene.images[2], 0.0, 2.0)
+    assert valid.dtype == bool and not valid[scene.images[2].max(axis=2) >= 0.99].any()
+
+
+@pytest.mark.parametrize("motion", ["translation", "rotation"])
+def test_known_motion_is_recovered(motion):
+    scene = _static()
+    height, width = SIZE
+    if motion == "translation":
+        matrix = np.float64([[1, 0, 4.0], [0, 1, -3.0]])
+    else:
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 3.0, 1.0)
+    images = _transform(_transform(scene.images, 0, matrix), 2, matrix)
+    result = align_exposures(images, scene.exposures)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    truth = np.stack([matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2] - xs,
+                      matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2] - ys], axis=-1)
+    interior = np.zeros(SIZE, bool)
+    interior[10:-10, 10:-10] = True
+    for index in (0, 2):
+        trusted = interior & (result.confidence[index] > 0.5)
+        assert trusted.mean() > 0.3
+        error = np.linalg.norm(result.flows[index] - truth, axis=-1)[trusted]
+        assert np.median(error) < 0.3, (index, np.median(error))
+        assert np.percentile(error, 90) < 1.0
+        # warped frame lines up with the unmoved one
+        aligned = np.abs(result.images[index] - scene.images[index]).mean(axis=2)[trusted]
+        assert np.median(aligned) < 0.01
+    assert not any(result.failed)
+
+
+def test_result_layout_and_reference_untouched():
+    scene = synthesize_scene(1, 2, size=SIZE, ev_sets=[(0.0, 2.0, 4.0)], motion=True)
+    result = align_exposures(scene.images, scene.exposures)
+    assert isinstance(result, AlignmentResult) and result.reference_index == 1
+    assert np.array_equal(result.images[1], scene.images[1])
+    assert np.allclose(result.radiance[1], linearize(scene.images[1], 2.0))
+    assert result.flows[1] is None and result.failed[1] is False
+    assert np.all(result.confidence[1] == 1)
+    for index in (0, 2):
+        assert result.images[index].shape == SIZE + (3,) and result.images[index].dtype == np.float32
+        assert result.radiance[index].dtype == np.float32
+        assert result.flows[index].shape == SIZE + (2,) and result.flows[index].dtype == np.float32
+        confidence = result.confidence[index]
+        assert confidence.shape == SIZE and confidence.dtype == np.float32
+        assert confidence.min() >= 0 and confidence.max() <= 1
+        # the HDR view is the warp of the HDR-domain frame, not a recomputation from the warped LDR
+        assert np.allclose(result.radiance[index], warp(linearize(scene.images[index], scene.exposures[index]),
+                                                        result.flows[index]), atol=1e-6)
+    settings = json.loads(json.dumps(result.settings))
+    assert settings["flow_preset"] == "medium" and settings["reference_index"] == 1
+
+
+def test_confidence_low_where_saturated_or_moving():
+    scene = synthesize_scene(5, 1, size=SIZE, ev_sets=[(0.0, 2.0, 4.0)], motion=True)
+    result = align_exposures(scene.images, scene.exposures)
+    saturated = scene.images[1].max(axis=2) >= 0.995
+    if saturated.any():
+        assert result.confidence[0][saturated].mean() < 0.2
+    long_saturated = result.images[2].max(axis=2) >= 0.995
+    if long_saturated.mean() > 0.01:
+        assert result.confidence[2][long_saturated].mean() < 0.2
+
+
+def test_different_scenes_fail_without_raising():
+    scene = synthesize_scene(2, 0, size=SIZE, ev_sets=[(0.0, 2.0, 4.0)])
+    other = synthesize_scene(2, 9, size=SIZE, ev_sets=[(0.0, 2.0, 4.0)])
+    images = [other.images[0], scene.images[1], other.images[2]]
+    result = align_exposures(images, scene.exposures)
+    assert result.failed == [True, False, True]
+    assert result.confidence[0].max() < 0.05 and result.confidence[2].max() < 0.05
+
+
+@pytest.mark.parametrize("size", [(37, 53), (8, 8), (9, 31)])
+def test_odd_and_tiny_sizes(size):
+    scene = synthesize_scene(4, 0, size=(max(size[0], 16), max(size[1], 16)), ev_sets=[(-2.0, 0.0, 2.0)])
+    images = [cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA) for image in scene.images]
+    result = align_exposures(images, scene.exposures)
+    for index in (0, 2):
+        assert result.flows[index].shape == size + (2,)
+        assert result.images[index].shape == size + (3,)
+        assert np.all(np.isfinite(result.radiance[index]))
+
+
+def test_flow_at_reduced_resolution_is_upsampled():
+    scene = _static(size=(120, 180))
+    matrix = np.float64([[1, 0, 6.0], [0, 1, 2.0]])
+    images = _transform(_transform(scene.images, 0, matrix), 2, matrix)
+    result = align_exposures(images, scene.exposures, flow_max_side=90, homography=False)
+    assert result.settings["flow_size"] == [60, 90]
+    trusted = result.confidence[2] > 0.5
+    trusted[:12], trusted[-12:], trusted[:, :12], trusted[:, -12:] = False, False, False, False
+    assert np.median(np.abs(result.flows[2][..., 0] - 6.0)[trusted]) < 0.5
+    assert np.median(np.abs(result.flows[2][..., 1] - 2.0)[trusted]) < 0.5
+    flow = np.ones((4, 6, 2), np.float32)
+    assert np.allclose(resize_flow(flow, 8, 12), 2.0)
+
+
+def test_any_count_and_reference_index():
+    scene = synthesize_scene(6, 0, size=(48, 64), ev_sets=[(0.0, 1.0, 2.0, 3.0, 4.0)], motion=True)
+    for reference_index in (0, 4):
+        result = align_exposures(scene.images, scene.exposures, reference_index=reference_index)
+        assert result.reference_index == reference_index and len(result.flows) == 5
+        assert result.flows[reference_index] is None
+    pair = align_exposures(scene.images[1:3], scene.exposures[1:3])
+    assert pair.reference_index == 1 and pair.flows[0] is not None
+
+
+def test_bad_arguments_raise_input_error():
+    scene = _static(size=(32, 32))
+    with pytest.raises(InputError):
+        align_exposures(scene.images[:1], scene.exposures[:1])
+    with pytest.raises(InputError):
+        align_exposures(scene.images, scene.exposures[:2])
+    with pytest.raises(InputError):
+        align_exposures([scene.images[0], scene.images[1][:16]], scene.exposures[:2])
+    with pytest.raises(InputError):
+        align_exposures(scene.images, scene.exposures, reference_index=3)
+    with pytest.raises(InputError):
+        align_exposures(scene.images, scene.exposures, flow_preset="slow")
+    with pytest.raises(InputError):
+        align_exposures([image[:4, :4] for image in scene.images], scene.exposures)
