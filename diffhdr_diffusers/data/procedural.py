@@ -82,6 +82,16 @@ def random_polygon_mask(
     return cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
+def _wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of large ``sigma``, computed at a quarter of the resolution (the result is smooth)."""
+    height, width = image.shape[:2]
+    if sigma < 8 or min(height, width) < 32:
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+    small = cv2.resize(image, (width // 4, height // 4), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / 4)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def _voronoi_labels(rng: np.random.Generator, size: tuple[int, int], regions: int) -> np.ndarray:
     height, width = size
     seeds = rng.uniform((0, 0), (height, width), (regions, 2)).astype(np.float32)
@@ -118,12 +128,16 @@ def procedural_radiance(
     for region in range(regions):
         kind = TEXTURES[int(rng.integers(len(TEXTURES)))]
         kinds.append(kind)
-        inside = labels == region
-        pattern = texture(rng, size, kind)
+        rows, cols = np.nonzero(np.any(labels == region, axis=1))[0], np.nonzero(np.any(labels == region, axis=0))[0]
+        if rows.size == 0:
+            continue
+        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # texture only the region's bounding box
+        inside = labels[box] == region
+        pattern = texture(rng, inside.shape, kind)
         low, high = rng.uniform(0.03, 0.3), rng.uniform(0.55, 0.95)
         albedo = random_colour(rng)[None, None, :] * (low + (high - low) * pattern)[..., None]
-        reflectance[inside] = albedo[inside]
-        log_light[inside] = levels[region]
+        reflectance[box][inside] = albedo[inside]
+        log_light[box][inside] = levels[region]
     # Soft shadow edges and a smooth light gradient of about +-1 stop.
     log_light = cv2.GaussianBlur(log_light, (0, 0), rng.uniform(0.8, 3.0))
     log_light += 2.0 * (value_noise(rng, size, cell=min(size) / 1.5, octaves=2) - 0.5)
@@ -138,7 +152,7 @@ def procedural_radiance(
         stops = rng.uniform(1.0, 5.0)
         tint = 1.0 - 0.25 * random_colour(rng, saturation=0.6)
         emission = np.float32(2.0**stops) * tint
-        glow = cv2.GaussianBlur(mask, (0, 0), radius * rng.uniform(1.5, 4.0)) * np.float32(rng.uniform(0.02, 0.15))
+        glow = _wide_blur(mask, radius * rng.uniform(1.5, 4.0)) * np.float32(rng.uniform(0.02, 0.15))
         radiance = radiance * (1 - mask[..., None]) + (mask + glow)[..., None] * emission
         emitters.append({"center": [float(c) for c in center], "radius": float(radius), "stops": float(stops)})
     params = {"regions": regions, "textures": kinds, "shadow_stops": float(shadow_stops), "emitters": emitters}
