@@ -1,0 +1,107 @@
+"""The aligned DiffHDR variant: conditioned on the aligned bracket and the flow-merge prior, sampling the residual."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffhdr_diffusers import DiffHDRPipeline
+from diffhdr_diffusers.data import TrainingTransform
+from diffhdr_diffusers.data.synth import synthesize_scene
+from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
+from diffhdr_diffusers.merging import flow_merge
+from diffhdr_diffusers.model_configs import build_models
+from diffhdr_diffusers.pipelines.presets import FAST_PRESET
+from diffhdr_diffusers.prior import prior_channels, prior_conditioning
+from diffhdr_diffusers.schedulers import original_ddim_scheduler, scheduler_from_name
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return synthesize_scene(seed=5, index=0, size=(64, 96), ev_sets=[(-2.0, 0.0, 2.0)])
+
+
+def aligned_pipeline(seed: int = 0, trained: bool = False) -> DiffHDRPipeline:
+    torch.manual_seed(seed)
+    unet, encoder = build_models("aligned-tiny")
+    if trained:  # a model that has learned something: its correction is not zero
+        torch.nn.init.normal_(unet.conv_out.weight, std=0.01)
+    pipe = DiffHDRPipeline(unet, encoder, original_ddim_scheduler("sample"), default_num_inference_steps=3,
+                           default_patch_size=32, default_stride=16, alignment={})
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_config_adds_prior_planes_and_keeps_the_paper_network_unchanged():
+    _, paper_encoder = build_models("tiny")
+    unet, encoder = build_models("aligned-tiny")
+    assert encoder.in_channels == paper_encoder.in_channels + prior_channels(3) == 18 + 6
+    assert set(encoder.state_dict()) - set(paper_encoder.state_dict()) == {"prior_conv.weight", "prior_conv.bias"}
+    assert not unet.conv_out.weight.any() and not unet.conv_out.bias.any()
+
+
+def test_an_untrained_aligned_model_returns_the_flow_merge(scene):
+    out = aligned_pipeline()(scene.images, scene.exposures, generator=torch.Generator().manual_seed(0))
+    merged = flow_merge(scene.images, scene.exposures).radiance
+    expected = np.clip(mu_law(to_model_units(merged, scene.exposures)), 0, 1)
+    np.testing.assert_allclose(out.mu_law[0], expected, atol=1e-5)
+    np.testing.assert_allclose(out.hdr[0], merged, rtol=1e-3, atol=1e-6)
+    assert out.alignment_failures == [[]]
+
+
+def test_prior_conditioning_layout(scene):
+    prepared = prior_conditioning(scene.images, scene.exposures)
+    assert prepared.conditioning.shape == (64, 96, 18 + 3 + 3)
+    np.testing.assert_array_equal(prepared.conditioning[..., 18:21], prepared.prior)
+    confidence = prepared.conditioning[..., 21:]
+    assert confidence.min() >= 0 and confidence.max() <= 1
+    np.testing.assert_array_equal(confidence[..., 1], 1.0)  # the reference trusts itself
+
+
+def test_save_load_carries_alignment(scene, tmp_path):
+    pipe = aligned_pipeline(trained=True)
+    generator = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    reference = pipe(scene.images, scene.exposures, generator=generator()).mu_law
+    prior = prior_conditioning(scene.images, scene.exposures).prior
+    assert np.abs(reference[0] - prior).mean() > 1e-3  # this model corrects the prior
+    pipe.save_pretrained(tmp_path / "aligned")
+    loaded = DiffHDRPipeline.from_pretrained(tmp_path / "aligned")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.alignment == {}
+    np.testing.assert_allclose(loaded(scene.images, scene.exposures, generator=generator()).mu_law, reference,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("scheduler, options", [("ddim", FAST_PRESET), ("dpm++", {"num_inference_steps": 4}),
+                                                ("euler", {"num_inference_steps": 4}), ("ddim", {"ensemble": 2})])
+def test_schedulers_presets_and_batches_sample_around_the_prior(scene, scheduler, options):
+    """A zero correction must come out as the prior itself, whatever the scheduler, grid or batch."""
+    pipe = aligned_pipeline()
+    pipe.scheduler = scheduler_from_name(scheduler, pipe.scheduler.config)
+    batch = options.pop("ensemble", 1)
+    prior = prior_conditioning(scene.images, scene.exposures).prior
+    out = pipe([scene.images] * batch, [[ev + k for ev in scene.exposures] for k in range(batch)],
+               generator=torch.Generator().manual_seed(0), **options)
+    for k in range(batch):
+        np.testing.assert_allclose(out.mu_law[k], prior, atol=1e-5)
+        np.testing.assert_allclose(out.hdr[k], out.hdr[0] * 2.0**-k, rtol=1e-5, atol=1e-8)
+
+
+def test_failed_alignment_falls_back_to_the_reference(scene):
+    other = synthesize_scene(seed=99, index=3, size=(64, 96), ev_sets=[(-2.0, 0.0, 2.0)])
+    images = [other.images[0], scene.images[1], other.images[2]]
+    out = aligned_pipeline()(images, scene.exposures, generator=torch.Generator().manual_seed(0))
+    assert out.alignment_failures == [[0, 2]]
+    assert np.isfinite(out.hdr).all()
+
+
+def test_training_transform_targets_the_residual(scene):
+    decoded = {"scene": "s", "images": scene.images, "exposures": scene.exposures, "radiance": scene.radiance}
+    transform = TrainingTransform(crop_size=32, seed=0, alignment={})
+    conditioning, target = transform.transform_scene(decoded, np.random.default_rng(0))
+    assert conditioning.shape == (24, 32, 32) and target.shape == (3, 32, 32)
+    prior = conditioning[18:21]
+    truth = target + prior  # the residual plus the prior is the ground truth's mu-law (model units)
+    full = mu_law(to_model_units(scene.radiance, scene.exposures))
+    assert truth.min() >= -1e-3 and truth.max() <= full.max() + 1e-3
+    assert target.abs().mean() < (truth - truth.mean()).abs().mean()  # the residual is smaller than the signal
+    assert "s" in transform._priors  # computed once per scene
