@@ -369,21 +369,6 @@ def _replace_dir(staging: Path, output_dir: Path) -> None:
         staging.rename(output_dir)
 
 
-def push_folder_to_hub(folder: Path, repo_id: str) -> str:
-    """Upload a converted pipeline folder to a Hub model repo (created if needed); returns the repo id."""
-    from huggingface_hub import create_repo, upload_folder
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        repo_id = create_repo(repo_id, exist_ok=True).repo_id
-        upload_folder(repo_id=repo_id, folder_path=folder,
-                      commit_message="Add DiffHDR weights converted with diffhdr convert-original")
-    except (HfHubHTTPError, OSError, ValueError) as error:
-        raise OutputError(f"could not push {folder} to the Hub repo {repo_id!r}: {error}. The converted folder "
-                          "is complete; log in with `hf auth login` and retry, or upload it yourself.") from error
-    return repo_id
-
-
 def convert_original_checkpoint(ckpt_path: str | Path, output_dir: str | Path, weights: str = "live",
                                 overwrite: bool = False, push_to_hub: str | None = None) -> Path:
     """Convert an original DiffHDR checkpoint into a pipeline folder with a model card.
@@ -417,5 +402,7 @@ def convert_original_checkpoint(ckpt_path: str | Path, output_dir: str | Path, w
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if push_to_hub:
-        push_folder_to_hub(output_dir, push_to_hub)
+        from .pipelines.hub_layout import push_folder
+
+        push_folder(output_dir, push_to_hub, commit_message="Add DiffHDR weights converted with diffhdr convert-original")
     return output_dir

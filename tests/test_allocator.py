@@ -48,7 +48,7 @@ def test_without_mallopt_nothing_is_changed(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallopt"), reason="needs glibc")
-def test_the_tuning_is_remembered_for_the_window_batch():
+def test_the_tuning_is_remembered():
     run = subprocess.run([sys.executable, "-c", "from diffhdr_diffusers import allocator as a; "
                           "print(a.reusing_freed_memory(), a.reuse_freed_memory(), a.reusing_freed_memory())"],
                          capture_output=True, text=True, timeout=120)
@@ -56,9 +56,36 @@ def test_the_tuning_is_remembered_for_the_window_batch():
 
 
 def test_the_installed_command_tunes_the_allocator_then_runs_main(monkeypatch):
+    monkeypatch.delenv("DIFFHDR_REUSE_FREED_MEMORY", raising=False)
     (entry,) = entry_points(group="console_scripts", name="diffhdr")
     assert entry.load() is cli.console_main
     calls = []
     monkeypatch.setattr(allocator, "reuse_freed_memory", lambda: calls.append("allocator") or True)
     monkeypatch.setattr(cli, "main", lambda argv=None: calls.append("main") or 0)
     assert cli.console_main() == 0 and calls == ["allocator", "main"]
+
+
+def test_the_environment_variable_turns_the_command_s_tuning_off(monkeypatch):
+    calls = []
+    monkeypatch.setattr(allocator, "reuse_freed_memory", lambda: calls.append("allocator") or True)
+    monkeypatch.setattr(cli, "main", lambda argv=None: calls.append("main") or 0)
+    monkeypatch.setenv("DIFFHDR_REUSE_FREED_MEMORY", "0")
+    assert cli.console_main() == 0 and calls == ["main"]
+    monkeypatch.setenv("DIFFHDR_REUSE_FREED_MEMORY", "1")
+    assert allocator.configure_from_environment(default=False) and calls == ["main", "allocator"]
+
+
+def test_a_bad_environment_value_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "main", lambda argv=None: pytest.fail("main ran"))
+    monkeypatch.setenv("DIFFHDR_REUSE_FREED_MEMORY", "yes please")
+    assert cli.console_main() == 2
+    assert "DIFFHDR_REUSE_FREED_MEMORY must be 0 or 1" in capsys.readouterr().err
+
+
+def test_cpu_window_budget_follows_the_tuning(monkeypatch):
+    from diffhdr_diffusers.pipelines.memory import CPU_WINDOW_BUDGET
+
+    monkeypatch.setattr(allocator, "_reusing", False)
+    assert allocator.cpu_window_budget() == CPU_WINDOW_BUDGET
+    monkeypatch.setattr(allocator, "_reusing", True)
+    assert allocator.cpu_window_budget() == allocator.TUNED_CPU_WINDOW_BUDGET == 1 << 30

@@ -130,7 +130,7 @@ def test_cli_and_overwrite(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "converted"
     assert main(["convert-original", str(path), str(out)]) == 0
     index = json.loads((out / "model_index.json").read_text())
-    assert index["_class_name"] == ["pipeline_diffhdr", "DiffHDRPipeline"]
+    assert index["_class_name"] == "DiffHDRPipeline"  # diffusers' plain layout; a push adds the shims
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     umask = os.umask(0)
     os.umask(umask)
@@ -242,8 +242,8 @@ def test_push_to_hub_uploads_the_folder_with_its_card(tiny_checkpoint, tmp_path,
     class Repo:
         repo_id = "someone/diffhdr"
 
-    monkeypatch.setattr(huggingface_hub, "create_repo", lambda repo_id, exist_ok: calls.append(repo_id) or Repo())
-    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda repo_id, folder_path, commit_message: calls.append(
+    monkeypatch.setattr(huggingface_hub, "create_repo", lambda repo_id, **options: calls.append(repo_id) or Repo())
+    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda repo_id, folder_path, **options: calls.append(
         (repo_id, sorted(p.name for p in Path(folder_path).iterdir()))))
     path, _ = tiny_checkpoint
     convert_original_checkpoint(path, tmp_path / "out", push_to_hub="diffhdr")

@@ -84,8 +84,10 @@ def client_pull(work: Path) -> None:
         "generic": lambda repo: DiffusionPipeline.from_pretrained(repo, trust_remote_code=True),
         "ours": lambda repo: DiffHDRPipeline.from_pretrained(repo),
     }
-    for repo in (REPO, SAVED_REPO):
-        for name, load in loaders.items():
+    for name, load in reversed(loaders.items()):  # ours first: it must import nothing from the repos
+        if name == "generic":
+            report["ours_imported_repo_code"] = any(module.startswith("diffusers_modules") for module in sys.modules)
+        for repo in (REPO, SAVED_REPO):
             pipe = load(repo)
             pipe.set_progress_bar_config(disable=True)
             weights_equal = all(
@@ -101,6 +103,8 @@ def client_pull(work: Path) -> None:
                 "max_mu_law_error": float(np.abs(out.mu_law - reference_mu_law).max()),
                 "num_inference_steps": pipe.config.default_num_inference_steps,
             }
+    report["generic_imported_repo_code"] = any(module.startswith("diffusers_modules") for module in sys.modules)
+    report["dtype"] = str(DiffHDRPipeline.from_pretrained(REPO, dtype=torch.bfloat16).unet.dtype)
     try:
         DiffHDRPipeline.from_pretrained(FOREIGN_REPO)
         report["foreign"] = "loaded"
@@ -191,6 +195,12 @@ def test_both_loaders_pull_an_identical_pipeline(pulled, repo, loader):
     assert result["weights_equal"], result
     assert result["max_mu_law_error"] <= 1e-5, result
     assert result["num_inference_steps"] == 2
+
+
+def test_our_loader_runs_no_repo_code_and_takes_diffusers_options(pulled):
+    assert pulled["ours_imported_repo_code"] is False
+    assert pulled["generic_imported_repo_code"] is True  # the check sees the shims when they are imported
+    assert pulled["dtype"] == "torch.bfloat16"
 
 
 def test_pull_downloads_through_resolve(hub, pulled):

@@ -102,23 +102,66 @@ def test_window_batch_size_does_not_change_the_result(pipe, bracket):
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
-def test_default_window_batch_fits_the_device_budget(pipe, monkeypatch):
-    from diffhdr_diffusers.pipelines import WindowGrid
+def test_default_window_batch_fits_an_explicit_budget(pipe, monkeypatch):
+    from diffhdr_diffusers.pipelines import WindowGrid, memory
 
     grid = WindowGrid.build(2048, 2048, 64, 16)
-    per_window = pipe.window_bytes(64, 64)
-    batch = pipe.default_window_batch_size(grid)
-    assert batch * per_window <= 128 << 20 < (batch + 1) * per_window  # CPU: 128 MiB of activations
-    monkeypatch.setattr(allocator, "_reusing", True)  # after reuse_freed_memory(), large batches are cheap
-    batch = pipe.default_window_batch_size(grid)
+    per_window = memory.window_bytes(pipe.unet, 64, 64)
+    cpu = torch.device("cpu")
+    batch = memory.default_window_batch_size(pipe.unet, grid, cpu)
+    assert batch * per_window <= memory.CPU_WINDOW_BUDGET < (batch + 1) * per_window  # CPU: 128 MiB of activations
+    batch = memory.default_window_batch_size(pipe.unet, grid, cpu, 1 << 30)
     assert batch * per_window <= 1 << 30 < (batch + 1) * per_window
-    assert pipe.default_window_batch_size(WindowGrid.build(64, 64, 32, 16)) == 9  # never more than the grid
+    assert memory.default_window_batch_size(pipe.unet, WindowGrid.build(64, 64, 32, 16), cpu) == 9  # at most the grid
 
     free = 24 << 30
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 80 << 30))
-    monkeypatch.setattr(DiffHDRPipeline, "_execution_device", property(lambda self: torch.device("cuda")))
-    batch = pipe.default_window_batch_size(grid)
+    batch = memory.default_window_batch_size(pipe.unet, grid, torch.device("cuda"))
     assert batch * per_window <= free // 2 < (batch + 1) * per_window  # GPU: half the free memory
+
+
+def test_window_batch_follows_the_call_not_the_allocator(pipe, bracket, monkeypatch):
+    from diffhdr_diffusers.pipelines import memory
+
+    def windows_per_call(**kwargs):
+        sizes = []
+        hook = pipe.unet.register_forward_hook(lambda module, args, output: sizes.append(args[0].shape[0]))
+        try:
+            run(pipe, bracket, num_inference_steps=1, **kwargs)
+        finally:
+            hook.remove()
+        return max(sizes)
+
+    per_window = memory.window_bytes(pipe.unet, 32, 32)
+    default = windows_per_call()
+    monkeypatch.setattr(allocator, "_reusing", True)  # as after reuse_freed_memory(): no effect on the pipeline
+    assert windows_per_call() == default
+    assert windows_per_call(window_memory_budget=2 * per_window) == 2
+    with pytest.raises(InputError, match="window_memory_budget"):
+        run(pipe, bracket, window_memory_budget=0)
+
+
+def test_memory_is_checked_on_the_device_that_runs_the_windows(pipe, bracket, monkeypatch):
+    """Models placed on one device but run on another (offloading) are checked against the execution device."""
+    import psutil
+    from types import SimpleNamespace
+
+    from diffhdr_diffusers.errors import ResourceError
+
+    monkeypatch.setattr(DiffHDRPipeline, "device", property(lambda self: torch.device("meta")))
+    monkeypatch.setattr(DiffHDRPipeline, "_execution_device", property(lambda self: torch.device("cpu")))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=1 << 20))
+    with pytest.raises(ResourceError, match="free"):
+        run(pipe, bracket)
+
+
+def test_a_list_of_generators_works_with_shifted_windows(pipe, bracket):
+    single = run(pipe, bracket, stride=32, shift_windows=True).mu_law
+    listed = pipe(bracket, EXPOSURES, stride=32, shift_windows=True, generator=[torch.Generator().manual_seed(0)]).mu_law
+    np.testing.assert_array_equal(listed, single)
+    generators = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)]
+    batch = pipe([bracket, bracket], [EXPOSURES, EXPOSURES], stride=32, shift_windows=True, generator=generators)
+    assert batch.mu_law.shape == (2, 45, 70, 3) and not np.array_equal(batch.mu_law[0], batch.mu_law[1])
 
 
 def test_shifted_windows_run_with_either_conditioning(pipe, bracket):
@@ -179,12 +222,16 @@ def test_non_finite_sampling_fails_with_the_step(pipe, bracket):
 
 
 def test_save_and_load_with_both_loaders(pipe, bracket, tmp_path):
+    from diffhdr_diffusers.pipelines import hub_layout
+
     pipe.save_pretrained(tmp_path)
-    index = json.loads((tmp_path / "model_index.json").read_text())
-    assert index["_class_name"] == ["pipeline_diffhdr", "DiffHDRPipeline"]
+    assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == "DiffHDRPipeline"
     assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     expected = run(pipe, bracket).mu_law
     ours = DiffHDRPipeline.from_pretrained(tmp_path)
+    hub_layout.write_shims(tmp_path)  # the Hub layout, which the generic loader needs
+    assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == ["pipeline_diffhdr",
+                                                                                       "DiffHDRPipeline"]
     generic = DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
     for loaded in (ours, generic):
         assert type(loaded) is DiffHDRPipeline
@@ -229,7 +276,7 @@ def test_bfloat16_weights_sample_close_to_float32():
     images = [np.clip(radiance * 2.0**ev, 0, 1) ** (1 / 2.2) for ev in EXPOSURES]
     outputs = []
     for dtype in (torch.float32, torch.bfloat16):
-        pipe = DiffHDRPipeline.from_pretrained(torch_dtype=dtype)  # the bundled demo model
+        pipe = DiffHDRPipeline.from_pretrained(dtype=dtype)  # the bundled demo model
         pipe.set_progress_bar_config(disable=True)
         assert pipe.unet.dtype == dtype
         outputs.append(pipe(images, EXPOSURES, generator=torch.Generator().manual_seed(0)))

@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from ..evaluation.baselines import BASELINES
-from ..errors import DiffHDRError
+from ..cli import run_command
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,15 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        run(args)
-    except DiffHDRError as error:
-        print(f"diffhdr evaluate: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("diffhdr evaluate: interrupted; no partial output was left.", file=sys.stderr)
-        return 130
-    return 0
+    return run_command("diffhdr evaluate", lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import numpy as np
 
 from .baselines import baseline
 from ..errors import DatasetError, InputError, OutputError
-from ..io import atomic_path, load_bracket, read_radiance, write_preview, write_radiance
+from ..io import atomic_path, load_bracket, read_radiance, write_ldr, write_preview, write_radiance
 from ..metrics import DisplayAssumptions, compute_metrics
 from ..metrics.report import METRIC_LABELS, json_value, write_tables
 from ..hdr_domain import from_model_units, inverse_mu_law, to_model_units
@@ -205,11 +205,9 @@ def _synchronize() -> None:
 
 def _write_uncertainty(out_dir: Path, scene: str, uncertainty: np.ndarray, overwrite: bool) -> None:
     write_radiance(out_dir / "uncertainty" / f"{scene}.exr", uncertainty, overwrite=overwrite)
-    import imageio.v3 as iio
-
     grey = np.clip(uncertainty.mean(axis=-1) / UNCERTAINTY_PREVIEW_MAX, 0.0, 1.0)
-    with atomic_path(out_dir / "uncertainty" / f"{scene}.png", overwrite=overwrite) as temporary:
-        iio.imwrite(temporary, np.rint(grey * 255).astype(np.uint8), extension=".png")
+    write_ldr(out_dir / "uncertainty" / f"{scene}.png", np.repeat(grey[..., None], 3, axis=-1), bits=8,
+              overwrite=overwrite)
 
 
 def evaluate_scene(scene_dir: Path, predictor: Callable, out_dir: Path, display: DisplayAssumptions,

@@ -1,15 +1,29 @@
-"""The folder layout that both ``DiffHDRPipeline.from_pretrained`` and the generic
-``DiffusionPipeline.from_pretrained(..., trust_remote_code=True)`` load, locally and from the Hub.
+"""The two folder layouts of a saved DiffHDR pipeline, and the one way a pipeline folder goes to the Hub.
 
-diffusers resolves string class names only inside ``diffusers``. So a saved folder also carries tiny
-re-export modules ("shims") that import our installed classes, and ``model_index.json`` names them.
-Our own loader checks the shims byte for byte and never executes code from the folder.
+**Plain layout** (what [`~diffusers.DiffusionPipeline.save_pretrained`] writes): ``model_index.json`` names
+our installed classes by module path, ``"unet": ["diffhdr_diffusers.models.unet", "DiffHDRUNet"]``.
+``DiffHDRPipeline.from_pretrained`` loads it with diffusers' own loader, and no code from the folder runs.
+
+**Hub layout** (what :func:`push_folder` uploads): the plain layout plus three re-export modules ("shims")
+that only import our installed classes, and a ``model_index.json`` that names them, e.g.
+``"unet": ["modeling_diffhdr_unet", "DiffHDRUNet"]``. They earn their place because diffusers' generic
+``DiffusionPipeline.from_pretrained("user/repo", trust_remote_code=True)`` refuses a Hub repo whose
+components come from another library unless ``<component>/<module>.py`` exists there, and resolves a
+plain ``_class_name`` only inside ``diffusers``. ``DiffHDRPipeline.from_pretrained`` reads this layout too,
+without running the shims: :func:`plain_view` maps it back to the plain layout.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+from ..errors import OutputError
 
 SHIMS: dict[str, tuple[str, str, str]] = {
     # component: (file inside the folder, module name, class name)
@@ -30,8 +44,18 @@ def shim_source(class_name: str) -> str:
     )
 
 
+def _installed_modules() -> dict[str, list[str]]:
+    """``model_index.json`` entries of the plain layout: the installed classes by module path."""
+    from ..models import ConditionEncoder, DiffHDRUNet
+    from .pipeline_diffhdr import DiffHDRPipeline
+
+    return {"unet": [DiffHDRUNet.__module__, "DiffHDRUNet"],
+            "condition_encoder": [ConditionEncoder.__module__, "ConditionEncoder"],
+            "_class_name": DiffHDRPipeline.__name__}
+
+
 def write_shims(folder: str | Path) -> None:
-    """Write the shim modules and point ``model_index.json`` at them."""
+    """Turn a saved pipeline folder into the Hub layout: write the shims and point ``model_index.json`` at them."""
     folder = Path(folder)
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text())
@@ -53,3 +77,60 @@ def untrusted_code(folder: str | Path) -> list[str]:
         if expected.get(relative) != path.read_text(errors="replace"):
             untrusted.append(relative)
     return untrusted
+
+
+@contextmanager
+def plain_view(folder: str | Path) -> Iterator[Path]:
+    """``folder`` itself if it is in the plain layout; for the Hub layout, a temporary folder that links to its
+    component folders next to a ``model_index.json`` naming the installed modules, so that diffusers' loader
+    imports nothing from the folder (it would otherwise need ``trust_remote_code`` to run the shims)."""
+    folder = Path(folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    if not isinstance(index.get("_class_name"), list):
+        yield folder
+        return
+    plain = _installed_modules()
+    for key, (_, module, class_name) in SHIMS.items():
+        if index.get(key) == [module, class_name]:
+            index[key] = plain[key]
+    with tempfile.TemporaryDirectory(prefix="diffhdr-view-") as view:
+        view = Path(view)
+        for entry in folder.iterdir():
+            if entry.name != "model_index.json" and entry.suffix != ".py":
+                try:
+                    (view / entry.name).symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+                except OSError:  # no symlinks (e.g. Windows without developer mode): copy instead
+                    (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, view / entry.name)
+        (view / "model_index.json").write_text(json.dumps(index))
+        yield view
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
+                commit_message: str | None = None, create_pr: bool = False,
+                ignore_patterns: Sequence[str] | None = None):
+    """Upload a saved pipeline folder to a Hub model repo (created if needed), in the Hub layout.
+
+    The one upload path of the library: [`~DiffHDRPipeline.save_pretrained`] with ``push_to_hub=True``,
+    [`~DiffHDRPipeline.push_to_hub`], ``diffhdr convert-original --push-to-hub`` and the training script's
+    ``--push_to_hub`` all end here. The folder is uploaded as it is, its ``README.md`` (the model card written on
+    save) included; the shims are written into it first (:func:`write_shims`), so the local folder and the repo
+    hold the same files. Files matching ``ignore_patterns`` (e.g. ``["checkpoint-*", "logs/*"]``) stay local.
+
+    Returns:
+        The ``CommitInfo`` of the upload (its ``commit_url``, ``oid`` and, with ``create_pr``, ``pr_url``).
+
+    Raises:
+        OutputError: the repo cannot be created or written (no network, no login, no permission).
+    """
+    from huggingface_hub import create_repo, upload_folder
+    from huggingface_hub.errors import HTTPError  # the HTTP client's base error (connection failures too)
+
+    write_shims(folder)
+    try:
+        repo_id = create_repo(repo_id, exist_ok=True, private=private, token=token).repo_id
+        return upload_folder(repo_id=repo_id, folder_path=folder, token=token, create_pr=create_pr,
+                             commit_message=commit_message or "Upload DiffHDRPipeline",
+                             ignore_patterns=list(ignore_patterns) if ignore_patterns else None)
+    except (HTTPError, OSError, ValueError) as error:
+        raise OutputError(f"could not push {folder} to the Hub repo {repo_id!r}: {error}. The local folder is "
+                          "complete; log in with `hf auth login` and retry, or upload it yourself.") from error

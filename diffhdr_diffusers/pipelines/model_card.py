@@ -46,8 +46,8 @@ out = pipe(["short.tif", "medium.tif", "long.tif"], exposures=[0.0, 2.0, 4.0])
 radiance = out.hdr[0]  # (H, W, 3) float32 linear HDR, aligned to the medium exposure
 ```
 
-With the generic diffusers loader (the repository's `.py` files only re-export the installed
-`diffhdr_diffusers` classes, so `diffhdr-diffusers` must be installed):
+With the generic diffusers loader, once pushed to the Hub (the repository's `.py` files only re-export the
+installed `diffhdr_diffusers` classes, so `diffhdr-diffusers` must be installed):
 
 ```python
 from diffusers import DiffusionPipeline
