@@ -13,6 +13,7 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
+from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..errors import InputError, ModelLoadError, SamplingError
@@ -224,11 +225,18 @@ class DiffHDRPipeline(DiffusionPipeline):
             raise ModelLoadError(f"{folder} contains Python files that are not diffhdr_diffusers shims: "
                                  f"{', '.join(untrusted)}. Remove them, or pass trust_remote_code=True "
                                  "(--trust-remote-code on the command line); they are never executed by this loader.")
+        # Three small components load in a moment: diffusers' "Loading pipeline components" bar would only
+        # clutter the command line's output (and its one-line errors).
+        progress_bar = diffusers_logging.is_progress_bar_enabled()
+        diffusers_logging.disable_progress_bar()
         try:
             with hub_layout.plain_view(folder) as plain:
                 pipeline = super().from_pretrained(plain, **kwargs)
         except (OSError, ValueError, KeyError, AttributeError, RuntimeError, TypeError) as error:
             raise ModelLoadError(f"could not load the DiffHDR pipeline in {folder}: {_one_line(error)}") from error
+        finally:
+            if progress_bar:
+                diffusers_logging.enable_progress_bar()
         pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path or folder))
         return pipeline
 
