@@ -122,6 +122,7 @@ def _merge_with_model(args: argparse.Namespace, bracket, device: str):
     """Radiance of the DiffHDR model's merge and the exposures whose alignment failed (aligned models)."""
     import torch
 
+    from ..allocator import cpu_window_budget
     from ..pipelines import DiffHDRPipeline
     from ..pipelines.presets import FAST_PRESET
     from ..schedulers import scheduler_from_name
@@ -135,6 +136,8 @@ def _merge_with_model(args: argparse.Namespace, bracket, device: str):
                        ("window_blend", args.window_blend), ("window_batch_size", args.window_batch_size)):
         if value is not None:
             options[key] = value
+    if torch.device(device).type == "cpu":  # the diffhdr command tunes the allocator: larger CPU batches pay off
+        options["window_memory_budget"] = cpu_window_budget()
 
     result = pipe(bracket.images, bracket.exposures, generator=torch.Generator().manual_seed(args.seed), **options)
     return result.hdr[0], (result.alignment_failures or [[]])[0]

@@ -88,6 +88,10 @@ class PipelinePredictor:
         self.pipeline = pipeline
         self.label = label
         self.call_kwargs = {"num_inference_steps": num_inference_steps, "patch_size": patch_size, "stride": stride}
+        if pipeline.device.type == "cpu":  # the diffhdr command tunes the allocator: larger CPU batches pay off
+            from ..allocator import cpu_window_budget
+
+            self.call_kwargs["window_memory_budget"] = cpu_window_budget()
         self.ensemble = ensemble
         self.seed = seed
         config = pipeline.config
