@@ -388,7 +388,10 @@ def _auto_batch(model_dir: str, size, patch: int) -> int:
     pipe = _load_pipeline(model_dir, "cpu", "float32")
     factor = pipe.unet.downsample_factor
     grid = WindowGrid.build(-(-size[0] // factor) * factor, -(-size[1] // factor) * factor, patch, patch)
-    return pipe.default_window_batch_size(grid)
+    from diffhdr_diffusers.allocator import cpu_window_budget
+    from diffhdr_diffusers.pipelines import memory
+
+    return memory.default_window_batch_size(pipe.unet, grid, torch.device("cpu"), cpu_window_budget())
 
 
 def calibrate_job(job: dict) -> dict:

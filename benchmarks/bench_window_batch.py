@@ -26,13 +26,13 @@ def measure(config: str, patch: int, batches: list[int], threads: int, pixels_pe
     """CPU milliseconds per window for each batch size (run inside the child process)."""
     import torch
 
-    from diffhdr_diffusers.allocator import reuse_freed_memory
+    from diffhdr_diffusers.allocator import cpu_window_budget, reuse_freed_memory
 
     if tuned:
         reuse_freed_memory()
     from diffhdr_diffusers import DiffHDRPipeline
     from diffhdr_diffusers.model_configs import build_models
-    from diffhdr_diffusers.pipelines import WindowGrid
+    from diffhdr_diffusers.pipelines import WindowGrid, memory
     from diffhdr_diffusers.schedulers import original_ddim_scheduler
 
     torch.set_num_threads(threads)
@@ -40,8 +40,9 @@ def measure(config: str, patch: int, batches: list[int], threads: int, pixels_pe
     unet, encoder = build_models(config)
     unet.eval()
     pipe = DiffHDRPipeline(unet, encoder, original_ddim_scheduler())
-    automatic = pipe.default_window_batch_size(WindowGrid.build(4096, 4096, patch, patch))
-    result = {"window_mib": pipe.window_bytes(patch, patch) / 2**20, "automatic": automatic, "ms": {}}
+    automatic = memory.default_window_batch_size(pipe.unet, WindowGrid.build(4096, 4096, patch, patch),
+                                                 torch.device("cpu"), cpu_window_budget())
+    result = {"window_mib": memory.window_bytes(pipe.unet, patch, patch) / 2**20, "automatic": automatic, "ms": {}}
     for batch in batches:
         sample = torch.randn(batch, 3, patch, patch)
         features = torch.randn(batch, encoder.config.num_features, patch, patch)
