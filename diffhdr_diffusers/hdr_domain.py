@@ -10,26 +10,32 @@ shortest exposure is at EV 0 (Kalantari's convention, values about [0, 1]); :fun
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 GAMMA = 2.2
 MU = 5000.0
 
 
+def _is_tensor(value) -> bool:
+    """Whether ``value`` is a torch tensor, without importing torch (the CLI parses arguments without it)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def mu_law(radiance, mu: float = MU):
-    """Compress linear radiance in [0, 1] to ``log(1 + mu x) / log(1 + mu)``."""
-    if isinstance(radiance, torch.Tensor):
-        return torch.log1p(mu * radiance) / math.log1p(mu)
+    """Compress linear radiance in [0, 1] to ``log(1 + mu x) / log(1 + mu)`` (numpy arrays or torch tensors)."""
+    if _is_tensor(radiance):
+        return (mu * radiance).log1p() / math.log1p(mu)
     return np.log1p(mu * np.asarray(radiance)) / np.float32(math.log1p(mu))
 
 
 def inverse_mu_law(compressed, mu: float = MU):
     """Invert :func:`mu_law`: ``((1 + mu) ** y - 1) / mu``."""
-    if isinstance(compressed, torch.Tensor):
-        return torch.expm1(compressed * math.log1p(mu)) / mu
+    if _is_tensor(compressed):
+        return (compressed * math.log1p(mu)).expm1() / mu
     return np.expm1(np.asarray(compressed) * np.float32(math.log1p(mu))) / np.float32(mu)
 
 
