@@ -33,7 +33,7 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from diffhdr_diffusers import ConditionEncoder, DiffHDRPipeline, DiffHDRUNet
-from diffhdr_diffusers.errors import DatasetError, DiffHDRError, InputError
+from diffhdr_diffusers.errors import DatasetError, InputError
 from diffhdr_diffusers.model_configs import MODEL_CONFIGS, build_models, pipeline_settings
 from diffhdr_diffusers.pipelines.tiling import WINDOW_BLENDS
 from diffhdr_diffusers.schedulers import original_ddim_scheduler
@@ -492,21 +492,18 @@ def main(argv: list[str] | None = None) -> int:
         logger.info(f"exported the {'EMA' if use_ema else 'live'} weights as a DiffHDRPipeline to {output_dir} "
                     f"(stopped by {stop_reason} at step {global_step})")
         if args.push_to_hub:
-            from huggingface_hub import create_repo, upload_folder
+            from diffhdr_diffusers.pipelines.hub_layout import push_folder
 
-            repo_id = create_repo(args.hub_model_id or output_dir.name, exist_ok=True, private=args.hub_private_repo,
-                                  token=args.hub_token).repo_id
-            upload_folder(repo_id=repo_id, folder_path=str(output_dir), token=args.hub_token,
-                          commit_message=f"DiffHDR, step {global_step}",
-                          ignore_patterns=["checkpoint-*", "logs/*", "*.tmp", "training_state.json"])
+            repo_id = args.hub_model_id or output_dir.name
+            push_folder(output_dir, repo_id, token=args.hub_token, private=args.hub_private_repo,
+                        commit_message=f"DiffHDR, step {global_step}",
+                        ignore_patterns=["checkpoint-*", "logs/*", "*.tmp", "training_state.json"])
             logger.info(f"pushed to https://huggingface.co/{repo_id}")
     accelerator.end_training()
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except DiffHDRError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
+    from diffhdr_diffusers.cli import run_command
+
+    sys.exit(run_command("train_diffhdr", main))
