@@ -13,15 +13,17 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import CheckpointError
+
+# Data order and crop datasets live in ``diffhdr_diffusers.data``; re-exported for existing imports.
+from .data.crops import SeededCropDataset, collate_samples
+from .data.sampling import StreamBatchSampler, crop_seed, derive_seed
 
 # The original sums the squared noise error over C*H*W (mean over the batch) and adds a per-element mean
 # L1 on the predicted clean image. At its 128x128 crops that is 49152 * MSE + L1. We use the per-element
@@ -34,12 +36,6 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
 
 # ----------------------------------------------------------------------------------------- randomness
-def derive_seed(*keys: int) -> int:
-    """A 63-bit seed that depends on every key (via ``numpy.random.SeedSequence``), not on their sum."""
-    state = np.random.SeedSequence([int(key) for key in keys]).generate_state(2, np.uint32)
-    return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
-
-
 def step_generator(seed: int, global_step: int, rank: int, micro_step: int, device: str | torch.device = "cpu") -> torch.Generator:
     """The generator for one micro-batch's noise and timesteps: ``manual_seed(f(seed, step, rank, micro_step))``."""
     generator = torch.Generator(device=device)
@@ -123,46 +119,6 @@ def diffhdr_loss(model_output: torch.Tensor, noise: torch.Tensor, noisy: torch.T
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     x0_l1 = F.l1_loss(predicted_clean(noisy.float(), model_output, alphas, prediction_type), target.float())
     return LossTerms(loss=noise_mse + l1_weight * x0_l1, noise_mse=noise_mse.detach(), x0_l1=x0_l1.detach())
-
-
-# ----------------------------------------------------------------------------------------- data order
-class StreamBatchSampler(torch.utils.data.Sampler):
-    """This rank's batches of an endless, seeded stream of scene indices, starting at a given batch.
-
-    The stream concatenates one permutation of ``range(num_scenes)`` per epoch (epoch ``e`` shuffled
-    with ``derive_seed(seed, 2, e)``). Global batch ``g`` is stream positions
-    ``[g * batch_size * world_size, (g + 1) * batch_size * world_size)``; rank ``r`` takes its slice of
-    ``batch_size``. Each yielded item is a ``(scene_index, position)`` pair, so the dataset can seed
-    the crop from the position. Nothing depends on worker count, so resuming at ``start_batch`` is exact.
-    """
-
-    def __init__(self, num_scenes: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 start_batch: int = 0):
-        self.num_scenes, self.batch_size, self.seed = num_scenes, batch_size, seed
-        self.rank, self.world_size, self.start_batch = rank, world_size, start_batch
-        self._permutations: dict[int, list[int]] = {}
-
-    def scene_at(self, position: int) -> int:
-        epoch, offset = divmod(position, self.num_scenes)
-        if epoch not in self._permutations:
-            generator = torch.Generator().manual_seed(derive_seed(self.seed, 2, epoch))
-            self._permutations = {epoch: torch.randperm(self.num_scenes, generator=generator).tolist()}
-        return self._permutations[epoch][offset]
-
-    def batch(self, global_batch: int) -> list[tuple[int, int]]:
-        start = (global_batch * self.world_size + self.rank) * self.batch_size
-        return [(self.scene_at(position), position) for position in range(start, start + self.batch_size)]
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        global_batch = self.start_batch
-        while True:
-            yield self.batch(global_batch)
-            global_batch += 1
-
-
-def crop_seed(seed: int, position: int) -> int:
-    """The seed of the random crop and augmentation of the sample at stream ``position``."""
-    return derive_seed(seed, 3, position) % (2**32)
 
 
 # ----------------------------------------------------------------------------------------- checkpoints
@@ -289,67 +245,3 @@ __all__ = [
     "step_generator",
     "write_json_atomically",
 ]
-
-
-# ----------------------------------------------------------------------------------------- crops
-class SeededCropDataset(torch.utils.data.Dataset):
-    """Map ``(scene_index, position)`` to one training sample, cropped with a seed derived from ``position``.
-
-    ``make_transform(seed)`` must return a ``Dataset.with_transform``-style callable (a batch dict of
-    lists in, a dict with ``conditioning`` and ``target`` lists out), e.g.
-    ``lambda seed: TrainingTransform(crop_size, augment, seed)``. A scene that fails to decode, or decodes
-    to non-finite values, raises ``DatasetError`` naming it (``on_bad_scene="stop"``) or is replaced by the
-    next good scene of the stream (``"skip"``); the sample then carries the skipped scene names in
-    ``skipped`` so that the training loop can count and report them.
-    """
-
-    def __init__(self, scenes, make_transform, seed: int, on_bad_scene: str = "stop"):
-        if on_bad_scene not in ("stop", "skip"):
-            raise ValueError(f"on_bad_scene must be 'stop' or 'skip', got {on_bad_scene!r}")
-        self.scenes, self.make_transform, self.seed, self.on_bad_scene = scenes, make_transform, seed, on_bad_scene
-
-    def __len__(self) -> int:
-        return len(self.scenes)
-
-    def _sample(self, index: int, position: int) -> dict:
-        row = self.scenes[index]
-        batch = self.make_transform(crop_seed(self.seed, position))({key: [value] for key, value in row.items()})
-        conditioning = torch.as_tensor(np.asarray(batch["conditioning"][0]), dtype=torch.float32)
-        target = torch.as_tensor(np.asarray(batch["target"][0]), dtype=torch.float32)
-        if not (torch.isfinite(conditioning).all() and torch.isfinite(target).all()):
-            raise ValueError("decoded to NaN or inf values")
-        return {"conditioning": conditioning, "target": target}
-
-    def __getitem__(self, key: tuple[int, int]) -> dict:
-        from .errors import DatasetError, DiffHDRError
-
-        index, position = key
-        skipped: list[str] = []
-        for attempt in range(len(self.scenes)):
-            candidate = (index + attempt) % len(self.scenes)
-            try:
-                sample = self._sample(candidate, position)
-                sample["skipped"] = skipped
-                return sample
-            except (DiffHDRError, OSError, ValueError, KeyError, TypeError) as error:
-                name = self.scene_name(candidate)
-                if self.on_bad_scene == "stop":
-                    raise DatasetError(f"training scene {name!r} is unusable: {error}. Fix or remove it, or pass "
-                                       "--on_bad_scene skip to train without it.") from error
-                skipped.append(f"{name} ({error})")
-        raise DatasetError(f"no usable training scene: every scene failed to decode, e.g. {skipped[0]}.")
-
-    def scene_name(self, index: int) -> str:
-        try:
-            return str(self.scenes[index]["scene"])
-        except Exception:  # noqa: BLE001 - the name is only for the message
-            return f"#{index}"
-
-
-def collate_samples(samples: list[dict]) -> dict:
-    """Stack ``conditioning`` and ``target``; concatenate the ``skipped`` scene reports."""
-    return {
-        "conditioning": torch.stack([sample["conditioning"] for sample in samples]),
-        "target": torch.stack([sample["target"] for sample in samples]),
-        "skipped": [name for sample in samples for name in sample["skipped"]],
-    }

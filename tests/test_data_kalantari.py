@@ -126,9 +126,10 @@ def _shrink(name):
 
 
 ERROR_CASES = [
-    ("missing exposure.txt", _remove("exposure.txt"), ["exposure.txt", "missing"]),
-    ("missing LDR", _remove("input_2.tif"), ["found 2 LDR images", "input_1.tif, input_3.tif"]),
-    ("extra LDR", lambda f: shutil.copy(f / "input_1.tif", f / "input_4.tif"), ["found 4 LDR images"]),
+    # One scanner for merge and datasets (io.scene): its messages, EXIF as the fallback for exposures.
+    ("missing exposure.txt", _remove("exposure.txt"), ["no exposure.txt", "no usable EXIF"]),
+    ("missing LDR", _remove("input_2.tif"), ["expected 3 LDR images", "found 2: input_1.tif, input_3.tif"]),
+    ("extra LDR", lambda f: shutil.copy(f / "input_1.tif", f / "input_4.tif"), ["found 4: ", "input_4.tif"]),
     ("unparsable exposure.txt", _write("exposure.txt", "0\nbright\n4\n"), ["exposure.txt", "'bright'"]),
     ("too few exposures", _write("exposure.txt", "0\n2\n"), ["exposure.txt", "2 exposures for 3 images"]),
     ("decreasing exposures", _write("exposure.txt", "4\n2\n0\n"), ["exposure.txt", "not increasing"]),

@@ -5,6 +5,9 @@ once into overlapping crops. Crops keep the row layout of :func:`load_kalantari`
 lossless TIFF bytes at their original bit depth, the ground truth as float32 TIFF bytes), so the
 same transforms apply. Flips and rotations are left to :class:`TrainingTransform`, which draws them
 per epoch instead of storing five copies.
+
+:class:`SeededCropDataset` and :func:`collate_samples` serve a training stream's samples
+(:class:`~diffhdr_diffusers.data.sampling.StreamBatchSampler`) with crops seeded from their position.
 """
 
 from __future__ import annotations
@@ -13,9 +16,14 @@ import logging
 from pathlib import PurePosixPath
 
 import datasets
+import numpy as np
+import torch
+
+from ..errors import DatasetError, DiffHDRError
 
 from .decode import decode_ldr_codes, decode_radiance, encode_tiff
 from .kalantari import FEATURES
+from .sampling import crop_seed
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +95,64 @@ def prepare_crops(
         num_proc=num_proc,
         desc=f"Cropping {crop_size}px every {stride}px",
     )
+
+
+class SeededCropDataset(torch.utils.data.Dataset):
+    """Map ``(scene_index, position)`` to one training sample, cropped with a seed derived from ``position``.
+
+    ``make_transform(seed)`` must return a ``Dataset.with_transform``-style callable (a batch dict of
+    lists in, a dict with ``conditioning`` and ``target`` lists out), e.g.
+    ``lambda seed: TrainingTransform(crop_size, augment, seed)``. A scene that fails to decode, or decodes
+    to non-finite values, raises ``DatasetError`` naming it (``on_bad_scene="stop"``) or is replaced by the
+    next good scene of the stream (``"skip"``); the sample then carries the skipped scene names in
+    ``skipped`` so that the training loop can count and report them.
+    """
+
+    def __init__(self, scenes, make_transform, seed: int, on_bad_scene: str = "stop"):
+        if on_bad_scene not in ("stop", "skip"):
+            raise ValueError(f"on_bad_scene must be 'stop' or 'skip', got {on_bad_scene!r}")
+        self.scenes, self.make_transform, self.seed, self.on_bad_scene = scenes, make_transform, seed, on_bad_scene
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def _sample(self, index: int, position: int) -> dict:
+        row = self.scenes[index]
+        batch = self.make_transform(crop_seed(self.seed, position))({key: [value] for key, value in row.items()})
+        conditioning = torch.as_tensor(np.asarray(batch["conditioning"][0]), dtype=torch.float32)
+        target = torch.as_tensor(np.asarray(batch["target"][0]), dtype=torch.float32)
+        if not (torch.isfinite(conditioning).all() and torch.isfinite(target).all()):
+            raise ValueError("decoded to NaN or inf values")
+        return {"conditioning": conditioning, "target": target}
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        index, position = key
+        skipped: list[str] = []
+        for attempt in range(len(self.scenes)):
+            candidate = (index + attempt) % len(self.scenes)
+            try:
+                sample = self._sample(candidate, position)
+                sample["skipped"] = skipped
+                return sample
+            except (DiffHDRError, OSError, ValueError, KeyError, TypeError) as error:
+                name = self.scene_name(candidate)
+                if self.on_bad_scene == "stop":
+                    raise DatasetError(f"training scene {name!r} is unusable: {error}. Fix or remove it, or pass "
+                                       "--on_bad_scene skip to train without it.") from error
+                skipped.append(f"{name} ({error})")
+        raise DatasetError(f"no usable training scene: every scene failed to decode, e.g. {skipped[0]}.")
+
+    def scene_name(self, index: int) -> str:
+        try:
+            return str(self.scenes[index]["scene"])
+        except Exception:  # noqa: BLE001 - the name is only for the message
+            return f"#{index}"
+
+
+def collate_samples(samples: list[dict]) -> dict:
+    """Stack ``conditioning`` and ``target``; concatenate the ``skipped`` scene reports."""
+    return {
+        "conditioning": torch.stack([sample["conditioning"] for sample in samples]),
+        "target": torch.stack([sample["target"] for sample in samples]),
+        "skipped": [name for sample in samples for name in sample["skipped"]],
+    }

@@ -1,8 +1,8 @@
 """Decode the file bytes stored in a dataset row, exactly as the ``io`` readers decode files.
 
-16-bit TIFF/PNG keep all 16 bits (``code / 65535``); ``.hdr`` goes through OpenCV with
-``IMREAD_UNCHANGED``; ``.exr`` through the ``openexr`` wheel (from memory, no temporary file); float
-TIFF radiance (written by :func:`~diffhdr_diffusers.data.crops.prepare_crops`) through tifffile.
+The same decoders as :func:`~diffhdr_diffusers.io.read_ldr` and :func:`~diffhdr_diffusers.io.read_radiance`:
+16-bit TIFF/PNG keep all 16 bits (``code / 65535``); ``.hdr`` and ``.exr`` decode from memory; float
+TIFF radiance (written by :func:`~diffhdr_diffusers.data.crops.prepare_crops`) goes through tifffile.
 """
 
 from __future__ import annotations
@@ -10,27 +10,20 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import cv2
 import numpy as np
 import tifffile
 
 from ..errors import ImageReadError
-
-# The io package decodes files from their bytes; these helpers take (path-for-messages, bytes).
-from ..io.decode import bgr_to_rgb, check_size, decode_with_opencv, to_rgb
-from ..io.ldr import decode_tiff, normalise_ldr
+from ..io.decode import check_size, normalise_samples, to_rgb
+from ..io.formats import TIFF_SUFFIXES
+from ..io.ldr import decode_ldr_samples
 from ..io.radiance import decode_exr, decode_hdr
-
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def decode_ldr_codes(data: bytes, name: str | Path) -> np.ndarray:
     """The stored samples of an LDR file (uint8/uint16/float, (H, W, 3) RGB), without scaling."""
     path = Path(name)
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        image = decode_tiff(path, data)
-    else:
-        image = bgr_to_rgb(decode_with_opencv(path, data, cv2.IMREAD_UNCHANGED))
+    image = decode_ldr_samples(path, data)
     check_size(path, image)
     opaque = float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else 1.0
     return to_rgb(path, image, opaque)
@@ -38,7 +31,7 @@ def decode_ldr_codes(data: bytes, name: str | Path) -> np.ndarray:
 
 def decode_ldr(data: bytes, name: str | Path) -> np.ndarray:
     """An LDR file's bytes to float32 (H, W, 3) RGB in [0, 1], as ``read_ldr`` returns it."""
-    return normalise_ldr(Path(name), decode_ldr_codes(data, name))
+    return normalise_samples(Path(name), decode_ldr_codes(data, name))
 
 
 def decode_radiance(data: bytes, name: str | Path) -> np.ndarray:

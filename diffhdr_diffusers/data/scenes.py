@@ -1,7 +1,9 @@
 """Find and check Kalantari-layout scene folders: three LDR exposures, ``exposure.txt``, ``HDRImg.hdr``.
 
-Checking reads only file headers, so it is cheap; any problem raises :class:`DatasetError` naming the
-scene and the file.
+Each folder is scanned by :func:`~diffhdr_diffusers.io.scene.scan_scene`, the scanner ``load_bracket``
+uses, so a folder that ``diffhdr merge`` accepts is a scene here too (same images, order, exposure
+files and ground truth). Checking reads only file headers, so it is cheap; any problem raises
+:class:`DatasetError` naming the scene and the file.
 """
 
 from __future__ import annotations
@@ -15,14 +17,11 @@ import OpenEXR
 import tifffile
 from PIL import Image
 
-from ..errors import DatasetError, ExposureError
-from ..io import read_exposure_txt, validate_exposures
+from ..errors import DatasetError, InputError
+from ..io import validate_exposures
+from ..io.formats import GROUND_TRUTH_NAME
+from ..io.scene import is_scene_folder, natural_key, scan_scene, scene_exposures
 
-LDR_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
-HDR_SUFFIXES = (".hdr", ".exr")
-GROUND_TRUTH_STEM = "hdrimg"
-EXPOSURE_FILE = "exposure.txt"
-NAMED_ORDER = ("short", "medium", "long")
 SPLIT_FOLDERS = {"train": ("training", "train"), "test": ("test", "testing")}
 
 
@@ -34,7 +33,7 @@ class SceneFiles:
         scene: the scene id, its folder relative to the split folder (``001``, ``PAPER/BarbequeDay``).
         folder: the scene folder.
         ldr_paths: the LDR exposures, short to long.
-        exposures: EV of each exposure, as listed in ``exposure.txt``.
+        exposures: EV of each exposure, from the exposure file (or EXIF).
         hdr_path: the ground-truth radiance, or ``None``.
         height, width: the image size shared by all files.
         stamp: (size, mtime_ns) of every file, so a cached dataset notices changed files.
@@ -48,23 +47,6 @@ class SceneFiles:
     height: int
     width: int
     stamp: tuple[tuple[int, int], ...]
-
-
-def natural_key(name: str) -> list:
-    """Sort key that orders ``2.tif`` before ``10.tif``."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def _files(folder: Path) -> list[Path]:
-    return [path for path in folder.iterdir() if path.is_file() and not path.name.startswith(".")]
-
-
-def is_scene_folder(folder: Path) -> bool:
-    """A folder is a scene when it holds an ``exposure.txt``, an LDR image or a radiance file."""
-    return any(
-        path.name.lower() == EXPOSURE_FILE or path.suffix.lower() in LDR_SUFFIXES + HDR_SUFFIXES
-        for path in _files(folder)
-    )
 
 
 def split_folder(root: str | os.PathLike, split: str | None) -> Path:
@@ -105,14 +87,6 @@ def find_scene_folders(folder: Path) -> list[Path]:
     return scenes
 
 
-def order_ldr_files(paths: list[Path]) -> list[Path]:
-    """Short to long: ``short``/``medium``/``long`` by name, otherwise natural sort order."""
-    by_stem = {path.stem.lower(): path for path in paths}
-    if len(paths) == len(NAMED_ORDER) and set(by_stem) == set(NAMED_ORDER):
-        return [by_stem[name] for name in NAMED_ORDER]
-    return sorted(paths, key=lambda path: natural_key(path.name))
-
-
 def _radiance_header_size(path: Path) -> tuple[int, int]:
     with path.open("rb") as handle:
         head = handle.read(4096)
@@ -146,41 +120,20 @@ def image_size(path: Path) -> tuple[int, int]:
         ) from error
 
 
-def _ground_truth(scene: str, folder: Path, files: list[Path]) -> Path | None:
-    candidates = [path for path in files if path.suffix.lower() in HDR_SUFFIXES]
-    named = [path for path in candidates if path.stem.lower() == GROUND_TRUTH_STEM]
-    if named:
-        return sorted(named)[0]
-    if len(candidates) > 1:
-        names = ", ".join(sorted(path.name for path in candidates))
-        raise DatasetError(
-            f"scene {scene} ({folder}): several radiance files ({names}); name the ground truth HDRImg.hdr."
-        )
-    return candidates[0] if candidates else None
-
-
 def check_scene(folder: Path, scene: str, num_exposures: int = 3, require_hdr: bool = True) -> SceneFiles:
     """Check one scene folder and return its files; raise :class:`DatasetError` naming the scene and file."""
-    files = _files(folder)
     where = f"scene {scene} ({folder})"
-    ldr_paths = order_ldr_files([path for path in files if path.suffix.lower() in LDR_SUFFIXES])
-    if len(ldr_paths) != num_exposures:
-        found = ", ".join(path.name for path in ldr_paths) or "none"
-        raise DatasetError(
-            f"{where}: found {len(ldr_paths)} LDR images ({found}); a scene needs exactly {num_exposures} "
-            f"(.tif/.png/.jpg, short to long). Remove extra files or add the missing exposures."
-        )
-    exposure_files = [path for path in files if path.name.lower() == EXPOSURE_FILE]
-    if not exposure_files:
-        raise DatasetError(f"{where}: missing file {folder / EXPOSURE_FILE}; write one EV per line, short to long.")
     try:
-        exposures = validate_exposures(read_exposure_txt(exposure_files[0]), num_exposures, str(exposure_files[0]))
-    except ExposureError as error:
-        raise DatasetError(f"{where}: {error}") from error
-    hdr_path = _ground_truth(scene, folder, files)
+        scan = scan_scene(folder, num_exposures)
+        ldr_paths, exposures, source = scene_exposures(scan)
+        exposures = validate_exposures(exposures, num_exposures, source)
+    except InputError as error:
+        raise DatasetError(f"{where}: {str(error).removeprefix(f'{folder}: ')}") from error
+    hdr_path = scan.ground_truth
     if hdr_path is None and require_hdr:
         raise DatasetError(
-            f"{where}: missing file {folder / 'HDRImg.hdr'} (the ground truth); add it, or load with require_hdr=False."
+            f"{where}: missing file {folder / GROUND_TRUTH_NAME} (the ground truth); add it, or load with "
+            "require_hdr=False."
         )
     sizes = {path: image_size(path) for path in ldr_paths + ([hdr_path] if hdr_path else [])}
     height, width = sizes[ldr_paths[0]]
@@ -190,10 +143,8 @@ def check_scene(folder: Path, scene: str, num_exposures: int = 3, require_hdr: b
                 f"{where}: {path.name} is {other_width}x{other_height} but {ldr_paths[0].name} is {width}x{height}; "
                 "all exposures and the ground truth must have the same size."
             )
-    stamp = tuple(
-        (path.stat().st_size, path.stat().st_mtime_ns)
-        for path in ldr_paths + [exposure_files[0]] + ([hdr_path] if hdr_path else [])
-    )
+    files = ldr_paths + [path for path in (scan.exposure_file, hdr_path) if path is not None]
+    stamp = tuple((path.stat().st_size, path.stat().st_mtime_ns) for path in files)
     return SceneFiles(scene, folder, tuple(ldr_paths), tuple(exposures), hdr_path, height, width, stamp)
 
 
@@ -204,7 +155,7 @@ def find_scenes(
     base = split_folder(root, split)
     folders = find_scene_folders(base)
     if not folders:
-        raise DatasetError(f"{base}: holds no scene folders (folders with three LDR images and exposure.txt).")
+        raise DatasetError(f"{base}: holds no scene folders (folders with LDR images and exposure.txt).")
     scenes = []
     for folder in folders:
         scene = folder.name if folder == base else folder.relative_to(base).as_posix()

@@ -33,14 +33,14 @@ import tifffile
 from ..errors import InputError, OutputError
 from ..hdr_domain import from_model_units
 from ..io import read_radiance, write_radiance
+from ..io.formats import KALANTARI_LDR_NAMES, RADIANCE_SUFFIXES
 from .camera import SensorNoise, codes_to_float, expose, saturated_fraction
 from .motion import displacement, draw_motion, draw_objects, render_frame
 from .procedural import procedural_radiance
 from .splits import SPLITS, is_heldout, split_radiance_maps
 
 DEFAULT_EV_SETS: tuple[tuple[float, ...], ...] = ((0.0, 2.0, 4.0), (0.0, 3.0, 6.0), (-2.0, 0.0, 2.0))
-LDR_NAMES = ("input_1.tif", "input_2.tif", "input_3.tif")  # sorted order is short to long
-RADIANCE_SUFFIXES = (".hdr", ".exr")
+LDR_NAMES = KALANTARI_LDR_NAMES  # natural order is short to long
 SATURATION_PERCENTILE = 99.9  # this percentile of the brightest channel lands just below 1
 MARGIN_FRACTION = 0.15  # background margin beyond each edge, as a fraction of the longer side
 

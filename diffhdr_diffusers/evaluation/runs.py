@@ -36,12 +36,12 @@ import numpy as np
 
 from .baselines import baseline
 from ..errors import DatasetError, InputError, OutputError
-from ..io import atomic_path, load_bracket, read_radiance, write_ldr, write_preview, write_radiance
+from ..io import load_bracket, read_radiance, write_ldr, write_preview, write_radiance, write_text_atomically
+from ..io.formats import RADIANCE_SUFFIXES
 from ..metrics import DisplayAssumptions, compute_metrics
 from ..metrics.report import METRIC_LABELS, json_value, write_tables
 from ..hdr_domain import from_model_units, inverse_mu_law, to_model_units
 
-RADIANCE_SUFFIXES = (".hdr", ".exr")
 UNCERTAINTY_PREVIEW_MAX = 0.1  # mu-law std shown as white in the uncertainty PNG.
 
 
@@ -146,8 +146,7 @@ class PredictionsPredictor:
 
 def load_pipeline_predictor(model: str | None, scheduler: str | None = None, device=None, **kwargs) -> PipelinePredictor:
     """Load ``DiffHDRPipeline`` from a folder or Hub repo (the bundled model when ``model`` is None)."""
-    import torch
-
+    from ..devices import default_device
     from ..pipelines import DiffHDRPipeline
 
     pipeline = DiffHDRPipeline.from_pretrained(model) if model else DiffHDRPipeline.from_pretrained()
@@ -155,9 +154,7 @@ def load_pipeline_predictor(model: str | None, scheduler: str | None = None, dev
         from ..schedulers import scheduler_from_name
 
         pipeline.scheduler = scheduler_from_name(scheduler, pipeline.scheduler.config)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    pipeline.to(device)
+    pipeline.to(default_device() if device is None else device)
     pipeline.set_progress_bar_config(disable=True)
     return PipelinePredictor(pipeline, model or "bundled default", **kwargs)
 
@@ -274,7 +271,9 @@ def process_group() -> ProcessGroup:
         import torch
         from accelerate import PartialState
 
-        use_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+        from ..devices import cpu_forced
+
+        use_cpu = cpu_forced() or not torch.cuda.is_available()
         state = PartialState(cpu=use_cpu)  # accelerate 1.15 ignores ACCELERATE_USE_CPU here unless told.
         if state.num_processes == world_size:
             return ProcessGroup(state.process_index, state.num_processes, state.wait_for_everyone, state.device)
@@ -350,8 +349,7 @@ def run_evaluation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, pred
             log(f"[rank {group.rank}] {index}/{len(mine)} {row['scene']}: {row['seconds']:.2f} s {scores}")
     shard_document = {"rank": group.rank, "world_size": group.world_size, "memory": peak_memory_mib(),
                       "rows": [{k: json_value(v) for k, v in row.items()} for row in rows]}
-    with atomic_path(_shard_path(out_dir, group.rank), overwrite=True) as temporary:
-        temporary.write_text(json.dumps(shard_document))
+    write_text_atomically(_shard_path(out_dir, group.rank), json.dumps(shard_document))
     if group.barrier is not None:
         group.barrier()
     if group.rank != 0:

@@ -1,11 +1,21 @@
-"""Image and exposure I/O: LDR exposures, HDR radiance maps, previews, exposure values and brackets.
+"""Image and exposure I/O: LDR exposures, HDR radiance maps, previews, exposure values, scenes and brackets.
+
+File suffixes and names are defined once, in :mod:`.formats`; scene folders are scanned once, by
+:func:`.scene.scan_scene`; outputs are written atomically through :mod:`.atomic`.
 
 Every writer is atomic (temporary file, then rename) and refuses to overwrite unless asked. Every
 reader raises :class:`~diffhdr_diffusers.errors.ImageReadError` (or another ``InputError``) naming
 the file instead of returning garbage.
 """
 
-from .atomic import atomic_path, check_output_path
+from .atomic import (
+    atomic_folder,
+    atomic_path,
+    check_output_path,
+    replace_folder,
+    write_json_atomically,
+    write_text_atomically,
+)
 from .bracket import Bracket, load_bracket
 from .exposures import (
     exposures_from_exif,
@@ -17,9 +27,12 @@ from .exposures import (
 from .ldr import read_ldr, write_ldr
 from .preview import tonemap_preview, write_preview
 from .radiance import read_radiance, write_radiance
+from .scene import SceneScan, scan_scene, scene_exposures
 
 __all__ = [
     "Bracket",
+    "SceneScan",
+    "atomic_folder",
     "atomic_path",
     "check_output_path",
     "exposures_from_exif",
@@ -29,9 +42,14 @@ __all__ = [
     "read_ldr",
     "read_radiance",
     "read_relative_exposures_txt",
+    "replace_folder",
+    "scan_scene",
+    "scene_exposures",
     "tonemap_preview",
     "validate_exposures",
+    "write_json_atomically",
     "write_ldr",
     "write_preview",
     "write_radiance",
+    "write_text_atomically",
 ]

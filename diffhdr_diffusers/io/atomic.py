@@ -1,14 +1,19 @@
-"""Atomic output files: write to a temporary sibling, then rename over the target.
+"""Atomic outputs: write to a temporary sibling, then rename over the target. The library's one implementation.
 
 A reader never sees a half-written output, and an error or Ctrl-C while writing leaves the target
-untouched (absent, or its previous content when overwriting).
+untouched (absent, or its previous content when overwriting). Files: :func:`atomic_path` (any
+writer) and :func:`write_text_atomically` / :func:`write_json_atomically`. Folders:
+:func:`atomic_folder` (build a folder, then swap it in) and :func:`replace_folder` (swap in a folder
+staged elsewhere, e.g. under a name every process of a run agrees on).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,4 +99,64 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()
+        raise
+
+
+def write_text_atomically(path: str | os.PathLike, text: str, overwrite: bool = True) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`; by default replacing what is there."""
+    with atomic_path(path, overwrite) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json_atomically(path: str | os.PathLike, payload, overwrite: bool = True) -> Path:
+    """Write ``payload`` as indented, key-sorted JSON to ``path`` atomically."""
+    return write_text_atomically(path, json.dumps(payload, indent=1, sort_keys=True) + "\n", overwrite)
+
+
+def replace_folder(staging: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Rename the complete folder ``staging`` to ``target``; an existing ``target`` is replaced only then.
+
+    The old ``target`` is first renamed to a hidden sibling and removed after the swap, so at every
+    moment ``target`` is either the old or the new complete folder (one moment of absence between
+    the two renames).
+    """
+    staging, target = Path(staging), Path(target)
+    if target.is_dir() and not target.is_symlink():
+        retired = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+        os.replace(target, retired)
+        os.replace(staging, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+    return target
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty hidden folder next to ``path``; when the block succeeds it becomes ``path``.
+
+    The staging folder gets the permissions of a plain ``mkdir``. On any exception the staging folder
+    is removed and ``path`` is left as it was. Raises :class:`OutputError` when the parent folder is
+    missing, or when ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: output folder {path.parent} does not exist; create it first.")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: already exists; pass overwrite=True (--overwrite) or choose another output folder.")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder; choose a folder path.")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    except OSError as error:
+        raise OutputError(f"{path}: output folder {path.parent} is not writable ({error.strerror or error}).") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes 0700
+    try:
+        yield staging
+        replace_folder(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -1,16 +1,18 @@
-"""Shared decoding helpers: read file bytes, decode through OpenCV quietly, normalise channels."""
+"""Shared decoding helpers: read file bytes, decode through OpenCV quietly, normalise samples and channels.
+
+No decoder may print. Native decoders report problems on the process's standard streams, which no
+Python code can catch (redirecting file descriptors 1 and 2 would also swallow other threads'
+output), so each format is kept quiet at its source instead: OpenCV's own messages through its log
+level, libpng by checking PNG structure first (:mod:`.png`), libjpeg by decoding JPEG through
+Pillow, whose error manager reports instead of printing, and OpenEXR by checking its structure
+first (:mod:`.exr`). Every failure is one :class:`ImageReadError` naming the file.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import io
 import logging
-import os
-import sys
-import tempfile
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import ImageReadError, InputError
-
-MIN_SIZE = 8
+from .formats import MIN_SIZE
 
 
 def read_bytes(path: Path) -> bytes:
@@ -49,99 +50,59 @@ def quiet_logger(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
+_OPENCV_LOG_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-
-
-_NATIVE_OUTPUT_LOCK = threading.Lock()
-
-
-def _flush_c_streams() -> None:
-    """Flush C stdio buffers (C++ ``std::cout`` writes through them), where libc is reachable."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).fflush(None)
-
-
-@contextlib.contextmanager
-def _captured_python_output(captured: list[str]) -> Iterator[None]:
-    """Route ``sys.stdout``/``sys.stderr`` into ``captured`` (OpenEXR's bindings print through Python)."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+    """OpenCV's own messages (its decoders' and libtiff's) off for the duration; the previous level comes back."""
+    with _OPENCV_LOG_LOCK:
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
             yield
-    finally:
-        if buffer.getvalue().strip():
-            captured.append(buffer.getvalue().strip())
-
-
-@contextlib.contextmanager
-def captured_native_output() -> Iterator[list[str]]:
-    """Capture what decoders print while they run, instead of letting it reach the terminal.
-
-    libpng, libjpeg and OpenEXR print warnings and errors straight to file descriptors 1 and 2, and
-    OpenEXR's bindings also print through ``sys.stdout``. Both are redirected for the duration of
-    the block; its list receives the text (stripped; empty if none) when the block ends, so callers
-    can put it into their own error or warning. Python's streams are flushed first, so earlier output
-    is not swallowed. Where the descriptors cannot be duplicated, only Python's streams are captured.
-    """
-    captured: list[str] = []
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    with _NATIVE_OUTPUT_LOCK, tempfile.TemporaryFile() as sink:
-        try:
-            saved = [os.dup(1), os.dup(2)]
-        except OSError:
-            with _captured_python_output(captured):
-                yield captured
-            return
-        try:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
-            with _captured_python_output(captured):
-                yield captured
         finally:
-            _flush_c_streams()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            sink.seek(0)
-            text = sink.read().decode("utf-8", errors="replace").strip()
-            if text:
-                captured.insert(0, text)
-
-
-def native_message(captured: list[str]) -> str:
-    """The captured decoder output as one short line (for an error message), or ``""``."""
-    text = " ".join(" ".join(captured).split())
-    return text if len(text) <= 200 else text[:197] + "..."
+            cv2.utils.logging.setLogLevel(level)
 
 
 def decode_with_opencv(path: Path, data: bytes, flags: int) -> np.ndarray:
     """Decode ``data`` with ``cv2.imdecode``; failure raises :class:`ImageReadError` naming ``path``.
 
-    Colour images come back in OpenCV's BGR(A) order. What the C decoders print goes into the error
-    message (or into a ``UserWarning`` when the image still decodes), never to the terminal.
+    Colour images come back in OpenCV's BGR(A) order. Callers pass only data that cannot make a
+    native library print: PNG cleaned by :func:`~.png.clean_png`, Radiance RGBE and TIFF (whose
+    decoders report through OpenCV's log, silenced here).
     """
     try:
-        with _quiet_opencv(), captured_native_output() as captured:
+        with _quiet_opencv():
             image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except Exception as error:  # decoders raise cv2.error and others on corrupt data
         raise ImageReadError(f"{path}: corrupt or truncated image ({error}); re-export the file.") from error
-    message = native_message(captured)
     if image is None:
-        detail = f" (decoder: {message})" if message else ""
-        raise ImageReadError(f"{path}: corrupt, truncated or not a supported image{detail}; re-export the file.")
-    if message:
-        warnings.warn(f"{path}: the decoder reported a problem but read the image: {message}", stacklevel=2)
+        raise ImageReadError(f"{path}: corrupt, truncated or not a supported image; re-export the file.")
     return image
+
+
+def normalise_samples(name: str | Path, image: np.ndarray) -> np.ndarray:
+    """Stored samples to float32 (H, W, 3) RGB in [0, 1]: the one pixel normalisation of the library.
+
+    uint8 is divided by 255 and uint16 by 65535; float samples are kept and must be finite and in
+    [0, 1]. Greyscale is replicated to RGB and a fully opaque alpha channel is dropped. ``name``
+    (a file, or an argument such as ``images[1]``) starts every :class:`ImageReadError` message.
+    """
+    if image.dtype == np.uint8 or image.dtype == np.uint16:
+        opaque = float(np.iinfo(image.dtype).max)
+        return to_rgb(name, image, opaque).astype(np.float32) / np.float32(opaque)
+    if image.dtype in (np.float16, np.float32, np.float64):
+        rgb = to_rgb(name, image, 1.0).astype(np.float32)
+        if not np.all(np.isfinite(rgb)):
+            raise ImageReadError(f"{name} contains NaN or infinite values; pass or save finite values in [0, 1].")
+        if rgb.size and (rgb.min() < 0.0 or rgb.max() > 1.0):
+            raise ImageReadError(
+                f"{name} has float values outside [0, 1] ({rgb.min():g}..{rgb.max():g}); an LDR exposure is expected, "
+                "scaled to [0, 1] (use read_radiance for HDR files)."
+            )
+        return rgb
+    raise ImageReadError(f"{name} has sample type {image.dtype}; use 8- or 16-bit integers or float in [0, 1].")
 
 
 def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
@@ -151,7 +112,14 @@ def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def to_rgb(path: Path, image: np.ndarray, opaque_value: float) -> np.ndarray:
+def _check_opaque(name: str | Path, alpha: np.ndarray, opaque_value: float) -> None:
+    # A float alpha within 1e-6 of opaque counts as opaque; for 8/16-bit codes this is exactly the maximum.
+    if not np.all(alpha >= opaque_value * (1.0 - 1e-6)):
+        raise ImageReadError(f"{name} has a non-opaque alpha channel (transparent pixels); flatten it onto a "
+                             "background and save or pass it without alpha.")
+
+
+def to_rgb(name: str | Path, image: np.ndarray, opaque_value: float) -> np.ndarray:
     """Return ``image`` (H, W[, C]) as RGB (H, W, 3).
 
     Greyscale is replicated; a fully opaque alpha channel (every value ``opaque_value``) is dropped;
@@ -160,25 +128,20 @@ def to_rgb(path: Path, image: np.ndarray, opaque_value: float) -> np.ndarray:
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3:
-        raise ImageReadError(f"{path}: unsupported image layout {image.shape}; save it as an RGB image.")
+        raise ImageReadError(f"{name} has shape {image.shape}; expected (H, W, 3) RGB (or greyscale, or opaque RGBA).")
     channels = image.shape[2]
-    if channels == 1:
+    if channels in (2, 4):
+        _check_opaque(name, image[..., -1], opaque_value)
+        image = image[..., :-1]
+    if image.shape[2] == 1:
         return np.repeat(image, 3, axis=2)
-    if channels == 2:  # grey + alpha
-        if not np.all(image[..., 1] == opaque_value):
-            raise ImageReadError(f"{path}: has transparent pixels; flatten it onto a background and save without alpha.")
-        return np.repeat(image[..., :1], 3, axis=2)
-    if channels == 3:
+    if image.shape[2] == 3:
         return image
-    if channels == 4:
-        if not np.all(image[..., 3] == opaque_value):
-            raise ImageReadError(f"{path}: has transparent pixels; flatten it onto a background and save without alpha.")
-        return image[..., :3]
-    raise ImageReadError(f"{path}: has {channels} channels; only greyscale, RGB and opaque RGBA are supported.")
+    raise ImageReadError(f"{name} has {channels} channels; only greyscale, RGB and opaque RGBA are supported.")
 
 
 def check_size(path: Path, image: np.ndarray) -> None:
-    """Raise :class:`InputError` when ``image`` is smaller than 8x8 pixels (:class:`ImageReadError` if not 2-D)."""
+    """Raise :class:`InputError` when ``image`` is smaller than ``MIN_SIZE`` pixels (:class:`ImageReadError` if not 2-D)."""
     if image.ndim not in (2, 3):
         raise ImageReadError(f"{path}: decoded to an array of shape {image.shape}, not an image; the file is corrupt.")
     height, width = image.shape[:2]

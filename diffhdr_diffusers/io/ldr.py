@@ -1,7 +1,9 @@
 """Low-dynamic-range images: read 8/16-bit TIFF, PNG and JPEG to float RGB in [0, 1]; write 8/16-bit.
 
-TIFF goes through ``tifffile`` (never Pillow, which drops 16-bit data to 8 bits). PNG and JPEG go
-through OpenCV with ``IMREAD_UNCHANGED``, which keeps 16-bit PNG samples.
+The format is recognised from the file's signature, not its suffix. TIFF goes through ``tifffile``
+(never Pillow, which drops 16-bit data to 8 bits). PNG goes through OpenCV with ``IMREAD_UNCHANGED``,
+which keeps 16-bit samples, after :func:`~.png.clean_png` has checked its structure. JPEG (8-bit
+only) goes through Pillow, whose libjpeg error manager reports damage instead of printing it.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tifffile
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError, InputError, OutputError
 from .atomic import atomic_path
-from .decode import bgr_to_rgb, check_size, decode_with_opencv, quiet_logger, read_bytes, to_rgb
+from .decode import bgr_to_rgb, check_size, decode_with_opencv, normalise_samples, quiet_logger, read_bytes
+from .formats import LDR_SUFFIXES, TIFF_SUFFIXES
+from .png import PNG_SIGNATURE, clean_png
 
-TIFF_SUFFIXES = (".tif", ".tiff")
-OPENCV_SUFFIXES = (".png", ".jpg", ".jpeg")
-LDR_SUFFIXES = TIFF_SUFFIXES + OPENCV_SUFFIXES
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+TIFF_SIGNATURES = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic and BigTIFF, both byte orders
 
 
 def decode_tiff(path: Path, data: bytes) -> np.ndarray:
@@ -51,23 +55,40 @@ def decode_tiff(path: Path, data: bytes) -> np.ndarray:
     return image
 
 
+def decode_jpeg(path: Path, data: bytes) -> np.ndarray:
+    """A JPEG file's bytes to its 8-bit samples, (H, W) or (H, W, 3) RGB; ``path`` names the file in errors."""
+    try:
+        with quiet_logger("PIL"), Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
+            image.load()  # raises on truncated data (unless the caller set ImageFile.LOAD_TRUNCATED_IMAGES)
+            if image.mode not in ("L", "RGB"):
+                return np.asarray(image.convert("RGB"))  # CMYK and YCCK, as OpenCV converts them
+            return np.asarray(image)
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: corrupt, truncated or not a supported image (JPEG header unreadable); "
+                             "re-export the file.") from None
+    except (OSError, SyntaxError, ValueError) as error:  # Pillow's errors for damaged data
+        raise ImageReadError(f"{path}: corrupt, truncated or not a supported image (JPEG: {error}); "
+                             "re-export the file.") from error
+
+
+def decode_ldr_samples(path: Path, data: bytes) -> np.ndarray:
+    """An LDR file's bytes to its stored samples (H, W[, C]), RGB(A) order, without scaling.
+
+    The format comes from the signature; anything else raises :class:`ImageReadError` naming ``path``.
+    """
+    if data.startswith(TIFF_SIGNATURES):
+        return decode_tiff(path, data)
+    if data.startswith(PNG_SIGNATURE):
+        return bgr_to_rgb(decode_with_opencv(path, clean_png(path, data), cv2.IMREAD_UNCHANGED))
+    if data.startswith(JPEG_SIGNATURE):
+        return decode_jpeg(path, data)
+    raise ImageReadError(f"{path}: corrupt, truncated or not a supported image (not a TIFF, PNG or JPEG file); "
+                         "re-export the file.")
+
+
 def normalise_ldr(path: Path, image: np.ndarray) -> np.ndarray:
-    """Scale integer samples by their full range; keep float samples, which must lie in [0, 1]."""
-    if image.dtype == np.uint8 or image.dtype == np.uint16:
-        opaque = float(np.iinfo(image.dtype).max)
-        rgb = to_rgb(path, image, opaque)
-        return rgb.astype(np.float32) / np.float32(opaque)
-    if image.dtype in (np.float16, np.float32, np.float64):
-        rgb = to_rgb(path, image, 1.0).astype(np.float32)
-        if not np.all(np.isfinite(rgb)):
-            raise ImageReadError(f"{path}: contains NaN or infinite values; re-export the image.")
-        if rgb.size and (rgb.min() < 0.0 or rgb.max() > 1.0):
-            raise ImageReadError(
-                f"{path}: float values span [{rgb.min():g}, {rgb.max():g}], outside [0, 1]; an LDR exposure is "
-                "expected (use read_radiance for HDR files)."
-            )
-        return rgb
-    raise ImageReadError(f"{path}: sample type {image.dtype} is not supported; use 8- or 16-bit integers or float.")
+    """Scale stored samples to float32 RGB in [0, 1] (see :func:`~.decode.normalise_samples`)."""
+    return normalise_samples(path, image)
 
 
 def read_ldr(path: str | os.PathLike) -> np.ndarray:
@@ -82,13 +103,9 @@ def read_ldr(path: str | os.PathLike) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix not in LDR_SUFFIXES:
         raise ImageReadError(f"{path}: unsupported LDR format {suffix!r}; use one of {', '.join(LDR_SUFFIXES)}.")
-    data = read_bytes(path)
-    if suffix in TIFF_SUFFIXES:
-        image = decode_tiff(path, data)
-    else:
-        image = bgr_to_rgb(decode_with_opencv(path, data, cv2.IMREAD_UNCHANGED))
+    image = decode_ldr_samples(path, read_bytes(path))
     check_size(path, image)
-    return normalise_ldr(path, image)
+    return normalise_samples(path, image)
 
 
 def write_ldr(path: str | os.PathLike, image: np.ndarray, bits: int = 16, overwrite: bool = False) -> Path:

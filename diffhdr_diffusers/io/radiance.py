@@ -12,16 +12,9 @@ import OpenEXR
 
 from ..errors import ImageReadError, InputError, OutputError
 from .atomic import atomic_path
-from .decode import (
-    bgr_to_rgb,
-    captured_native_output,
-    decode_with_opencv,
-    native_message,
-    read_bytes,
-)
-
-RADIANCE_SUFFIXES = (".hdr", ".exr")
-MAX_PIXELS = 1 << 28  # 16k x 16k; a larger header is treated as corrupt rather than allocated
+from .decode import bgr_to_rgb, decode_with_opencv, read_bytes
+from .exr import check_exr
+from .formats import RADIANCE_SUFFIXES
 
 
 def decode_hdr(path: Path, data: bytes) -> np.ndarray:
@@ -54,26 +47,19 @@ def _exr_channels(path: Path, channels: dict) -> np.ndarray:
 
 
 def decode_exr(path: Path, data: bytes) -> np.ndarray:
-    """An OpenEXR file's bytes to float32 RGB; ``path`` names the file in errors."""
-    if not data.startswith(b"\x76\x2f\x31\x01"):
-        raise ImageReadError(f"{path}: not an OpenEXR file (bad magic number); re-export it.")
+    """An OpenEXR file's bytes to float32 RGB; ``path`` names the file in errors.
+
+    :func:`~.exr.check_exr` validates the structure first, so a damaged file raises our error
+    before the OpenEXR library can print about it.
+    """
+    check_exr(path, data)
     try:
-        with captured_native_output() as captured:
-            with OpenEXR.File(io.BytesIO(data), separate_channels=True, header_only=True) as exr:
-                low, high = exr.header()["dataWindow"]
-            width, height = (np.asarray(high, dtype=np.int64) - np.asarray(low, dtype=np.int64) + 1).tolist()
-            if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
-                raise ImageReadError(f"{path}: EXR data window of {width}x{height} pixels is invalid; the file is corrupt.")
-            with OpenEXR.File(io.BytesIO(data), separate_channels=True) as exr:
-                image = _exr_channels(path, exr.channels())
+        with OpenEXR.File(io.BytesIO(data), separate_channels=True) as exr:
+            return _exr_channels(path, exr.channels())
     except ImageReadError:
         raise
     except Exception as error:  # the OpenEXR bindings raise RuntimeError, ValueError, KeyError, ...
         raise ImageReadError(f"{path}: corrupt or truncated OpenEXR file ({error}); re-export it.") from error
-    if captured:
-        # OpenEXR prints corrupt chunks and returns what it could read (the rest is garbage).
-        raise ImageReadError(f"{path}: corrupt or truncated OpenEXR file ({native_message(captured)}); re-export it.")
-    return image
 
 
 def read_radiance(path: str | os.PathLike) -> np.ndarray:

@@ -1,0 +1,34 @@
+"""The one definition of every file suffix and file name the library reads or writes.
+
+Readers, scene scanners, the dataset loaders, the synthesiser and the CLI import these; none spells
+a suffix list of its own.
+"""
+
+from __future__ import annotations
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+PNG_SUFFIXES = (".png",)
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+LDR_SUFFIXES = TIFF_SUFFIXES + PNG_SUFFIXES + JPEG_SUFFIXES
+"""LDR exposures: 8/16-bit (or float) TIFF, 8/16-bit PNG, 8-bit JPEG."""
+
+RADIANCE_SUFFIXES = (".hdr", ".exr")
+"""Linear radiance: Radiance RGBE and OpenEXR."""
+
+MIN_SIZE = 8
+"""Smallest accepted image side in pixels."""
+
+NAMED_ORDER = ("short", "medium", "long")
+"""File stems that order a three-image bracket by meaning instead of by name."""
+
+GROUND_TRUTH_NAME = "HDRImg.hdr"
+"""The ground-truth radiance of a Kalantari scene; its stem matches in any letter case, as ``.hdr`` or ``.exr``."""
+
+KALANTARI_LDR_NAMES = ("input_1.tif", "input_2.tif", "input_3.tif")
+"""The LDR file names ``diffhdr synth`` writes; natural order is short to long."""
+
+IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
+"""Files (lower case) that scene folders may hold besides the scene; hidden files are ignored too."""
+
+MAX_PIXELS = 1 << 28
+"""Largest accepted image (16k x 16k); a header claiming more is treated as corrupt rather than allocated."""
