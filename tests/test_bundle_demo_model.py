@@ -38,8 +38,9 @@ def test_bundles_the_run_and_writes_measured_metrics_into_its_card(tmp_path):
     assert bundled.keys() == trained.keys() and all(torch.equal(bundled[k], trained[k]) for k in trained)
     card = (dest / "README.md").read_text()
     rows = json.loads((results / "rows.json").read_text())
-    for name, source in (("DiffHDR demo (this model)", "model"), ("naive-merge", "naive-merge")):
+    for name, source in (("DiffHDR (this model)", "model"), ("flow-merge", "flow-merge"), ("naive-merge", "naive-merge")):
         measured = json.loads((results / source / "metrics.json").read_text())["means"]["psnr_mu"]
         assert rows[name]["psnr_mu"] == round(measured, 2)
         assert f"| {name} | {rows[name]['psnr_mu']:.2f} |" in card
+    assert "against flow-merge (the classical baseline to beat)" in card
     assert "1,234 optimizer steps" in card and "step 1000: 25.50 dB" in card and "two toy scenes" in card
