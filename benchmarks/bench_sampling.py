@@ -398,7 +398,7 @@ def calibrate_job(job: dict) -> dict:
     """Peak RSS growth of one UNet call on ``batch`` windows, per pixel per unit of base width (float32),
     or with ``encoder`` set ("whole" or "banded"), of the condition encoder over a whole image."""
     from diffhdr_diffusers.model_configs import build_models
-    from diffhdr_diffusers.pipelines.window_conditioning import ENCODER_BAND_PIXELS, encode_in_bands
+    from diffhdr_diffusers.pipelines.window_features import ENCODER_BAND_PIXELS, encode_in_bands
 
     torch.set_num_threads(job["threads"])
     unet, encoder = build_models(job["config"])

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffhdr_diffusers.pipelines import WindowGrid, window_starts
-from diffhdr_diffusers.pipelines.window_conditioning import WindowConditioning, encode_in_bands
+from diffhdr_diffusers.pipelines.window_features import WindowFeatures, encode_in_bands
 from diffhdr_diffusers.model_configs import build_models
 
 
@@ -50,8 +50,8 @@ def test_per_window_features_equal_encoder_on_each_crop(patch, stride):
     _, encoder = build_models("tiny")
     conditioning = torch.rand(2, 18, 64, 80)
     grid = WindowGrid.build(64, 80, patch, stride)
-    cached = WindowConditioning(encoder, conditioning, grid, per_window=True, batch_size=3)
-    whole = WindowConditioning(encoder, conditioning, grid, per_window=False)
+    cached = WindowFeatures(encoder, conditioning, grid, per_window=True, batch_size=3)
+    whole = WindowFeatures(encoder, conditioning, grid, per_window=False)
     indices = list(range(len(grid)))
     direct = encoder(grid.crop(conditioning, indices))
     torch.testing.assert_close(cached.crop(indices), direct, atol=1e-5, rtol=0)
@@ -63,7 +63,7 @@ def test_per_window_features_follow_a_shifted_grid():
     torch.manual_seed(0)
     _, encoder = build_models("tiny")
     conditioning = torch.rand(1, 18, 64, 80)
-    cached = WindowConditioning(encoder, conditioning, WindowGrid.build(64, 80, 32, 32), per_window=True)
+    cached = WindowFeatures(encoder, conditioning, WindowGrid.build(64, 80, 32, 32), per_window=True)
     shifted = WindowGrid.build(64, 80, 32, 32, offset=(7, 13))
     cached.set_grid(shifted)
     indices = list(range(len(shifted)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import torch
@@ -14,7 +15,36 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from ..errors import InputError
 from ..hdr_domain import GAMMA, MU, from_model_units, inverse_mu_law, make_conditioning
 
+if TYPE_CHECKING:
+    import PIL.Image
+
 MIN_SIZE = 8
+OUTPUT_TYPES = ("np", "pt", "pil")
+
+ExposureImage = Union[str, os.PathLike, "PIL.Image.Image", np.ndarray, torch.Tensor]
+"""One LDR frame: a file path (read with :func:`~diffhdr_diffusers.io.read_ldr`), a PIL image, a numpy
+array (uint8, uint16, or float in [0, 1]; (H, W, 3), (H, W) or (H, W, 4) opaque) or a torch tensor
+((3, H, W) or (H, W, 3), same value ranges)."""
+
+Bracket = Union[Sequence[ExposureImage], np.ndarray, torch.Tensor]
+"""One bracket, ordered short to long: a list of frames, or a stacked (N, H, W, 3) array / (N, 3, H, W) tensor."""
+
+BracketInput = Union[Bracket, Sequence[Bracket], np.ndarray, torch.Tensor]
+"""The ``images`` of a pipeline call: one bracket, or a batch of same-size brackets (a list of brackets, or a
+(B, N, H, W, 3) array / (B, N, 3, H, W) tensor)."""
+
+ExposureInput = Union[Sequence[float], Sequence[Sequence[float]]]
+"""The ``exposures`` of a pipeline call: one EV per frame, or one such list per bracket of a batch."""
+
+
+def _is_batch(images) -> bool:
+    """Whether ``images`` is a batch of brackets rather than one bracket."""
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        return images.ndim == 5
+    if isinstance(images, (str, os.PathLike)) or not len(images):
+        return False
+    first = images[0]
+    return isinstance(first, (list, tuple)) or (isinstance(first, (np.ndarray, torch.Tensor)) and first.ndim == 4)
 
 
 def _as_float_image(image, position: int) -> np.ndarray:
@@ -86,6 +116,8 @@ class DiffHDRImageProcessor(ConfigMixin):
     @register_to_config
     def __init__(self, gamma: float = GAMMA, mu: float = MU):
         super().__init__()
+        if not gamma > 0 or not mu > 0:
+            raise InputError(f"gamma and mu must be positive, got gamma={gamma!r}, mu={mu!r}.")
 
     def load_bracket(self, images: Sequence, exposures: Sequence[float],
                      num_exposures: int) -> tuple[list[np.ndarray], list[float]]:
@@ -105,15 +137,21 @@ class DiffHDRImageProcessor(ConfigMixin):
             raise InputError(f"images are {height}x{width}; at least {MIN_SIZE}x{MIN_SIZE} pixels are needed.")
         return arrays, [float(ev) for ev in validate_exposures(exposures, len(arrays), "exposures")]
 
-    def preprocess(self, images, exposures, num_exposures: int = 3, alignment: dict | None = None) -> PreparedBrackets:
+    def preprocess(self, images: BracketInput, exposures: ExposureInput, num_exposures: int = 3,
+                   alignment: dict | None = None) -> PreparedBrackets:
         """Validate one bracket or a list of same-size brackets and build the network inputs.
 
         Without ``alignment`` (the paper's model) the conditioning is ``[ldr, ldr**gamma / 2**ev]`` per exposure,
         (B, 6 N, H, W). With it (a dict of :func:`~diffhdr_diffusers.alignment.align_exposures` settings), the
         frames are aligned and flow-merged first (:func:`~diffhdr_diffusers.prior.prior_conditioning`).
         """
-        nested = not isinstance(images, (str, os.PathLike)) and len(images) and isinstance(images[0], (list, tuple))
-        pairs = list(zip(images, exposures)) if nested else [(images, exposures)]
+        if _is_batch(images):
+            if len(images) != len(exposures) or not all(isinstance(e, (list, tuple, np.ndarray)) for e in exposures):
+                raise InputError(f"a batch of {len(images)} brackets needs one list of exposures per bracket; "
+                                 f"got {len(exposures)} entries.")
+            pairs = list(zip(images, exposures))
+        else:
+            pairs = [(images, exposures)]
         brackets = [self.load_bracket(b, e, num_exposures) for b, e in pairs]
         if len({frames[0].shape for frames, _ in brackets}) != 1:
             raise InputError("all brackets of one call must have the same size; call the pipeline once per size.")
@@ -136,17 +174,41 @@ class DiffHDRImageProcessor(ConfigMixin):
             return tensor
         return F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
 
-    def postprocess(self, sample: torch.Tensor, prepared: PreparedBrackets, output_type: str = "np"):
-        """Crop to the input size, add the prior (aligned models), clamp to [0, 1] in the mu-law domain, invert
-        the mu-law and return radiance in the exposures' literal units. Returns (mu_law, radiance)."""
+    def postprocess(self, sample: torch.Tensor, prepared: PreparedBrackets, output_type: str = "np",
+                    ensemble_size: int = 1):
+        """Decode the sampler's output into (mu_law, radiance, uncertainty).
+
+        ``sample`` holds ``ensemble_size`` consecutive samples of each bracket of ``prepared``, padded. Each is
+        cropped to the input size, offset by the prior (aligned models) and clamped to [0, 1] in the mu-law
+        domain; the samples of a bracket are averaged there, and their per-pixel standard deviation is the
+        uncertainty (`None` for a single sample). The mean is inverted to radiance in the exposures' literal
+        units. ``output_type`` ``"np"`` gives (B, H, W, 3) arrays, ``"pt"`` (B, 3, H, W) tensors, and ``"pil"``
+        a list of tonemapped 8-bit RGB previews of the radiance
+        (:func:`~diffhdr_diffusers.io.preview.tonemap_preview`), with mu-law and uncertainty as numpy arrays.
+        """
         height, width = prepared.conditioning.shape[-2:]
-        mu_law_image = sample[..., :height, :width].float()
+        samples = sample[..., :height, :width].float()
+        samples = samples.unflatten(0, (len(prepared.exposures), ensemble_size))
         if prepared.prior is not None:
-            mu_law_image = mu_law_image + prepared.prior.to(mu_law_image.device)
-        mu_law_image = mu_law_image.clamp(0, 1)
+            samples = samples + prepared.prior.to(samples.device)[:, None]
+        samples = samples.clamp(0, 1)
+        mu_law_image = samples.mean(dim=1)
+        uncertainty = samples.std(dim=1, correction=0) if ensemble_size > 1 else None
         radiance = torch.stack([from_model_units(image, evs) for image, evs in
                                 zip(inverse_mu_law(mu_law_image, self.config.mu), prepared.exposures)])
         if output_type == "pt":
-            return mu_law_image, radiance
-        to_numpy = lambda t: t.permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
-        return to_numpy(mu_law_image), to_numpy(radiance)
+            return mu_law_image, radiance, uncertainty
+        to_numpy = lambda t: None if t is None else t.permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+        mu_law_image, radiance, uncertainty = to_numpy(mu_law_image), to_numpy(radiance), to_numpy(uncertainty)
+        if output_type == "pil":
+            radiance = self.preview(radiance)
+        return mu_law_image, radiance, uncertainty
+
+    @staticmethod
+    def preview(radiance: np.ndarray) -> list:
+        """Tonemapped 8-bit previews (PIL RGB images) of (B, H, W, 3) linear radiance, one per bracket."""
+        import PIL.Image
+
+        from ..io.preview import tonemap_preview
+
+        return [PIL.Image.fromarray(tonemap_preview(image)) for image in radiance]

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import ResourceError
 from .tiling import WindowGrid
-from .window_conditioning import ENCODER_BAND_PIXELS
+from .window_features import ENCODER_BAND_PIXELS
 
 # Activation bytes per window pixel per unit of base width, float32 eval-mode forward passes: peak RSS growth
 # measured 58.5 (small config, 16 windows of 128^2) and 47.5 (paper, 2 windows of 128^2) by

@@ -1,11 +1,13 @@
-"""Condition features for every window of a grid, computed once per image instead of once per step.
+"""Condition-encoder features of every window of a grid: what the UNet's DFA layer is conditioned on.
 
-Whole-image mode crops features of the whole image: no seams. Per-window mode reproduces the original
-numerics, where the condition network ran on each window's crop with zero padding at the window edge.
-Because that network is a short chain of 3x3 convs, per-window features differ from whole-image
-features only in a band ``receptive_radius`` pixels wide along each window edge. Those bands are
-computed from thin strips (2 x radius wide) and stored; everything else is shared with the whole image,
-whose features are computed in bands of rows to bound the encoder's memory.
+The features of the whole image are computed once per call (in bands of rows, to bound the encoder's
+memory), whatever the number of steps or grids. Whole-image mode crops them: no seams. Per-window mode
+reproduces the original numerics, where the condition network ran on each window's crop with zero
+padding at the window edge. Because that network is a short chain of 3x3 convs, per-window features
+differ from whole-image features only in a band ``receptive_radius`` pixels wide along each window edge.
+Those bands are computed from thin strips (2 x radius wide) once per window grid: once per call on a
+fixed grid, and once per step when the grid shifts (``shift_windows``), where a step's strips cost about
+``8 * radius / patch_size`` of one encoder pass over its windows.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def encode_in_bands(encoder: ConditionEncoder, conditioning: torch.Tensor,
     return features
 
 
-class WindowConditioning:
-    """Per-window condition features of a (B, C, H, W) conditioning tensor on a fixed grid."""
+class WindowFeatures:
+    """Condition-encoder features of the windows of a (B, C, H, W) conditioning tensor on a window grid."""
 
     def __init__(self, encoder: ConditionEncoder, conditioning: torch.Tensor, grid: WindowGrid, per_window: bool,
                  batch_size: int = 16):
@@ -50,10 +52,14 @@ class WindowConditioning:
         self.features = encode_in_bands(encoder, conditioning)
         self.radius = encoder.receptive_radius
         self.per_window = per_window
+        self.grid, self.edges = None, None
         self.set_grid(grid)
 
     def set_grid(self, grid: WindowGrid) -> None:
-        """Switch to another grid (a shifted one); per-window mode recomputes only the edge bands."""
+        """Switch to another grid (a shifted one); per-window mode computes only its edge bands, and nothing
+        when the grid is the current one."""
+        if grid == self.grid:
+            return
         self.grid = grid
         self.edges = self._edge_features() if self.per_window else None
 
