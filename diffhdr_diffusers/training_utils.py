@@ -8,11 +8,9 @@ the steps the uninterrupted run would have taken, and ends with byte-identical w
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CheckpointError
+from .io.atomic import replace_folder, write_json_atomically
 
 # Data order and crop datasets live in ``diffhdr_diffusers.data``; re-exported for existing imports.
 from .data.crops import SeededCropDataset, collate_samples
@@ -191,13 +190,7 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int) -> Pa
             f"--resume_from_checkpoint latest ({'the last good one is ' + previous[-1].name if previous else 'no earlier checkpoint exists'})."
         )
     if accelerator.is_main_process:
-        if final.exists():  # re-saving a step after a resume: swap, then drop the old copy
-            retired = output_dir / f"checkpoint-{step}.old-{int(time.time() * 1e6)}"
-            os.replace(final, retired)
-            os.replace(staging, final)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, final)
+        replace_folder(staging, final)  # re-saving a step after a resume swaps the old copy out
     accelerator.wait_for_everyone()
     return final
 
@@ -213,15 +206,6 @@ def prune_checkpoints(output_dir: str | os.PathLike, total_limit: int | None) ->
         os.replace(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
     return removed
-
-
-def write_json_atomically(path: str | os.PathLike, payload: dict) -> None:
-    """Write ``payload`` as JSON to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    os.replace(staging, path)
 
 
 __all__ = [

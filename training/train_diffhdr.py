@@ -37,13 +37,11 @@ from diffhdr_diffusers.errors import DatasetError, InputError
 from diffhdr_diffusers.model_configs import MODEL_CONFIGS, build_models, pipeline_settings
 from diffhdr_diffusers.pipelines.tiling import WINDOW_BLENDS
 from diffhdr_diffusers.schedulers import original_ddim_scheduler
+from diffhdr_diffusers.data import SeededCropDataset, StreamBatchSampler, collate_samples
 from diffhdr_diffusers.training_utils import (
     PAPER_L1_WEIGHT,
     PREDICTION_TYPES,
-    SeededCropDataset,
-    StreamBatchSampler,
     antithetic_timesteps,
-    collate_samples,
     diffhdr_loss,
     prune_checkpoints,
     resolve_checkpoint,

@@ -19,8 +19,6 @@ import functools
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +31,9 @@ import tifffile
 from ..errors import InputError, OutputError
 from ..hdr_domain import from_model_units
 from ..io import read_radiance, write_radiance
-from ..io.formats import KALANTARI_LDR_NAMES, RADIANCE_SUFFIXES
+from ..io.atomic import atomic_folder
+from ..io.exposures import EXPOSURE_TXT
+from ..io.formats import GROUND_TRUTH_NAME, KALANTARI_LDR_NAMES, RADIANCE_SUFFIXES
 from .camera import SensorNoise, codes_to_float, expose, saturated_fraction
 from .motion import displacement, draw_motion, draw_objects, render_frame
 from .procedural import procedural_radiance
@@ -268,28 +268,14 @@ def write_scene(scene: SyntheticScene, folder: str | os.PathLike, overwrite: boo
     Files: ``input_1.tif`` .. ``input_3.tif`` (16-bit RGB, uncompressed, short to long), ``exposure.txt`` (one EV per
     line), ``HDRImg.hdr`` (linear radiance, RGBE) and ``scene.json`` (the parameters).
     """
-    folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise OutputError(
-            f"{folder}: already exists; pass overwrite=True (--overwrite) or choose another output folder."
-        )
-    if not folder.parent.is_dir():
-        raise OutputError(f"{folder.parent}: output folder does not exist; create it first.")
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder, overwrite) as staging:
         for name, codes in zip(LDR_NAMES, scene.codes):
             # Uncompressed like Kalantari's files: zlib saves ~10% on noisy 16-bit data at 50x the time.
             tifffile.imwrite(staging / name, codes, photometric="rgb")
-        (staging / "exposure.txt").write_text("".join(f"{ev:g}\n" for ev in scene.exposures))
-        write_radiance(staging / "HDRImg.hdr", scene.radiance)
+        (staging / EXPOSURE_TXT).write_text("".join(f"{ev:g}\n" for ev in scene.exposures))
+        write_radiance(staging / GROUND_TRUTH_NAME, scene.radiance)
         (staging / "scene.json").write_text(json.dumps(scene.params, indent=1) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder
+    return Path(folder)
 
 
 def _make_scene(job: tuple) -> str:
