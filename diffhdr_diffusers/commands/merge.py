@@ -56,6 +56,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--window-batch-size", type=_positive_int, metavar="N",
                         help="windows per UNet call (default: chosen from the window size and free memory)")
     parser.add_argument("--fast", action="store_true", help="the fast preset (see README: Performance)")
+    parser.add_argument("--ensemble", type=_positive_int, default=1, metavar="K",
+                        help="average K samples (seeds SEED..SEED+K-1, one batched run) in the mu-law domain "
+                             "(default 1)")
+    parser.add_argument("--uncertainty", metavar="EXR",
+                        help="with --ensemble K > 1: also write the per-pixel std of the samples in the mu-law "
+                             "domain (float32, 3 channels) to this .exr file")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -91,7 +97,14 @@ def run(args: argparse.Namespace) -> None:
 
     outputs = [_output(path, args.overwrite, RADIANCE_SUFFIXES) for path in args.output]
     preview = _output(args.preview, args.overwrite, (".png",)) if args.preview else None
-    resolved = [path.resolve() for path in outputs + ([preview] if preview else [])]
+    if args.method != "diffhdr" and (args.ensemble != 1 or args.uncertainty):
+        raise InputError("--ensemble and --uncertainty apply to the DiffHDR model only; drop them with --method "
+                         f"{args.method}.")
+    if args.uncertainty and args.ensemble < 2:
+        raise InputError("--uncertainty needs --ensemble K with K >= 2 (the std of one sample is not defined).")
+    uncertainty = _output(args.uncertainty, args.overwrite, (".exr",)) if args.uncertainty else None
+    extra = [path for path in (preview, uncertainty) if path]
+    resolved = [path.resolve() for path in outputs + extra]
     repeated = sorted({str(path) for path in resolved if resolved.count(path) > 1})
     if repeated:
         raise InputError(f"{', '.join(repeated)}: the same output file is given twice; give each output its own name.")
@@ -99,8 +112,9 @@ def run(args: argparse.Namespace) -> None:
     bracket = load_bracket(args.inputs, exposures=args.exposures)
     print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
+    spread = None
     if args.method == "diffhdr":
-        radiance, failures = _merge_with_model(args, bracket, device)
+        radiance, spread, failures = _merge_with_model(args, bracket, device)
     elif args.method == "flow-merge":
         from ..merging import flow_merge
 
@@ -116,10 +130,13 @@ def run(args: argparse.Namespace) -> None:
         print(f"wrote {write_radiance(path, radiance, overwrite=args.overwrite)}")
     if preview:
         print(f"wrote {write_preview(preview, radiance, overwrite=args.overwrite)}")
+    if uncertainty:
+        print(f"wrote {write_radiance(uncertainty, spread, overwrite=args.overwrite)}")
 
 
 def _merge_with_model(args: argparse.Namespace, bracket, device: str):
-    """Radiance of the DiffHDR model's merge and the exposures whose alignment failed (aligned models)."""
+    """Radiance of the DiffHDR model's merge (the mean of ``--ensemble`` samples in the mu-law domain), their
+    per-pixel std there (None for one sample) and the exposures whose alignment failed (aligned models)."""
     import torch
 
     from ..allocator import cpu_window_budget
@@ -139,5 +156,8 @@ def _merge_with_model(args: argparse.Namespace, bracket, device: str):
     if torch.device(device).type == "cpu":  # the diffhdr command tunes the allocator: larger CPU batches pay off
         options["window_memory_budget"] = cpu_window_budget()
 
-    result = pipe(bracket.images, bracket.exposures, generator=torch.Generator().manual_seed(args.seed), **options)
-    return result.hdr[0], (result.alignment_failures or [[]])[0]
+    generators = [torch.Generator().manual_seed(args.seed + k) for k in range(args.ensemble)]
+    result = pipe(bracket.images, bracket.exposures, ensemble_size=args.ensemble,
+                  generator=generators if args.ensemble > 1 else generators[0], **options)
+    spread = None if result.uncertainty is None else result.uncertainty[0]
+    return result.hdr[0], spread, (result.alignment_failures or [[]])[0]

@@ -40,7 +40,7 @@ from ..io import load_bracket, read_radiance, write_ldr, write_preview, write_ra
 from ..io.formats import RADIANCE_SUFFIXES
 from ..metrics import DisplayAssumptions, compute_metrics
 from ..metrics.report import METRIC_LABELS, json_value, write_tables
-from ..hdr_domain import from_model_units, inverse_mu_law, to_model_units
+from ..hdr_domain import to_model_units
 
 UNCERTAINTY_PREVIEW_MAX = 0.1  # mu-law std shown as white in the uncertainty PNG.
 
@@ -75,8 +75,9 @@ class BaselinePredictor:
 class PipelinePredictor:
     """A :class:`~diffhdr_diffusers.pipelines.DiffHDRPipeline`; ``ensemble`` > 1 averages that many samples.
 
-    Sample k uses a CPU generator seeded ``seed + k``. Samples are averaged in the mu-law domain (the
-    model's output domain, where the Kalantari PSNR-mu is measured) and the std there is the uncertainty.
+    The pipeline draws the ensemble in one batched run (its ``ensemble_size``); sample k uses a CPU generator
+    seeded ``seed + k``. Samples are averaged in the mu-law domain (the model's output domain, where the
+    Kalantari PSNR-mu is measured) and the std there is the uncertainty.
     """
 
     writes_radiance = True
@@ -108,17 +109,11 @@ class PipelinePredictor:
     def __call__(self, bracket) -> Prediction:
         import torch
 
-        samples = []
-        for k in range(self.ensemble):
-            generator = torch.Generator("cpu").manual_seed(self.seed + k)
-            output = self.pipeline(bracket.images, bracket.exposures, generator=generator, output_type="np",
-                                   **self.call_kwargs)
-            samples.append(np.asarray(output.mu_law[0], dtype=np.float32))
-        stack = np.stack(samples)
-        mean_mu = stack.mean(axis=0)
-        radiance = np.asarray(from_model_units(inverse_mu_law(mean_mu), bracket.exposures), dtype=np.float32)
-        uncertainty = stack.std(axis=0).astype(np.float32) if self.ensemble > 1 else None
-        return Prediction(radiance, uncertainty)
+        generators = [torch.Generator("cpu").manual_seed(self.seed + k) for k in range(self.ensemble)]
+        output = self.pipeline(bracket.images, bracket.exposures, ensemble_size=self.ensemble, generator=generators,
+                               output_type="np", **self.call_kwargs)
+        uncertainty = None if output.uncertainty is None else np.asarray(output.uncertainty[0], dtype=np.float32)
+        return Prediction(np.asarray(output.hdr[0], dtype=np.float32), uncertainty)
 
 
 class PredictionsPredictor:
