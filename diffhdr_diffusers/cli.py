@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from .errors import DiffHDRError
 
-COMMANDS = ("merge", "synth", "evaluate", "convert_original")
+COMMANDS = ("merge", "synth", "evaluate", "convert_original", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,226 @@
+"""The Gradio Blocks page of the web app: inputs on the left, the merge and its views on the right.
+
+Every event handler catches errors: a :class:`~diffhdr_diffusers.errors.DiffHDRError` shows its one-line
+message in the status box, anything else a one-line "unexpected error" (the traceback goes to the
+server log only). The server keeps serving either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no network at run time (set before gradio is imported)
+
+import gradio as gr  # noqa: E402
+
+from ..errors import DiffHDRError, ExposureError  # noqa: E402
+from . import session as work  # noqa: E402
+from .tonemap import ldr_to_display, tonemap_at, uncertainty_to_display  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+TITLE = "diffhdr-diffusers: merge an exposure bracket into HDR"
+INTRO = (
+    "Upload two or more exposures of one scene (short to long; 8/16-bit TIFF, PNG or JPEG), or pick an example. "
+    "Exposures come from EXIF or an uploaded `exposure.txt`, or type them in EV stops. The merge is linear HDR "
+    "radiance aligned to the middle exposure; the preview is tonemapped, and the downloads are the radiance itself."
+)
+_MARKDOWN_SPECIAL = "\\`*_{}[]<>#|~"
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + char if char in _MARKDOWN_SPECIAL else char for char in text)
+
+
+def _error_message(error: BaseException, folder: Path | None = None) -> str:
+    """One line for the page: the library's message (server temp paths hidden) or a generic one."""
+    if isinstance(error, DiffHDRError):
+        message = str(error)
+    else:
+        logger.exception("unexpected error in the web app")
+        message = f"unexpected error ({type(error).__name__}: {error}); the server keeps running, please report it."
+    if folder is not None:
+        message = message.replace(f"{folder}{os.sep}", "").replace(str(folder), "the upload")
+    message = message.replace("(--exposures EV,EV,EV)", "(type them in the Exposures box)")
+    message = message.replace("(--exposures)", "(type them in the Exposures box)")
+    message = message.replace("pass the exposures explicitly", "type the exposures in the Exposures box")
+    return " ".join(message.split())
+
+
+def _status(kind: str, text: str) -> str:
+    return f"**{kind}:** {_escape(text)}"
+
+
+def _session_hash(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None)
+
+
+def build_demo(model: str | None = None) -> gr.Blocks:
+    """Build the app's Blocks. ``model``: a folder or Hub id to preselect as the custom model."""
+    folders = work.SessionFolders()
+    examples = work.example_brackets()
+
+    def input_folder(request) -> Path:
+        return folders.folder(_session_hash(request)) / "inputs"
+
+    def cleared_results():
+        return (None, None, None, gr.update(visible=False, value=None),
+                gr.update(value=None, interactive=False), gr.update(value=None, interactive=False), "")
+
+    def pick_example(name):
+        if not name:
+            return gr.update()
+        return [str(path) for path in examples[name]]
+
+    def inspect(files, request: gr.Request):
+        """A new upload: stage it, show its frames and exposures as read (or ask for them)."""
+        folder = input_folder(request)
+        if not files:
+            return ([], "", "", "Upload a bracket or pick an example.", *cleared_results())
+        try:
+            work.stage_upload(files, folder)
+            try:
+                bracket = work.read_bracket(folder)
+            except ExposureError as error:
+                # Show the frames anyway (placeholder EVs only to read and size-check them), and ask for the EVs.
+                bracket = work.read_bracket(folder, exposures=[float(i) for i in range(_count_images(folder))])
+                gallery = [(ldr_to_display(image), path.name) for image, path in zip(bracket.images, bracket.paths)]
+                if _exposure_source(folder) == "EXIF":
+                    message = ("the images carry no EXIF exposure time and no exposure.txt was uploaded. Type one EV "
+                               "per image in the Exposures box, in the order shown (short to long), e.g. -2, 0, 2.")
+                else:
+                    message = _error_message(error, folder) + " Fix the file, or type the EVs in the Exposures box."
+                return (gallery, "", "", _status("Exposures needed", message), *cleared_results())
+        except Exception as error:  # noqa: BLE001 (every failure becomes a message in the page)
+            return ([], "", "", _status("Error", _error_message(error, folder)), *cleared_results())
+        read = work.format_exposures(bracket.exposures)
+        gallery = [(ldr_to_display(image), f"{path.name}: EV {ev:g}")
+                   for image, path, ev in zip(bracket.images, bracket.paths, bracket.exposures)]
+        height, width = bracket.images[0].shape[:2]
+        text = (f"{len(bracket.images)} exposures, {width}x{height}, EV {read} (read from "
+                f"{_exposure_source(folder)}). Choose a method and press Merge.")
+        return (gallery, read, read, _status("Ready", text), *cleared_results())
+
+    def run_merge(files, exposures_text, read_text, method, model_id, fast, seed, ensemble, stops,
+                  request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        folder = input_folder(request)
+        unchanged = (gr.update(),) * 7
+        try:
+            if not files:
+                raise work.InputError("no bracket yet: upload two or more exposures or pick an example.")
+            work.stage_upload(files, folder)
+            typed = None if exposures_text.strip() == (read_text or "").strip() else work.parse_exposures(exposures_text)
+            bracket = work.read_bracket(folder, exposures=typed)
+            settings = work.MergeSettings(method=method, model=model_id, fast=bool(fast),
+                                          seed=int(seed or 0), ensemble=int(ensemble or 1))
+            result = work.merge(bracket, settings, lambda fraction, text: progress(fraction, desc=text))
+            progress(1.0, desc="Writing .hdr and .exr")
+            stem = f"{bracket.paths[len(bracket.paths) // 2].stem}_merged"
+            hdr, exr = work.write_downloads(result.radiance, folders.folder(_session_hash(request)) / "outputs", stem)
+        except Exception as error:  # noqa: BLE001
+            return (gr.update(), *unchanged[:6], _status("Error", _error_message(error, folder)))
+        state = {"radiance": result.radiance, "reference": ldr_to_display(result.reference)}
+        preview = tonemap_at(result.radiance, float(stops or 0.0))
+        if result.uncertainty is not None:
+            heat, top = uncertainty_to_display(result.uncertainty)
+            uncertainty = gr.update(value=heat, visible=True,
+                                    label=f"Uncertainty: ensemble std (mu-law), yellow = {top:.3g} or more")
+        else:
+            uncertainty = gr.update(value=None, visible=False)
+        height, width = result.radiance.shape[:2]
+        timing = f"**Time:** {result.seconds:.2f} s with {_escape(result.label)}, {width}x{height} pixels."
+        text = f"Merged {len(bracket.images)} exposures at EV {work.format_exposures(bracket.exposures)}."
+        status = " ".join([_status("Done", text)] + [_status("Warning", warning) for warning in result.warnings])
+        return (state, preview, (state["reference"], preview), uncertainty,
+                gr.update(value=str(hdr), interactive=True), gr.update(value=str(exr), interactive=True),
+                timing, status)
+
+    def retonemap(state, stops):
+        if not state:
+            return gr.update(), gr.update()
+        preview = tonemap_at(state["radiance"], float(stops or 0.0))
+        return preview, (state["reference"], preview)
+
+    def end_session(request: gr.Request):
+        folders.remove(_session_hash(request))
+
+    with gr.Blocks(title="diffhdr-diffusers", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
+        gr.Markdown(f"## {TITLE}\n{INTRO}")
+        result_state = gr.State(None)
+        read_state = gr.State("")
+        with gr.Row():
+            with gr.Column(scale=2, min_width=320):
+                example = gr.Dropdown(choices=[""] + list(examples), value="", label="Example bracket",
+                                      visible=bool(examples), elem_id="example")
+                files = gr.File(file_count="multiple", label="Bracket images (2 or more) and optional exposure.txt",
+                                elem_id="files")
+                frames = gr.Gallery(label="Frames, short to long", columns=4, height=150, object_fit="contain",
+                                    allow_preview=False, elem_id="frames")
+                exposures = gr.Textbox(label="Exposures (EV stops, short to long)", elem_id="exposures",
+                                       placeholder="read from EXIF or exposure.txt, or type e.g. -2, 0, 2")
+                method = gr.Radio(list(work.METHODS), value=work.METHOD_MODEL, label="Method", elem_id="method")
+                model_box = gr.Textbox(value=model or "", label="Model folder or Hub repo id", elem_id="model",
+                                       placeholder="path/to/pipeline or user/repo", visible=False)
+                with gr.Row():
+                    fast = gr.Checkbox(value=True, label="Fast (5 steps, shifted windows)", elem_id="fast")
+                    seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed", minimum=0)
+                ensemble = gr.Slider(1, work.MAX_ENSEMBLE, value=1, step=1, label="Ensemble (uncertainty map if > 1)",
+                                     elem_id="ensemble")
+                merge_button = gr.Button("Merge", variant="primary", elem_id="merge")
+                status = gr.Markdown("Upload a bracket or pick an example.", elem_id="status")
+            with gr.Column(scale=3, min_width=360):
+                preview = gr.Image(label="Tonemapped preview", type="numpy", format="png", interactive=False,
+                                   buttons=["download", "fullscreen"], elem_id="preview")
+                stops = gr.Slider(-6, 6, value=0, step=0.25, label="Preview exposure (stops)", elem_id="stops")
+                compare = gr.ImageSlider(label="Before / after: reference frame | merge", type="numpy", format="png",
+                                         interactive=False, max_height=420, elem_id="compare")
+                uncertainty = gr.Image(label="Uncertainty", type="numpy", format="png", interactive=False,
+                                       buttons=["download", "fullscreen"], visible=False, elem_id="uncertainty")
+                with gr.Row():
+                    download_hdr = gr.DownloadButton("Download .hdr", interactive=False, elem_id="download-hdr")
+                    download_exr = gr.DownloadButton("Download .exr", interactive=False, elem_id="download-exr")
+                timing = gr.Markdown("", elem_id="timing")
+
+        results = [result_state, preview, compare, uncertainty, download_hdr, download_exr, timing]
+        example.change(pick_example, example, files)
+        files.change(inspect, files, [frames, exposures, read_state, status, *results])
+        method.change(lambda choice: gr.update(visible=choice == work.METHOD_CUSTOM), method, model_box)
+        merge_button.click(run_merge, [files, exposures, read_state, method, model_box, fast, seed, ensemble, stops],
+                           [*results, status], concurrency_limit=1)
+        stops.change(retonemap, [result_state, stops], [preview, compare], show_progress="hidden",
+                     trigger_mode="always_last")
+        demo.unload(end_session)
+    demo.session_folders = folders
+    return demo
+
+
+def _count_images(folder: Path) -> int:
+    from ..io.ldr import LDR_SUFFIXES
+
+    return sum(1 for path in folder.iterdir() if path.suffix.lower() in LDR_SUFFIXES)
+
+
+def _exposure_source(folder: Path) -> str:
+    for path in sorted(folder.iterdir()):
+        if work._is_exposure_file(path):
+            return path.name
+    return "EXIF"
+
+
+def launch(host: str | None = None, port: int | None = None, model: str | None = None, **kwargs):
+    """Build the app and serve it (blocks unless ``prevent_thread_lock=True``); returns ``(demo, url)``.
+
+    ``host``/``port`` default to Gradio's (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, else 127.0.0.1:7860),
+    which is what Hugging Face Spaces sets. Other keyword arguments go to ``Blocks.launch``.
+    """
+    demo = build_demo(model)
+    allowed = [str(work.EXAMPLES_DIR)] if work.EXAMPLES_DIR.is_dir() else []
+    demo.queue(default_concurrency_limit=1)
+    _, url, _ = demo.launch(server_name=host, server_port=port, allowed_paths=allowed, show_error=False,
+                            footer_links=[], **kwargs)
+    return demo, url
+
+
+__all__ = ["build_demo", "launch"]
