@@ -14,7 +14,7 @@ from packaging.specifiers import SpecifierSet
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "diffhdr_diffusers"
 # Imported only behind an error that names the package to install (optional features).
-OPTIONAL = {"scipy"}
+OPTIONAL = {"scipy", "gradio"}
 # Standard-library APIs newer than Python 3.10.
 PYTHON_3_11 = ("hashlib.file_digest", "tomllib", "datetime.UTC", "typing.Self", "ExceptionGroup", "TaskGroup",
                "StrEnum")
