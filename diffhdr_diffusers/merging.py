@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .alignment import AlignmentResult, align_exposures, check_bracket
-from .alignment.exposure import WHITE_LEVEL
+from .alignment import AlignmentResult, align_exposures, check_bracket, frame_flows, linearized
+from .alignment.exposure import WHITE_LEVEL, brightest
+from .alignment.flow import RowSource, map_bands, warp_into
+from .hdr_domain import GAMMA
 from .errors import InputError
 
 BRIGHT_START = 0.5  # reference brightness above which shorter frames are asked for
@@ -55,8 +57,109 @@ class FlowMergeResult:
 
 
 def _ramp(values: np.ndarray, start: float, end: float) -> np.ndarray:
-    """0 at ``start``, 1 at ``end``, linear between (either order), float32."""
-    return np.clip((values - np.float32(start)) / np.float32(end - start), 0.0, 1.0).astype(np.float32)
+    """0 at ``start``, 1 at ``end``, linear between (either order), float32 (computed in place on a new array)."""
+    out = np.subtract(values, np.float32(start), dtype=np.float32)
+    out /= np.float32(end - start)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _any_channel(mask: np.ndarray) -> np.ndarray:
+    """``mask.any(axis=2)`` for (H, W, C) bools, without numpy's slow short-axis reduction."""
+    out = mask[..., 0].copy()
+    for channel in range(1, mask.shape[2]):
+        out |= mask[..., channel]
+    return out
+
+
+@dataclass
+class _Other:
+    """One non-reference frame's rows, as the merge sees them."""
+
+    ev: float
+    warped: np.ndarray  # (h, W, 3) warped LDR
+    radiance: np.ndarray  # (h, W, 3) warped HDR-domain view
+    confidence: np.ndarray  # (h, W)
+    failed: bool
+
+
+def _merge_rows(
+    reference: np.ndarray, reference_radiance: np.ndarray, reference_ev: float, others: list[_Other], gamma: float,
+    saturation_rule: bool, want_confidence: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The merge of some rows (every operation is per pixel, so rows can be merged band by band)."""
+    brightness = brightest(reference)
+    bright = _ramp(brightness, BRIGHT_START, WHITE_LEVEL)  # asks for shorter frames
+    dark = _ramp(brightness, DARK_START, 0.0)  # asks for longer frames
+    saturated = _ramp(brightness, WHITE_LEVEL - 0.05, WHITE_LEVEL)
+    del brightness
+
+    reference_weight = np.maximum(bright, dark)
+    np.subtract(1.0, reference_weight, out=reference_weight)
+    np.maximum(reference_weight, REFERENCE_FLOOR, out=reference_weight)
+    total = reference_weight[..., None]
+    merged = total * reference_radiance
+
+    upper_channels = reference >= np.float32(WHITE_LEVEL)  # saturated reference channels: a lower bound
+    lower_bound = np.float32(WHITE_LEVEL**gamma / 2.0**reference_ev)
+    lower_channels = reference <= np.float32(BLACK_RULE_LEVEL)  # black reference channels: an upper bound
+    upper_bound = np.float32(BLACK_BOUND_LEVEL**gamma / 2.0**reference_ev)
+
+    shape = reference.shape[:2]
+    wanted_sum = np.zeros(shape, np.float32) if want_confidence else None
+    trusted_sum = np.zeros(shape, np.float32) if want_confidence else None
+    for other in others:
+        shorter = other.ev < reference_ev
+        wanted = bright if shorter else dark
+        weight = _ramp(brightest(other.warped), 1.0, WHITE_LEVEL - 0.1)  # its own saturation
+        weight += np.float32(REJECTED)
+        weight *= wanted
+        if other.failed:
+            trust = np.zeros_like(other.confidence)
+        elif shorter:
+            trust = other.confidence + np.float32(FALLBACK_TRUST) * saturated
+        else:
+            trust = other.confidence
+        weight *= trust
+        if EXPOSURE_WEIGHTING:
+            weight *= np.float32(2.0 ** (other.ev - reference_ev))
+        if saturation_rule:
+            broken = _any_channel(upper_channels & (other.radiance < lower_bound))
+            broken |= _any_channel(lower_channels & (other.radiance > upper_bound))
+            np.multiply(weight, np.float32(REJECTED), out=weight, where=broken)
+        weighted = weight[..., None]
+        merged += weighted * other.radiance
+        total += weighted
+        if want_confidence:
+            asked = wanted + np.float32(1e-3)
+            wanted_sum += asked
+            if other.failed:
+                asked *= 0.0
+            else:
+                asked *= other.confidence
+            trusted_sum += asked
+    merged /= total
+    if saturation_rule:
+        np.maximum(merged, lower_bound, out=merged, where=upper_channels)
+        np.minimum(merged, upper_bound, out=merged, where=lower_channels)
+    np.maximum(merged, 0.0, out=merged)
+    confidence = None
+    if want_confidence:
+        np.maximum(wanted_sum, np.float32(1e-6), out=wanted_sum)
+        confidence = np.divide(trusted_sum, wanted_sum, out=trusted_sum)
+        np.clip(confidence, 0.0, 1.0, out=confidence)
+    return merged, confidence
+
+
+def _alignment_for(images, exposures, reference_index, alignment):
+    frames, evs, reference_index = check_bracket(
+        images, exposures, alignment.reference_index if alignment is not None and reference_index is None else reference_index
+    )
+    if alignment is not None and (alignment.reference_index != reference_index or len(alignment.images) != len(frames)):
+        raise InputError(
+            f"alignment is of {len(alignment.images)} frames with reference {alignment.reference_index}, "
+            f"but {len(frames)} frames with reference {reference_index} were given; align these images."
+        )
+    return frames, evs, reference_index
 
 
 def flow_merge(
@@ -80,69 +183,94 @@ def flow_merge(
             (``gamma``, ``homography``, ``flow_preset``, ``flow_max_side``).
 
     Returns:
-        A :class:`FlowMergeResult`.
+        A :class:`FlowMergeResult`. It holds the full alignment (every warped frame, flow and
+        confidence at full size); when only the radiance is wanted, :func:`flow_merge_radiance` needs
+        far less memory and gives the same radiance.
     """
-    frames, evs, reference_index = check_bracket(
-        images, exposures, alignment.reference_index if alignment is not None and reference_index is None else reference_index
-    )
+    frames, evs, reference_index = _alignment_for(images, exposures, reference_index, alignment)
     if alignment is None:
         alignment = align_exposures(frames, evs, reference_index, **alignment_kwargs)
-    elif alignment.reference_index != reference_index or len(alignment.images) != len(frames):
-        raise InputError(
-            f"alignment is of {len(alignment.images)} frames with reference {alignment.reference_index}, "
-            f"but {len(frames)} frames with reference {reference_index} were given; align these images."
-        )
     gamma = float(alignment.settings.get("gamma", alignment_kwargs.get("gamma", 2.2)))
-    reference_ev = evs[reference_index]
     reference = frames[reference_index]
-    brightness = reference.max(axis=2)
-    bright = _ramp(brightness, BRIGHT_START, WHITE_LEVEL)  # asks for shorter frames
-    dark = _ramp(brightness, DARK_START, 0.0)  # asks for longer frames
-    saturated = _ramp(brightness, WHITE_LEVEL - 0.05, WHITE_LEVEL)
+    height, width = reference.shape[:2]
+    radiance = np.empty((height, width, 3), np.float32)
+    confidence = np.empty((height, width), np.float32)
 
-    reference_weight = np.maximum(1.0 - np.maximum(bright, dark), REFERENCE_FLOOR)[..., None]
-    total = reference_weight.copy()
-    merged = reference_weight * alignment.radiance[reference_index]
+    def band(y0: int, y1: int) -> None:
+        others = [
+            _Other(ev, warped[y0:y1], frame_radiance[y0:y1], frame_confidence[y0:y1], failed)
+            for index, (ev, warped, frame_radiance, frame_confidence, failed) in enumerate(
+                zip(evs, alignment.images, alignment.radiance, alignment.confidence, alignment.failed))
+            if index != reference_index
+        ]
+        radiance[y0:y1], confidence[y0:y1] = _merge_rows(
+            reference[y0:y1], alignment.radiance[reference_index][y0:y1], evs[reference_index], others, gamma,
+            saturation_rule,
+        )
 
-    upper_channels = reference >= np.float32(WHITE_LEVEL)  # saturated reference channels: a lower bound
-    lower_bound = np.float32(WHITE_LEVEL**gamma / 2.0**reference_ev)
-    lower_channels = reference <= np.float32(BLACK_RULE_LEVEL)  # black reference channels: an upper bound
-    upper_bound = np.float32(BLACK_BOUND_LEVEL**gamma / 2.0**reference_ev)
-
-    wanted_sum = np.zeros(brightness.shape, np.float32)
-    trusted_sum = np.zeros(brightness.shape, np.float32)
-    for index, (ev, warped, radiance, confidence, failed) in enumerate(
-        zip(evs, alignment.images, alignment.radiance, alignment.confidence, alignment.failed)
-    ):
-        if index == reference_index:
-            continue
-        shorter = ev < reference_ev
-        wanted = bright if shorter else dark
-        own = _ramp(warped.max(axis=2), 1.0, WHITE_LEVEL - 0.1) + np.float32(REJECTED)  # its own saturation
-        trust = np.zeros_like(confidence) if failed else confidence
-        if shorter and not failed:
-            trust = trust + np.float32(FALLBACK_TRUST) * saturated
-        weight = wanted * own * trust * np.float32(2.0 ** (ev - reference_ev) if EXPOSURE_WEIGHTING else 1.0)
-        if saturation_rule:
-            broken = (upper_channels & (radiance < lower_bound)).any(axis=2) | (
-                lower_channels & (radiance > upper_bound)
-            ).any(axis=2)
-            weight = np.where(broken, weight * np.float32(REJECTED), weight)
-        merged += weight[..., None] * radiance
-        total += weight[..., None]
-        wanted_sum += wanted + np.float32(1e-3)
-        trusted_sum += (wanted + np.float32(1e-3)) * (0.0 if failed else confidence)
-    merged /= total
-    if saturation_rule:
-        merged = np.where(upper_channels, np.maximum(merged, lower_bound), merged)
-        merged = np.where(lower_channels, np.minimum(merged, upper_bound), merged)
-    confidence = np.clip(trusted_sum / np.maximum(wanted_sum, 1e-6), 0.0, 1.0).astype(np.float32)
-    return FlowMergeResult(radiance=np.maximum(merged, 0.0).astype(np.float32), confidence=confidence, alignment=alignment)
+    map_bands(band, height, width)
+    return FlowMergeResult(radiance=radiance, confidence=confidence, alignment=alignment)
 
 
-def flow_merge_radiance(images: Sequence[np.ndarray], exposures: Sequence[float]) -> np.ndarray:
-    """``(images, exposures) -> radiance``: :func:`flow_merge` with default settings (for the baselines registry)."""
-    return flow_merge(images, exposures).radiance
+@dataclass
+class FlowMergeRadiance:
+    """What :func:`flow_merge_radiance` returns with ``details=True``: the radiance and the frames whose alignment failed."""
+
+    radiance: np.ndarray
+    failed: list[bool]
+    settings: dict
 
 
-__all__ = ["FlowMergeResult", "flow_merge", "flow_merge_radiance"]
+def flow_merge_radiance(
+    images: Sequence[np.ndarray],
+    exposures: Sequence[float],
+    reference_index: int | None = None,
+    saturation_rule: bool = True,
+    details: bool = False,
+    **alignment_kwargs,
+):
+    """``(images, exposures) -> radiance``: the radiance of :func:`flow_merge` (the same values), in bounded memory.
+
+    Only the flows and confidences are kept at full size; each frame is warped and merged band by band
+    (a few hundred thousand pixels at a time), so the peak memory is the inputs, the output and about
+    12 bytes per pixel per non-reference frame. Large brackets are tiled this way, not refused. Also the
+    baselines registry's ``flow-merge``.
+
+    Args:
+        images, exposures, reference_index, saturation_rule, **alignment_kwargs: as for :func:`flow_merge`.
+        details: return a :class:`FlowMergeRadiance` (radiance, per-frame ``failed``, alignment settings)
+            instead of the radiance alone.
+    """
+    frames, evs, reference_index = check_bracket(images, exposures, reference_index)
+    flows = frame_flows(frames, evs, reference_index, **alignment_kwargs)
+    gamma = float(flows.settings["gamma"])
+    raw_gamma = alignment_kwargs.get("gamma", GAMMA)
+    aligned = {index: flows.frame(index) for index in range(len(frames)) if index != reference_index}
+    reference = frames[reference_index]
+    reference_ev = evs[reference_index]
+    height, width = reference.shape[:2]
+    radiance = np.empty((height, width, 3), np.float32)
+
+    def band(y0: int, y1: int) -> None:
+        others = []
+        for index, (flow, confidence, failed, _) in aligned.items():
+            frame, ev = frames[index], evs[index]
+            warped = np.empty((y1 - y0, width, 3), np.float32)
+            frame_radiance = np.empty_like(warped)
+            warp_into([frame, RowSource(frame, lambda rows, ev=ev: linearized(rows, ev, raw_gamma))], flow[y0:y1],
+                      [warped, frame_radiance], rows=(y0, y1), parallel=False)
+            np.clip(warped, 0.0, 1.0, out=warped)
+            others.append(_Other(ev, warped, frame_radiance, confidence[y0:y1], failed))
+        radiance[y0:y1], _ = _merge_rows(
+            reference[y0:y1], linearized(reference[y0:y1], reference_ev, raw_gamma), reference_ev, others, gamma,
+            saturation_rule, want_confidence=False,
+        )
+
+    map_bands(band, height, width)
+    if not details:
+        return radiance
+    failed = [False if index == reference_index else aligned[index][2] for index in range(len(frames))]
+    return FlowMergeRadiance(radiance=radiance, failed=failed, settings=flows.settings)
+
+
+__all__ = ["FlowMergeRadiance", "FlowMergeResult", "flow_merge", "flow_merge_radiance"]

@@ -21,7 +21,7 @@ from ..hdr_domain import GAMMA, linearize
 from . import confidence as _confidence
 from .exposure import BLACK_LEVEL, WHITE_LEVEL, grey_u8, informative, match_exposures
 from .flow import DEFAULT_FLOW_MAX_SIDE, dense_flow, flow_preset as _check_preset, flow_size, homography_flow
-from .flow import inside, resize_flow, warp
+from .flow import RowSource, inside, resize_flow, warp, warp_into
 from .homography import estimate_homography, scale_homography
 
 MIN_SIDE = 8
@@ -162,6 +162,82 @@ def align_exposures(
         An :class:`AlignmentResult`.
     """
     frames, evs, reference_index = check_bracket(images, exposures, reference_index)
+    height, width = frames[0].shape[:2]
+    flows = frame_flows(frames, evs, reference_index, gamma, homography, flow_preset, flow_max_side)
+    result = AlignmentResult(
+        reference_index=reference_index, images=[], radiance=[], flows=[], confidence=[], failed=[],
+        homographies=[], settings=flows.settings,
+    )
+    for index, (frame, ev) in enumerate(zip(frames, evs)):
+        if index == reference_index:
+            result.images.append(frame.copy())
+            result.radiance.append(linearized(frame, ev, gamma))
+            result.flows.append(None)
+            result.confidence.append(np.ones((height, width), np.float32))
+            result.failed.append(False)
+            result.homographies.append(None)
+            continue
+        flow, confidence, failed, full_homography = flows.frame(index)
+        warped, radiance = np.empty_like(frame), np.empty_like(frame)
+        warp_into([frame, RowSource(frame, lambda rows, ev=ev: linearized(rows, ev, gamma))], flow, [warped, radiance])
+        result.images.append(np.clip(warped, 0.0, 1.0, out=warped))
+        result.radiance.append(radiance)
+        result.flows.append(flow)
+        result.confidence.append(confidence)
+        result.failed.append(failed)
+        result.homographies.append(full_homography)
+    return result
+
+
+def linearized(image: np.ndarray, ev: float, gamma: float = GAMMA) -> np.ndarray:
+    """:func:`~diffhdr_diffusers.hdr_domain.linearize` with one full-size temporary instead of three (same values)."""
+    if type(gamma) not in (int, float) or np.asarray(image).dtype != np.float32:
+        return linearize(image, ev, gamma)  # numpy scalars or other dtypes promote differently: the plain formula
+    out = np.power(image, np.float32(gamma))
+    out /= np.float32(2.0**ev)
+    return out
+
+
+class FrameFlows:
+    """The low-resolution part of :func:`align_exposures`, done once: per frame, its full-size flow and confidence.
+
+    ``frame(index)`` aligns one non-reference frame at the flow resolution and returns
+    ``(flow, confidence, failed, homography)`` at full size (float32 (H, W, 2), float32 (H, W), bool,
+    3x3 or ``None``). ``settings`` is :attr:`AlignmentResult.settings`.
+    """
+
+    def __init__(self, frames, evs, reference_index, gamma, homography, flow_preset, max_side, small, settings):
+        self.frames, self.evs, self.reference_index = frames, evs, reference_index
+        self.gamma, self.homography, self.flow_preset = gamma, homography, flow_preset
+        self.small, self.settings = small, settings
+
+    def frame(self, index: int) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]:
+        height, width = self.frames[0].shape[:2]
+        small_height, small_width = self.small[0].shape[:2]
+        reference_index = self.reference_index
+        small_homography, residual, confidence, failed = _align_frame(
+            self.small[reference_index], self.small[index], self.evs[reference_index], self.evs[index], self.gamma,
+            self.homography, self.flow_preset,
+        )
+        flow = resize_flow(residual, height, width)
+        if small_homography is None:
+            full_homography = None
+        else:
+            full_homography = scale_homography(small_homography, small_width / width, small_height / height)
+            if flow is residual:
+                flow = flow.copy()
+            homography_flow(full_homography, height, width, flow, out=flow)
+        if confidence.shape != (height, width):
+            confidence = cv2.resize(confidence, (width, height), interpolation=cv2.INTER_LINEAR)
+            np.clip(confidence, 0, 1, out=confidence)
+        return flow, confidence.astype(np.float32, copy=False), failed, full_homography
+
+
+def frame_flows(
+    frames: list[np.ndarray], evs: list[float], reference_index: int, gamma: float = GAMMA, homography: bool = True,
+    flow_preset: str = "medium", flow_max_side: int | None = None,
+) -> FrameFlows:
+    """Check the settings and downsize the (checked, see :func:`check_bracket`) frames for :class:`FrameFlows`."""
     _check_preset(flow_preset)
     max_side = DEFAULT_FLOW_MAX_SIDE if flow_max_side is None else int(flow_max_side)
     if max_side < 0:
@@ -169,49 +245,17 @@ def align_exposures(
     height, width = frames[0].shape[:2]
     small_height, small_width = flow_size(height, width, max_side)
     small = [_resize(frame, small_height, small_width) for frame in frames]
-    scale_x, scale_y = small_width / width, small_height / height
-
-    result = AlignmentResult(
-        reference_index=reference_index, images=[], radiance=[], flows=[], confidence=[], failed=[],
-        homographies=[],
-        settings={
-            "reference_index": reference_index,
-            "gamma": float(gamma),
-            "homography": bool(homography),
-            "flow_preset": flow_preset,
-            "flow_max_side": max_side,
-            "flow_size": [small_height, small_width],
-            "black_level": BLACK_LEVEL,
-            "white_level": WHITE_LEVEL,
-        },
-    )
-    for index, (frame, ev) in enumerate(zip(frames, evs)):
-        if index == reference_index:
-            result.images.append(frame.copy())
-            result.radiance.append(linearize(frame, ev, gamma))
-            result.flows.append(None)
-            result.confidence.append(np.ones((height, width), np.float32))
-            result.failed.append(False)
-            result.homographies.append(None)
-            continue
-        small_homography, residual, confidence, failed = _align_frame(
-            small[reference_index], small[index], evs[reference_index], ev, gamma, homography, flow_preset
-        )
-        residual = resize_flow(residual, height, width)
-        if small_homography is None:
-            flow, full_homography = residual, None
-        else:
-            full_homography = scale_homography(small_homography, scale_x, scale_y)
-            flow = homography_flow(full_homography, height, width, residual)
-        if confidence.shape != (height, width):
-            confidence = np.clip(cv2.resize(confidence, (width, height), interpolation=cv2.INTER_LINEAR), 0, 1)
-        result.images.append(np.clip(warp(frame, flow), 0.0, 1.0))
-        result.radiance.append(warp(linearize(frame, ev, gamma), flow))
-        result.flows.append(flow)
-        result.confidence.append(confidence.astype(np.float32))
-        result.failed.append(failed)
-        result.homographies.append(full_homography)
-    return result
+    settings = {
+        "reference_index": reference_index,
+        "gamma": float(gamma),
+        "homography": bool(homography),
+        "flow_preset": flow_preset,
+        "flow_max_side": max_side,
+        "flow_size": [small_height, small_width],
+        "black_level": BLACK_LEVEL,
+        "white_level": WHITE_LEVEL,
+    }
+    return FrameFlows(frames, evs, reference_index, gamma, homography, flow_preset, max_side, small, settings)
 
 
 __all__ = ["AlignmentResult", "align_exposures", "check_bracket"]

@@ -22,10 +22,21 @@ def reexpose(image: np.ndarray, ev: float, target_ev: float, gamma: float = GAMM
     return (exposed ** np.float32(1.0 / gamma)).astype(np.float32)
 
 
+def brightest(image: np.ndarray) -> np.ndarray:
+    """(H, W) brightest channel of an (H, W, C) image: ``image.max(axis=2)``, without numpy's slow short-axis reduction."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] < 2:
+        return image.max(axis=2)
+    out = np.maximum(image[..., 0], image[..., 1])
+    for channel in range(2, image.shape[2]):
+        np.maximum(out, image[..., channel], out=out)
+    return out
+
+
 def informative(image: np.ndarray, black: float = BLACK_LEVEL, white: float = WHITE_LEVEL) -> np.ndarray:
     """Bool (H, W): pixels whose brightest channel is neither black nor saturated."""
-    brightest = np.asarray(image).max(axis=2)
-    return (brightest > black) & (brightest < white)
+    level = brightest(image)
+    return (level > black) & (level < white)
 
 
 def match_exposures(

@@ -7,6 +7,9 @@ up with the reference.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -66,24 +69,141 @@ def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def homography_flow(homography: np.ndarray, height: int, width: int, residual: np.ndarray | None = None) -> np.ndarray:
-    """The flow of ``p -> H (p + residual[p])``: a residual flow followed by a homography to the frame."""
-    xs, ys = pixel_grid(height, width)
-    if residual is not None:
-        xs, ys = xs + residual[..., 0], ys + residual[..., 1]
-    points = np.stack([xs, ys], axis=-1).reshape(-1, 1, 2).astype(np.float64)
-    mapped = cv2.perspectiveTransform(points, np.asarray(homography, dtype=np.float64)).reshape(height, width, 2)
-    base_x, base_y = pixel_grid(height, width)
-    return np.stack([mapped[..., 0] - base_x, mapped[..., 1] - base_y], axis=-1).astype(np.float32)
+BAND_PIXELS = 1 << 19  # full-resolution work runs in horizontal bands of about this many pixels
+
+
+def bands(height: int, width: int, band_pixels: int = BAND_PIXELS):
+    """``(y0, y1)`` row ranges covering ``height`` rows, each about ``band_pixels`` pixels (at least 16 rows)."""
+    rows = max(16, band_pixels // max(width, 1))
+    for start in range(0, height, rows):
+        yield start, min(start + rows, height)
+
+
+def band_workers() -> int:
+    """Threads that full-resolution bands run on: ``DIFFHDR_BAND_THREADS``, else the usable CPUs (at most 4)."""
+    value = os.environ.get("DIFFHDR_BAND_THREADS", "")
+    if value.strip().isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+def map_bands(fn, height: int, width: int, parallel: bool = True, band_pixels: int = BAND_PIXELS) -> None:
+    """Call ``fn(y0, y1)`` for every band of :func:`bands`, on a few threads (numpy and OpenCV release the GIL).
+
+    Each call must write only its own rows, so the result does not depend on the order or the threads.
+    """
+    spans = list(bands(height, width, band_pixels))
+    workers = band_workers() if parallel else 1
+    if workers == 1 or len(spans) == 1:
+        for y0, y1 in spans:
+            fn(y0, y1)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(spans))) as pool:
+        for future in [pool.submit(fn, y0, y1) for y0, y1 in spans]:
+            future.result()
+
+
+def homography_flow(
+    homography: np.ndarray, height: int, width: int, residual: np.ndarray | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The flow of ``p -> H (p + residual[p])``: a residual flow followed by a homography to the frame.
+
+    Computed in bands (float64 only for a band's points); ``out`` (float32 (H, W, 2)) may be ``residual``
+    itself, which is then replaced in place.
+    """
+    matrix = np.asarray(homography, dtype=np.float64)
+    if out is None:
+        out = np.empty((height, width, 2), np.float32)
+    base_x = np.arange(width, dtype=np.float32)
+
+    def band(y0: int, y1: int) -> None:
+        rows = y1 - y0
+        points = np.empty((rows, width, 2), np.float64)
+        base_y = np.arange(y0, y1, dtype=np.float32)[:, None]
+        if residual is None:
+            points[..., 0] = base_x
+            points[..., 1] = base_y
+        else:
+            # float32 sums first (as the grid plus the residual always was), then float64 for the projection
+            points[..., 0] = base_x + residual[y0:y1, :, 0]
+            points[..., 1] = base_y + residual[y0:y1, :, 1]
+        mapped = cv2.perspectiveTransform(points.reshape(-1, 1, 2), matrix).reshape(rows, width, 2)
+        np.subtract(mapped[..., 0], base_x, out=out[y0:y1, :, 0], casting="same_kind")
+        np.subtract(mapped[..., 1], base_y, out=out[y0:y1, :, 1], casting="same_kind")
+
+    map_bands(band, height, width)
+    return out
+
+
+def _source_rows(map_y: np.ndarray, height: int) -> tuple[int, int]:
+    """Rows ``[s0, s1)`` of the source that bilinear sampling at ``map_y`` can touch (with a safety margin)."""
+    low, high = float(np.min(map_y)), float(np.max(map_y))  # NaN propagates: then the whole source
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return 0, height
+    start = min(max(int(np.floor(low)) - 2, 0), height - 1)
+    stop = max(min(int(np.floor(high)) + 3, height), start + 1)
+    return start, stop
+
+
+def warp_into(
+    sources, flow: np.ndarray, outs, rows: tuple[int, int] | None = None, interpolation: int = cv2.INTER_LINEAR,
+    parallel: bool = True,
+) -> None:
+    """Warp several images with one flow, band by band, into preallocated outputs.
+
+    Args:
+        sources: per image, an array (H', W', C) or a :class:`RowSource` (a view computed a few rows
+            at a time, e.g. a linearised frame, so the full-size view never exists).
+        flow: float32 (h, W, 2) flow of the output rows (all rows, or ``rows`` of the full image).
+        outs: per image, a float32 array (h, W, C) to write into.
+        rows: ``(y0, y1)``: ``flow`` and ``outs`` hold these rows of the full output; default all.
+        parallel: run the bands on a few threads (:func:`map_bands`).
+
+    Equal to :func:`warp` (OpenCV samples every output pixel on its own, so bands and a source cut to the
+    rows a band reads change nothing; the cut shifts the map by whole pixels, exactly).
+    """
+    y_offset = 0 if rows is None else rows[0]
+    height, width = flow.shape[:2]
+    base_x = np.arange(width, dtype=np.float32)
+
+    def band(y0: int, y1: int) -> None:
+        map_x = np.add(base_x, flow[y0:y1, :, 0])
+        map_y = np.add(np.arange(y0 + y_offset, y1 + y_offset, dtype=np.float32)[:, None], flow[y0:y1, :, 1])
+        for source, out in zip(sources, outs):
+            full_height = source.height if isinstance(source, RowSource) else source.shape[0]
+            s0, s1 = _source_rows(map_y, full_height)
+            part = source(s0, s1) if isinstance(source, RowSource) else source[s0:s1]
+            if s0:
+                map_y_part = map_y - np.float32(s0)
+            else:
+                map_y_part = map_y
+            warped = cv2.remap(part, map_x, map_y_part, interpolation, borderMode=cv2.BORDER_REPLICATE)
+            out[y0:y1] = warped.reshape(out[y0:y1].shape)
+
+    map_bands(band, height, width, parallel)
+
+
+class RowSource:
+    """A view of an image computed on demand, a few rows at a time, for :func:`warp_into`: ``fn(image[s0:s1])``."""
+
+    def __init__(self, image: np.ndarray, fn):
+        self.image, self.fn, self.height = image, fn, image.shape[0]
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        return self.fn(self.image[start:stop])
 
 
 def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """``image`` sampled at ``p + flow[p]`` (border replicated): the frame lined up with the reference."""
+    image = np.asarray(image, dtype=np.float32)
     height, width = flow.shape[:2]
-    xs, ys = pixel_grid(height, width)
-    map_x, map_y = xs + flow[..., 0], ys + flow[..., 1]
-    warped = cv2.remap(np.asarray(image, dtype=np.float32), map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
-    return warped.reshape(np.shape(image)) if warped.ndim < np.ndim(image) else warped
+    out = np.empty((height, width) + image.shape[2:], np.float32)
+    warp_into([image], flow, [out], interpolation=interpolation)
+    return out
 
 
 def inside(flow: np.ndarray, margin: float = 1.0) -> np.ndarray:
