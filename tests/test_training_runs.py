@@ -21,6 +21,8 @@ from diffhdr_diffusers.training_utils import list_checkpoints, resolve_checkpoin
 pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_diffhdr.py"
+# --data_dir and --crop_size are the deprecated names (aliases of --train_data_dir and --resolution), kept here
+# on purpose: long runs resume with their original command, so resuming through the aliases must stay bit-exact.
 COMMON = ["--model_config", "tiny", "--crop_size", "32", "--train_batch_size", "2", "--learning_rate", "1e-3",
           "--report_to", "none", "--logging_steps", "1"]
 STEPS = 6

@@ -5,7 +5,7 @@ The structure follows diffusers' ``examples/unconditional_image_generation/train
 arguments, Accelerator, save/load hooks that write diffusers folders, data, the loop (accumulation,
 clipping, EMA, logging, checkpoints, validation) and the export of a ``DiffHDRPipeline``.
 
-    accelerate launch training/train_diffhdr.py --data_dir /data/kalantari --model_config paper \\
+    accelerate launch training/train_diffhdr.py --train_data_dir /data/kalantari --model_config paper \\
         --output_dir diffhdr-paper
 
 Resuming is bit-exact: a run killed at any moment and restarted with ``--resume_from_checkpoint latest``
@@ -56,19 +56,44 @@ logger = get_logger(__name__, log_level="INFO")
 SLOW_CHECKPOINT_ENV = "DIFFHDR_TEST_SLOW_CHECKPOINT_SECONDS"
 
 
+class DeprecatedFlag(argparse.Action):
+    """A flag renamed to follow diffusers' training scripts, kept for one release: it sets its replacement's
+    ``dest`` (to ``switch_value`` for a switch) and is reported once, after parsing."""
+
+    def __init__(self, option_strings, dest, replacement: str, switch_value=None, **kwargs):
+        self.replacement, self.switch_value = replacement, switch_value
+        super().__init__(option_strings, dest, nargs=0 if switch_value is not None else None,
+                         default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.switch_value if self.switch_value is not None else values)
+        used = dict(getattr(namespace, "_deprecated_flags", {}))
+        used[option_string] = self.replacement
+        namespace._deprecated_flags = used
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     data = parser.add_argument_group("data")
-    data.add_argument("--data_dir", required=True,
-                      help="A Kalantari-layout root (scene folders, or Training/ and Test/), a folder written by "
-                           "Dataset.save_to_disk, or a Hub dataset name.")
+    data.add_argument("--train_data_dir", default=None,
+                      help="A local folder: a Kalantari-layout root (scene folders, or Training/ and Test/) or a "
+                           "folder written by Dataset.save_to_disk.")
+    data.add_argument("--dataset_name", default=None, help="A Hub dataset name (instead of --train_data_dir).")
+    data.add_argument("--data_dir", dest="train_data_dir", action=DeprecatedFlag,
+                      replacement="--train_data_dir (a folder) or --dataset_name (a Hub dataset)",
+                      help="Deprecated: --train_data_dir or --dataset_name.")
     data.add_argument("--train_split", default="train", help="Split to train on.")
     data.add_argument("--validation_split", default=None,
                       help="Split to validate on (e.g. 'test'). Default: hold out --num_validation_scenes training scenes.")
     data.add_argument("--num_validation_scenes", type=int, default=1,
                       help="Scenes held out from the end of the training split when --validation_split is not given.")
-    data.add_argument("--crop_size", type=int, default=128, help="Training crop size (the paper: 128).")
-    data.add_argument("--no_augment", action="store_true", help="Disable flips and rotations of the crops.")
+    data.add_argument("--resolution", type=int, default=128, help="Training crop size (the paper: 128).")
+    data.add_argument("--crop_size", dest="resolution", type=int, action=DeprecatedFlag, replacement="--resolution",
+                      help="Deprecated: --resolution.")
+    data.add_argument("--random_flip", action=argparse.BooleanOptionalAction, default=True,
+                      help="Randomly flip and rotate the crops (default: on, as the paper; --no-random_flip disables).")
+    data.add_argument("--no_augment", dest="random_flip", action=DeprecatedFlag, switch_value=False,
+                      replacement="--no-random_flip", help="Deprecated: --no-random_flip.")
     data.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading processes per rank.")
     data.add_argument("--on_bad_scene", choices=("stop", "skip"), default="stop",
                       help="A scene that fails to decode stops the run (default) or is skipped with a warning.")
@@ -105,8 +130,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             "means 'no correction to the flow-merge prior').")
     optim.add_argument("--loss_reduction", choices=("mean", "sum"), default="mean",
                        help="'sum' sums the squared error over pixels as the original (then use --l1_weight 1).")
-    optim.add_argument("--no_ema", action="store_true", help="Do not keep an EMA of the weights.")
-    optim.add_argument("--ema_decay", type=float, default=0.999, help="Constant EMA decay (the paper's config: 0.999).")
+    optim.add_argument("--use_ema", action=argparse.BooleanOptionalAction, default=True,
+                       help="Keep an EMA of the weights (default: on, as the paper; --no-use_ema disables).")
+    optim.add_argument("--no_ema", dest="use_ema", action=DeprecatedFlag, switch_value=False,
+                       replacement="--no-use_ema", help="Deprecated: --no-use_ema.")
+    optim.add_argument("--ema_max_decay", type=float, default=0.999,
+                       help="EMA decay, constant (no warm-up, so it is also the minimum; the paper's config: 0.999).")
+    optim.add_argument("--ema_decay", dest="ema_max_decay", type=float, action=DeprecatedFlag,
+                       replacement="--ema_max_decay", help="Deprecated: --ema_max_decay.")
     optim.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None,
                        help="Overrides the accelerate config.")
     optim.add_argument("--seed", type=int, default=0, help="Fixes initialisation, data order, crops, noise, timesteps.")
@@ -122,7 +153,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--export_weights", choices=("ema", "live"), default="ema",
                      help="Weights written to the final pipeline (the authors' results used the live weights).")
     run.add_argument("--export_patch_size", type=int, default=None,
-                     help="default_patch_size of the exported pipeline and of validation (default: --crop_size; "
+                     help="default_patch_size of the exported pipeline and of validation (default: --resolution; "
                           "a model sampled in windows larger than its training crops loses quality, see README).")
     run.add_argument("--export_stride", type=int, default=None,
                      help="default_stride of the exported pipeline and of validation (default: half the patch).")
@@ -133,6 +164,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--export_window_blend", choices=WINDOW_BLENDS, default="taper",
                      help="default_window_blend of the exported pipeline and of validation (default: taper).")
     run.add_argument("--report_to", default="tensorboard", help="'tensorboard', 'wandb', 'all' or 'none'.")
+    run.add_argument("--logging_dir", default="logs",
+                     help="Tracker logs and per-rank records, relative to --output_dir (default: logs).")
     run.add_argument("--logging_steps", type=int, default=10, help="Log loss every N steps.")
     run.add_argument("--push_to_hub", action="store_true")
     run.add_argument("--hub_model_id", default=None)
@@ -140,9 +173,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--hub_private_repo", action="store_true")
 
     args = parser.parse_args(argv)
-    args.export_patch_size = args.export_patch_size or args.crop_size
+    deprecated = vars(args).pop("_deprecated_flags", {})
+    if deprecated:
+        print("train_diffhdr: deprecated flags (removed in the next release): "
+              + "; ".join(f"{old} -> {new}" for old, new in deprecated.items()), file=sys.stderr)
+    if (args.train_data_dir is None) == (args.dataset_name is None):
+        parser.error("give one of --train_data_dir (a local folder) and --dataset_name (a Hub dataset)")
+    args.export_patch_size = args.export_patch_size or args.resolution
     args.export_stride = args.export_stride or max(args.export_patch_size // 2, 1)
-    for name in ("crop_size", "train_batch_size", "max_train_steps", "gradient_accumulation_steps",
+    for name in ("resolution", "train_batch_size", "max_train_steps", "gradient_accumulation_steps",
                  "checkpointing_steps", "validation_size", "validation_inference_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
@@ -150,7 +189,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------------------- data
-def load_scenes(data_dir: str, split: str, check_images: bool = True):
+def data_source(args: argparse.Namespace) -> tuple[str, str]:
+    """The training data (a folder or a Hub dataset name) and the flag that named it."""
+    if args.dataset_name is not None:
+        return args.dataset_name, "--dataset_name"
+    return args.train_data_dir, "--train_data_dir"
+
+
+def load_scenes(data_dir: str, split: str, check_images: bool = True, flag: str = "--train_data_dir"):
     """The raw scene table (HF ``Dataset``) of one split, from a Kalantari root, a save_to_disk folder or the Hub.
 
     ``check_images=False`` indexes a Kalantari root without decoding the images, so that a corrupt scene
@@ -166,7 +212,7 @@ def load_scenes(data_dir: str, split: str, check_images: bool = True):
         loaded = datasets.load_from_disk(str(path))
         if isinstance(loaded, datasets.DatasetDict):
             if split not in loaded:
-                raise InputError(f"--data_dir {path}: has splits {list(loaded)}, not {split!r}.")
+                raise InputError(f"{flag} {path}: has splits {list(loaded)}, not {split!r}.")
             loaded = loaded[split]
         return loaded
     if path.is_dir():
@@ -174,20 +220,21 @@ def load_scenes(data_dir: str, split: str, check_images: bool = True):
             return load_kalantari(path, split, check_order=check_images)
         except datasets.exceptions.DatasetGenerationError as error:
             cause = error.__cause__ or error
-            raise DatasetError(f"--data_dir {path}: {cause} Fix or remove that scene, or pass --on_bad_scene skip.") from error
+            raise DatasetError(f"{flag} {path}: {cause} Fix or remove that scene, or pass --on_bad_scene skip.") from error
     if path.exists():
-        raise InputError(f"--data_dir {path}: not a folder; give a Kalantari-layout root or a save_to_disk folder.")
+        raise InputError(f"{flag} {path}: not a folder; give a Kalantari-layout root or a save_to_disk folder.")
     try:
         return datasets.load_dataset(data_dir, split=split)
     except Exception as error:  # noqa: BLE001 - any Hub failure becomes one clear message
-        raise InputError(f"--data_dir {data_dir!r}: not a local folder and not loadable from the Hub ({error}).") from error
+        raise InputError(f"{flag} {data_dir!r}: not a local folder and not loadable from the Hub ({error}).") from error
 
 
 def split_scenes(args: argparse.Namespace):
     """(training scenes, validation scenes)."""
-    train = load_scenes(args.data_dir, args.train_split, check_images=args.on_bad_scene == "stop")
+    source, flag = data_source(args)
+    train = load_scenes(source, args.train_split, check_images=args.on_bad_scene == "stop", flag=flag)
     if args.validation_split:
-        return train, load_scenes(args.data_dir, args.validation_split)
+        return train, load_scenes(source, args.validation_split, flag=flag)
     # Independent of --validation_steps, so that changing it on resume does not change the training set.
     held_out = min(args.num_validation_scenes, len(train) - 1)
     if held_out <= 0:
@@ -288,11 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
+    logging_dir = output_dir / args.logging_dir
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs"),
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(logging_dir),
                                             automatic_checkpoint_naming=False),
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -308,11 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     unet, condition_encoder, args.alignment = initial_models(args)
     if args.prediction_type is None:
         args.prediction_type = "epsilon" if args.alignment is None else "sample"
-    if args.crop_size % unet.downsample_factor:
-        raise InputError(f"--crop_size {args.crop_size} must be a multiple of {unet.downsample_factor} "
+    if args.resolution % unet.downsample_factor:
+        raise InputError(f"--resolution {args.resolution} must be a multiple of {unet.downsample_factor} "
                          f"(the UNet of --model_config {args.model_config} downsamples that much).")
-    ema_models = {} if args.no_ema else {"unet": make_ema(unet, args.ema_decay),
-                                         "condition_encoder": make_ema(condition_encoder, args.ema_decay)}
+    ema_models = {} if not args.use_ema else {"unet": make_ema(unet, args.ema_max_decay),
+                                              "condition_encoder": make_ema(condition_encoder, args.ema_max_decay)}
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
 
@@ -339,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             model_cls = DiffHDRUNet if isinstance(model, DiffHDRUNet) else ConditionEncoder
             name = "unet" if model_cls is DiffHDRUNet else "condition_encoder"
             loaded = model_cls.from_pretrained(checkpoint_dir, subfolder=name)
+            model.register_to_config(**{key: value for key, value in loaded.config.items() if not key.startswith("_")})
             model.load_state_dict(loaded.state_dict())
 
     accelerator.register_save_state_pre_hook(save_model_hook)
@@ -355,9 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     # Data: an endless seeded stream of (scene, crop) per rank; resuming starts it at the right batch.
     train_scenes, validation_scenes = split_scenes(args)
     if len(train_scenes) == 0:
-        raise DatasetError(f"--data_dir {args.data_dir}: split {args.train_split!r} holds no scenes.")
+        raise DatasetError(f"{' '.join(reversed(data_source(args)))}: split {args.train_split!r} holds no scenes.")
     logger.info(f"{len(train_scenes)} training scenes, {len(validation_scenes) if validation_scenes else 0} validation scenes")
-    dataset = SeededCropDataset(train_scenes, make_transform_factory(args.crop_size, not args.no_augment, args.alignment),
+    dataset = SeededCropDataset(train_scenes, make_transform_factory(args.resolution, args.random_flip, args.alignment),
                                 args.seed, args.on_bad_scene)
 
     unet, condition_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, condition_encoder, optimizer, lr_scheduler)
@@ -476,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     progress.close()
 
     # Every rank leaves a record of its share of the work.
-    write_json_atomically(output_dir / "logs" / f"rank-{rank}.json",
+    logging_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(logging_dir / f"rank-{rank}.json",
                           {"rank": rank, "world_size": world, "samples": samples_seen, "final_step": global_step,
                            "stop_reason": stop_reason})
     accelerator.wait_for_everyone()
@@ -495,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
             repo_id = args.hub_model_id or output_dir.name
             push_folder(output_dir, repo_id, token=args.hub_token, private=args.hub_private_repo,
                         commit_message=f"DiffHDR, step {global_step}",
-                        ignore_patterns=["checkpoint-*", "logs/*", "*.tmp", "training_state.json"])
+                        ignore_patterns=["checkpoint-*", f"{args.logging_dir}/*", "*.tmp", "training_state.json"])
             logger.info(f"pushed to https://huggingface.co/{repo_id}")
     accelerator.end_training()
     return 0
