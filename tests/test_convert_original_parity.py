@@ -23,6 +23,11 @@ from diffhdr_diffusers.convert_original import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "original_parity"
+# Parity is judged at the float32 level that survives other machines, thread counts and batch shapes: CPU kernels
+# sum in another order there (~1e-7 relative per operation). The encoder's few convolutions reach ~2e-6
+# (1.67e-6 seen), so features are judged at 1e-5; the UNet's and the sampler's dozens of layers (and steps) at 1e-4.
+FEATURES_ATOL = 1e-5
+UNET_ATOL = 1e-4
 
 
 def _load_reference_module():
@@ -82,14 +87,14 @@ def test_condition_features_match_original(converted, reference):
     inputs = ref.deterministic_inputs()
     with torch.no_grad():
         features = converted.condition_encoder(inputs["conditioning"])
-    torch.testing.assert_close(features, reference["condition_features"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(features, reference["condition_features"], rtol=0, atol=FEATURES_ATOL)
 
 
 def test_unet_noise_prediction_matches_original(converted, reference):
     inputs = ref.deterministic_inputs()
     with torch.no_grad():
         noise = converted.unet(inputs["noisy"], inputs["timesteps"], reference["condition_features"]).sample
-    torch.testing.assert_close(noise, reference["unet_noise"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(noise, reference["unet_noise"], rtol=0, atol=UNET_ATOL)
 
 
 def test_overlapping_window_sampler_matches_original(converted, reference):
@@ -98,7 +103,7 @@ def test_overlapping_window_sampler_matches_original(converted, reference):
                        patch_size=case["patch_size"], stride=case["stride"], condition_per_window=True,
                        latents=inputs["latents"], output_type="pt").mu_law
     assert sample.shape == reference["sample_mu_law"].shape
-    torch.testing.assert_close(sample, reference["sample_mu_law"], rtol=0, atol=5e-5)
+    torch.testing.assert_close(sample, reference["sample_mu_law"], rtol=0, atol=UNET_ATOL)
     # Whole-image conditioning is a different (seam-free) method: it must differ measurably at window edges.
     whole = converted(images=inputs["images"], exposures=inputs["exposures"], num_inference_steps=case["steps"],
                       patch_size=case["patch_size"], stride=case["stride"], condition_per_window=False,

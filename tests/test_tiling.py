@@ -75,5 +75,6 @@ def test_banded_encoding_equals_one_whole_image_pass(band_pixels):
     torch.manual_seed(0)
     _, encoder = build_models("tiny")
     conditioning = torch.rand(2, 18, 45, 80)
+    # The same values up to float32 summation order, which CPU kernels pick by input shape: the feature level 1e-5.
     torch.testing.assert_close(encode_in_bands(encoder, conditioning, band_pixels), encoder(conditioning),
-                               atol=1e-6, rtol=0)
+                               atol=1e-5, rtol=0)

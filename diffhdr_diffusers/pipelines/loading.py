@@ -12,12 +12,16 @@ import inspect
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from diffusers.utils import logging as diffusers_logging
 
 from ..errors import InputError, ModelLoadError
 from . import hub_layout
 from .model_card import write_model_card
+
+if TYPE_CHECKING:
+    from .pipeline_diffhdr import DiffHDRPipeline
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"
 

@@ -1,4 +1,4 @@
-"""Convert the authors' released DiffHDR checkpoint into a :class:`DiffHDRPipeline` folder.
+"""Reading an original DiffHDR training checkpoint, safely.
 
 The original training script saves one ``torch.save`` dict (``Hdr_ddpm3000000.pth.tar`` for the release):
 ``epoch``, ``step``, ``ddpm_state_dict`` and ``cnn_state_dict`` (``module.``-prefixed by DataParallel),
@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import pickle
 import re
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,35 +21,9 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler
 
-from .errors import ModelLoadError, OutputError
-from .models import ConditionEncoder, DiffHDRUNet
-from .original_release import (
-    ORIGINAL_CHECKPOINT_NAME,
-    ORIGINAL_CHECKPOINT_URL,
-    ORIGINAL_REPOSITORY,
-    WEIGHT_CHOICES,
-)
-from .pipelines.model_card import render_model_card
-from .schedulers import original_ddim_scheduler
-
-# The sampler settings of the authors' published results (their README: T=25, p=512, r=64), with
-# condition features computed per window as their sampler does.
-RELEASE_SETTINGS = {
-    "default_num_inference_steps": 25,
-    "default_patch_size": 512,
-    "default_stride": 64,
-    "default_condition_per_window": True,
-}
-
-# Original AHDR module names -> ConditionEncoder module names.
-CONDITION_KEY_MAP = {
-    "conv1": "exposure_conv",
-    "conv2": "fusion_conv",
-    "att11": "attention.0.0",
-    "att12": "attention.0.2",
-    "att31": "attention.1.0",
-    "att32": "attention.1.2",
-}
+from ..errors import ModelLoadError
+from ..original_release import ORIGINAL_CHECKPOINT_NAME, ORIGINAL_CHECKPOINT_URL
+from ..schedulers import original_ddim_scheduler
 
 REQUIRED_KEYS = ("ddpm_state_dict", "cnn_state_dict", "config")
 _SAFE_GLOBALS = [argparse.Namespace]
@@ -236,173 +207,7 @@ def load_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
     )
 
 
-def check_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: str, path: Path) -> None:
-    """Fail unless ``weights`` fill ``module`` exactly: every source tensor used, every target filled, shapes equal."""
-    target = module.state_dict()
-    unused, unfilled = set(weights) - set(target), set(target) - set(weights)
-    shared = set(weights) & set(target)
-    wrong_shape = [f"{key} {tuple(weights[key].shape)} vs {tuple(target[key].shape)}"
-                   for key in shared if weights[key].shape != target[key].shape]
-    not_float = [key for key in shared if not weights[key].is_floating_point()]
-    problems = []
-    if unused:
-        problems.append(f"unmapped source tensors: {_listing(unused)}")
-    if unfilled:
-        problems.append(f"target tensors with no source: {_listing(unfilled)}")
-    if wrong_shape:
-        problems.append(f"shape mismatches (checkpoint vs config): {_listing(wrong_shape)}")
-    if not_float:
-        problems.append(f"non-float tensors: {_listing(not_float)}")
-    if problems:
-        raise ModelLoadError(f"{path}: '{source}' does not match the {type(module).__name__} built from the "
-                             "checkpoint's own config, so it is from a different architecture; "
-                             + "; ".join(problems) + ".")
-
-
-def fill_module(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: str, path: Path) -> None:
-    """Copy ``weights`` into ``module`` after :func:`check_weights`."""
-    check_weights(module, weights, source, path)
-    module.load_state_dict(weights, strict=True)
-
-
-def build_pipeline(checkpoint: OriginalCheckpoint, weights: str = "live"):
-    """A :class:`DiffHDRPipeline` holding the checkpoint's weights and the release's sampler settings."""
-    from .pipelines import DiffHDRPipeline
-
-    if weights not in WEIGHT_CHOICES:
-        raise ModelLoadError(f"weights must be one of {', '.join(WEIGHT_CHOICES)}, got {weights!r}.")
-    unet = DiffHDRUNet(**checkpoint.unet_config())
-    condition_encoder = ConditionEncoder(**checkpoint.condition_encoder_config())
-    if weights == "ema":
-        if checkpoint.ema_weights is None:
-            raise ModelLoadError(f"{checkpoint.path}: has no 'ema_helper' weights; convert with --weights live.")
-        # The live weights must fit too: they tell that the EMA shadow belongs to this architecture.
-        check_weights(unet, checkpoint.unet_weights, "ddpm_state_dict", checkpoint.path)
-        fill_module(unet, checkpoint.ema_weights, "ema_helper", checkpoint.path)
-    else:
-        fill_module(unet, checkpoint.unet_weights, "ddpm_state_dict", checkpoint.path)
-    renamed = {}
-    for key, value in checkpoint.condition_weights.items():
-        module, _, parameter = key.rpartition(".")
-        renamed[f"{CONDITION_KEY_MAP.get(module, module)}.{parameter}"] = value
-    fill_module(condition_encoder, renamed, "cnn_state_dict", checkpoint.path)
-    return DiffHDRPipeline(unet=unet.eval(), condition_encoder=condition_encoder.eval(),
-                           scheduler=checkpoint.scheduler(), **RELEASE_SETTINGS)
-
-
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-CITATION = """```
-@article{yan2023towards,
-  title={Towards high-quality HDR deghosting with conditional diffusion models},
-  author={Yan, Qingsen and Hu, Tao and Sun, Yuan and Tang, Hao and Zhu, Yu and Dong, Wei and Van Gool, Luc and Zhang, Yanning},
-  journal={IEEE Transactions on Circuits and Systems for Video Technology},
-  year={2023}
-}
-```"""
-
-
-def model_card(checkpoint: OriginalCheckpoint, weights: str, sha256: str, folder: Path,
-               repo_id: str | None = None) -> str:
-    """A Hugging Face model card (README.md) for a converted checkpoint saved in ``folder``."""
-    used = ("the weights the authors' evaluation used" if weights == "live"
-            else "the EMA shadow; the authors' evaluation used the live weights")
-    description = (
-        "The weights of DiffHDR (\"Towards High-quality HDR Deghosting with Conditional Diffusion Models\", Yan et "
-        f"al., IEEE TCSVT 2023, [arXiv:2311.00932](https://arxiv.org/abs/2311.00932)) released by the authors at "
-        f"{ORIGINAL_REPOSITORY}, converted to a `DiffHDRPipeline` of the `diffhdr_diffusers` library (`pip install "
-        "diffhdr-diffusers`) by `diffhdr convert-original`. The model merges a bracket of three LDR exposures "
-        "(short, medium, long) into one linear HDR image, aligned to the medium exposure. It was trained on the "
-        "Kalantari (SIG17) dataset.")
-    sampler = (
-        "The pipeline's defaults reproduce the sampler of the paper's published results: DDIM with eta 0 over 25 "
-        "steps, overlapping 512x512 windows with stride 64 whose noise estimates are averaged, and condition "
-        "features computed per window (`default_condition_per_window=True`). The output is clamped to [0, 1] in "
-        "the mu-law domain (mu = 5000) and returned both as mu-law values and as linear radiance.")
-    license_text = ("The original repository states no license; these weights carry whatever terms the authors set. "
-                    "Cite the paper when you use them:\n\n" + CITATION)
-    return render_model_card(
-        repo_id, folder=folder, title="DiffHDR (authors' weights, converted to diffusers)", description=description,
-        license="other", license_name="unspecified", license_link=ORIGINAL_REPOSITORY,
-        training={"checkpoint": f"`{checkpoint.path.name}`", "sha256": f"`{sha256}`",
-                  "training step": f"{checkpoint.step} (epoch {checkpoint.epoch})",
-                  "UNet weights": f"`{weights}` ({used})"},
-        training_title="Source", sections={"Sampler": sampler, "License": license_text},
-        tags=["hdr-deghosting", "multi-exposure-fusion", "diffusion", "diffhdr-diffusers"])
-
-
-def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise OutputError(f"{output_dir} exists and is not a folder; choose a folder path for the pipeline.")
-    if output_dir.is_dir() and any(output_dir.iterdir()):
-        if not overwrite:
-            raise OutputError(f"{output_dir} is not empty; pass --overwrite (overwrite=True) to replace it, "
-                              "or choose a new folder.")
-        if not (output_dir / "model_index.json").is_file():
-            raise OutputError(f"{output_dir} is not empty and is not a pipeline folder (no model_index.json); "
-                              "refusing to delete it even with --overwrite. Choose an empty or new folder.")
-
-
-def _use_default_permissions(folder: Path) -> None:
-    """Give the staged folder (0700 from mkdtemp, 0600 safetensors files) the modes of a plain mkdir/open."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in [folder, *folder.rglob("*")]:
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
-
-
-def _replace_dir(staging: Path, output_dir: Path) -> None:
-    """Move ``staging`` to ``output_dir``, replacing what was there only once the new folder is complete."""
-    if output_dir.is_dir() and not any(output_dir.iterdir()):
-        output_dir.rmdir()
-    if output_dir.exists():
-        backup = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
-        backup.rmdir()
-        output_dir.rename(backup)
-        staging.rename(output_dir)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        staging.rename(output_dir)
-
-
-def convert_original_checkpoint(ckpt_path: str | Path, output_dir: str | Path, weights: str = "live",
-                                overwrite: bool = False, push_to_hub: str | None = None) -> Path:
-    """Convert an original DiffHDR checkpoint into a pipeline folder with a model card.
-
-    Args:
-        ckpt_path: the authors' ``Hdr_ddpm3000000.pth.tar`` (or any checkpoint of the original training script).
-        output_dir: folder to write; created if missing. A non-empty one needs ``overwrite``.
-        weights: ``"live"`` (the weights of the published results) or ``"ema"`` (the EMA shadow of the UNet).
-        overwrite: replace an existing pipeline folder.
-        push_to_hub: also upload the folder to this Hub repo id.
-
-    Returns:
-        The output folder, loadable with ``DiffHDRPipeline.from_pretrained``.
-    """
-    output_dir = Path(output_dir)
-    if weights not in WEIGHT_CHOICES:
-        raise ModelLoadError(f"weights must be one of {', '.join(WEIGHT_CHOICES)}, got {weights!r}.")
-    _check_output_dir(output_dir, overwrite)
-    checkpoint = load_original_checkpoint(ckpt_path)
-    pipeline = build_pipeline(checkpoint, weights)
-    sha256 = file_sha256(checkpoint.path)
-
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
-        pipeline.save_pretrained(staging)
-        (staging / "README.md").write_text(model_card(checkpoint, weights, sha256, staging, push_to_hub))
-        _use_default_permissions(staging)
-        _replace_dir(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if push_to_hub:
-        from .pipelines.hub_layout import push_folder
-
-        push_folder(output_dir, push_to_hub, commit_message="Add DiffHDR weights converted with diffhdr convert-original")
-    return output_dir
