@@ -1,4 +1,14 @@
-"""``diffhdr merge``: merge one bracket into a linear HDR image."""
+"""``diffhdr merge``: merge one bracket into a linear HDR image, or a whole shoot (``--out DIR``).
+
+Examples::
+
+    diffhdr merge scene/ -o scene.hdr --preview scene.png
+    diffhdr merge shoot/ --out merged/ --method flow-merge          # one output set per scene folder
+    accelerate launch -m diffhdr_diffusers.commands.merge shoot/ --out merged/   # scenes sharded across processes
+
+Batch mode (``--out``) is resumable and writes ``merged/<scene>.hdr`` and ``merged/<scene>.png``
+(see :mod:`diffhdr_diffusers.batch`). Also runnable as ``python -m diffhdr_diffusers.commands.merge``.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +45,13 @@ def add_parser(subparsers) -> None:
         description="Merge a bracket (a Kalantari-style scene folder or three images, short to long) into linear "
                     "HDR radiance aligned to the middle exposure.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="a scene folder, or the images short to long")
-    parser.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
+    parser.add_argument("-o", "--output", action="append", metavar="OUT",
                         help="output .hdr or .exr file; repeat to write both")
+    parser.add_argument("--out", metavar="DIR",
+                        help="batch mode: INPUT is a folder of scene folders; write DIR/<scene>.hdr and DIR/<scene>.png "
+                             "for each (resumable: finished scenes are skipped)")
+    parser.add_argument("--format", default="hdr", metavar="hdr|exr|hdr,exr",
+                        help="batch mode: radiance format(s) to write per scene (default hdr)")
     parser.add_argument("--preview", metavar="PNG", help="also write a tonemapped 8-bit PNG preview")
     parser.add_argument("--method", default="diffhdr", choices=("diffhdr", *sorted(BASELINES)),
                         help="diffhdr (default: the model) or a classical merge, e.g. flow-merge (no model needed)")
@@ -92,9 +107,13 @@ def _device(name: str | None) -> str:
     return name
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int | None:
     from ..io import load_bracket, write_preview, write_radiance
 
+    if args.out is not None:
+        return _run_batch(args)
+    if not args.output:
+        raise InputError("give -o OUT.hdr (or .exr) for one bracket, or --out DIR to merge a folder of scene folders.")
     outputs = [_output(path, args.overwrite, RADIANCE_SUFFIXES) for path in args.output]
     preview = _output(args.preview, args.overwrite, (".png",)) if args.preview else None
     if args.method != "diffhdr" and (args.ensemble != 1 or args.uncertainty):
@@ -112,16 +131,7 @@ def run(args: argparse.Namespace) -> None:
     bracket = load_bracket(args.inputs, exposures=args.exposures)
     print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
-    spread = None
-    if args.method == "diffhdr":
-        radiance, spread, failures = _merge_with_model(args, bracket, device)
-    elif args.method == "flow-merge":
-        from ..merging import flow_merge
-
-        merged = flow_merge(bracket.images, bracket.exposures)
-        radiance, failures = merged.radiance, [i for i, failed in enumerate(merged.alignment.failed) if failed]
-    else:
-        radiance, failures = BASELINES[args.method](bracket.images, bracket.exposures), []
+    radiance, spread, failures = _merge_bracket(args, bracket, device)
     if failures:
         names = ", ".join(bracket.paths[i].name if bracket.paths else f"exposure {i + 1}" for i in failures)
         print(f"diffhdr merge: warning: could not align {names} to the reference; the merge uses the reference "
@@ -134,17 +144,35 @@ def run(args: argparse.Namespace) -> None:
         print(f"wrote {write_radiance(uncertainty, spread, overwrite=args.overwrite)}")
 
 
-def _merge_with_model(args: argparse.Namespace, bracket, device: str):
+def _merge_bracket(args: argparse.Namespace, bracket, device: str, pipe=None):
+    """``(radiance, spread, failed exposure indices)`` of the merge ``--method`` asks for (``pipe``: a loaded model)."""
+    if args.method == "diffhdr":
+        return _merge_with_model(args, bracket, device, pipe)
+    if args.method == "flow-merge":
+        from ..merging import flow_merge_radiance
+
+        merged = flow_merge_radiance(bracket.images, bracket.exposures, details=True)  # bounded memory
+        return merged.radiance, None, [i for i, failed in enumerate(merged.failed) if failed]
+    return BASELINES[args.method](bracket.images, bracket.exposures), None, []
+
+
+def _load_pipeline(args: argparse.Namespace, device: str):
+    from ..pipelines import DiffHDRPipeline
+
+    return DiffHDRPipeline.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).to(device)
+
+
+def _merge_with_model(args: argparse.Namespace, bracket, device: str, pipe=None):
     """Radiance of the DiffHDR model's merge (the mean of ``--ensemble`` samples in the mu-law domain), their
     per-pixel std there (None for one sample) and the exposures whose alignment failed (aligned models)."""
     import torch
 
     from ..allocator import cpu_window_budget
-    from ..pipelines import DiffHDRPipeline
     from ..pipelines.presets import FAST_PRESET
     from ..schedulers import scheduler_from_name
 
-    pipe = DiffHDRPipeline.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).to(device)
+    if pipe is None:
+        pipe = _load_pipeline(args, device)
     options = dict(FAST_PRESET) if args.fast else {}
     if args.scheduler:
         pipe.scheduler = scheduler_from_name(args.scheduler, pipe.scheduler.config)
@@ -161,3 +189,46 @@ def _merge_with_model(args: argparse.Namespace, bracket, device: str):
                   generator=generators if args.ensemble > 1 else generators[0], **options)
     spread = None if result.uncertainty is None else result.uncertainty[0]
     return result.hdr[0], spread, (result.alignment_failures or [[]])[0]
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    """Batch mode: merge every scene folder under INPUT into ``--out`` (see :mod:`diffhdr_diffusers.batch`)."""
+    from ..batch import run_batch
+    from ..evaluation import process_group
+
+    if len(args.inputs) != 1:
+        raise InputError(f"--out: give one folder of scene folders, not {len(args.inputs)} inputs.")
+    used = [flag for flag, value in (("-o", args.output), ("--preview", args.preview), ("--uncertainty", args.uncertainty),
+                                     ("--exposures", args.exposures)) if value]
+    if used:
+        raise InputError(f"{', '.join(used)}: not used with --out (each scene gets DIR/<scene>.hdr and .png, and its "
+                         "exposures from its folder); drop them.")
+    if args.method != "diffhdr" and args.ensemble != 1:
+        raise InputError(f"--ensemble applies to the DiffHDR model only; drop it with --method {args.method}.")
+    group = process_group()
+    device = _device(args.device if args.device or group.device is None else str(group.device))
+    pipe = None
+    if args.method == "diffhdr":
+        pipe = _load_pipeline(args, device)
+        pipe.set_progress_bar_config(disable=True)
+
+    def merge(bracket):
+        radiance, _, failures = _merge_bracket(args, bracket, device, pipe)
+        return radiance, failures
+
+    summary = run_batch(args.inputs[0], args.out, merge, vars(args), formats=args.format.replace(" ", "").split(","),
+                        overwrite=args.overwrite, group=group)
+    if group.rank == 0:
+        print(summary.text())
+    return 1 if summary.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m diffhdr_diffusers.commands.merge`` (and ``accelerate launch -m``)."""
+    from ..cli import main as cli_main
+
+    return cli_main(["merge", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""Batch merging of a whole shoot: one output set per scene folder, resumable, sharded across processes.
+
+``diffhdr merge SHOOT_DIR --out DIR`` (see :mod:`diffhdr_diffusers.commands.merge`) merges every scene
+folder that :func:`~diffhdr_diffusers.evaluation.discover_scenes` finds under ``SHOOT_DIR``. Layout of
+``DIR``::
+
+    <scene>.hdr                linear radiance (and/or <scene>.exr, see ``formats``)
+    <scene>.png                tonemapped 8-bit preview
+    done/<scene>.json          the scene's done marker, written last (settings and output sizes)
+    shards/rank-<N>.json       per-process summary of the last run
+    summary.json               the whole run's summary (done, skipped, failed with reasons)
+
+The flat layout is what ``diffhdr evaluate --predictions DIR`` reads.
+
+Resuming: a scene is finished when its done marker exists, records the same merge settings, and
+every output it lists exists with the recorded size. Finished scenes are skipped; the others are
+merged again from scratch (their leftover outputs and temporary files are replaced). Every file is
+written atomically (temporary sibling, then rename) and the marker comes last, so a run killed at
+any moment (even SIGKILL) and started again loses nothing and redoes only the unfinished scenes.
+
+Failures: a scene that cannot be read or merged (a :class:`~diffhdr_diffusers.errors.DiffHDRError`,
+an ``OSError`` or a ``ValueError``) fails alone; its one-line reason goes into the summary, and the
+run goes on. Out-of-memory and other unexpected errors stop the run.
+
+Sharding: process ``rank`` of ``world_size`` (:func:`~diffhdr_diffusers.evaluation.process_group`)
+merges ``scenes[rank::world_size]`` (:func:`~diffhdr_diffusers.evaluation.shard`); rank 0 prints the
+overall progress bar and, once every rank has written its shard file, the summary of all ranks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DiffHDRError, InputError, OutputError
+
+MARKER_DIR = "done"
+FORMATS = ("hdr", "exr")
+MARKER_VERSION = 1
+# Settings of a merge that do not change its result (and so do not make a finished scene stale).
+NEUTRAL_SETTINGS = ("inputs", "output", "out", "preview", "overwrite", "device", "func", "command",
+                    "trust_remote_code", "format", "shard_timeout")
+_PARTIAL = re.compile(r"^\.(?P<stem>.+)\.[0-9a-f]{8}\.partial(\.[^.]*)?$")  # io.atomic_path's temporary names
+
+
+@dataclass
+class SceneOutcome:
+    """What happened to one scene: ``status`` is ``"done"``, ``"skipped"`` or ``"failed"``."""
+
+    scene: str
+    status: str
+    reason: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class BatchSummary:
+    """The outcome of a batch run (of every rank on rank 0, of this rank elsewhere)."""
+
+    outcomes: list[SceneOutcome] = field(default_factory=list)
+    processes: int = 1
+
+    def count(self, status: str) -> int:
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+    @property
+    def failed(self) -> list[SceneOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+    def text(self) -> str:
+        """The human summary: counts, then one line per failed scene with its reason."""
+        done = [outcome for outcome in self.outcomes if outcome.status == "done"]
+        seconds = sum(outcome.seconds for outcome in done)
+        lines = [f"{len(self.outcomes)} scenes: {len(done)} done, {self.count('skipped')} skipped (already finished), "
+                 f"{len(self.failed)} failed" + (f"; {seconds / len(done):.2f} s per merged scene" if done else "")]
+        lines += [f"  failed {outcome.scene}: {outcome.reason}" for outcome in self.failed]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {"processes": self.processes, "done": self.count("done"), "skipped": self.count("skipped"),
+                "failed": len(self.failed),
+                "scenes": [{"scene": o.scene, "status": o.status, "reason": o.reason, "seconds": round(o.seconds, 3)}
+                           for o in self.outcomes]}
+
+
+def settings_fingerprint(settings: dict) -> dict:
+    """The settings that decide a merge's result, JSON-clean (argparse namespaces give every option)."""
+    clean = {}
+    for key, value in sorted(settings.items()):
+        if key in NEUTRAL_SETTINGS or callable(value):
+            continue
+        clean[key] = json.loads(json.dumps(value, default=str))
+    return clean
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def marker_path(out_dir: Path, scene: str) -> Path:
+    return out_dir / MARKER_DIR / f"{scene}.json"
+
+
+def output_names(scene: str, formats: Sequence[str]) -> list[str]:
+    """The files a scene's merge writes into ``out_dir``, the preview last."""
+    return [f"{scene}.{suffix}" for suffix in formats] + [f"{scene}.png"]
+
+
+def is_finished(out_dir: Path, scene: str, settings: dict, formats: Sequence[str]) -> bool:
+    """Whether ``scene`` has a valid done marker for these settings, with every output in place."""
+    path = marker_path(out_dir, scene)
+    try:
+        marker = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(marker, dict) or marker.get("version") != MARKER_VERSION or marker.get("settings") != settings:
+        return False
+    outputs = marker.get("outputs")
+    if not isinstance(outputs, dict) or set(outputs) != set(output_names(scene, formats)):
+        return False
+    for name, record in outputs.items():
+        try:
+            if (out_dir / name).stat().st_size != record["bytes"]:
+                return False
+        except (OSError, KeyError, TypeError):
+            return False
+    return True
+
+
+def stale_marker(out_dir: Path, scene: str, settings: dict) -> bool:
+    """Whether ``scene`` has a done marker written with other merge settings."""
+    try:
+        marker = json.loads(marker_path(out_dir, scene).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("settings") not in (None, settings)
+
+
+def remove_partials(folder: Path, stem: str) -> None:
+    """Delete temporary files that an interrupted atomic write of ``<stem>.*`` left in ``folder``."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        match = _PARTIAL.match(entry.name)
+        if match and match.group("stem") == stem and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+
+
+def _write_json(path: Path, document: dict) -> None:
+    from .io import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, overwrite=True) as temporary:
+        temporary.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+
+
+def merge_scene(scene_dir: Path, out_dir: Path, merge: Callable, settings: dict, formats: Sequence[str],
+                log: Callable[[str], None] | None = None) -> float:
+    """Load, merge and write one scene (outputs, then the done marker); returns the merge's seconds."""
+    from .io import load_bracket, write_preview, write_radiance
+
+    scene = scene_dir.name
+    for folder in (out_dir, out_dir / MARKER_DIR):
+        remove_partials(folder, scene)
+    marker_path(out_dir, scene).unlink(missing_ok=True)  # a stale marker must not outlive new outputs
+    bracket = load_bracket(scene_dir)
+    start = time.perf_counter()
+    radiance, failures = merge(bracket)
+    seconds = time.perf_counter() - start
+    if failures and log:
+        names = ", ".join(bracket.paths[i].name if bracket.paths else f"exposure {i + 1}" for i in failures)
+        log(f"warning: {scene}: could not align {names} to the reference; the merge uses the reference frame there.")
+    names = output_names(scene, formats)
+    for name in names[:-1]:
+        write_radiance(out_dir / name, radiance, overwrite=True)
+    write_preview(out_dir / names[-1], radiance, overwrite=True)
+    outputs = {name: {"bytes": (out_dir / name).stat().st_size, "sha256": _sha256(out_dir / name)} for name in names}
+    marker = {"version": MARKER_VERSION, "scene": scene, "source": str(scene_dir), "settings": settings,
+              "exposures": [float(ev) for ev in bracket.exposures],
+              "size": [int(radiance.shape[1]), int(radiance.shape[0])],
+              "alignment_failures": [int(i) for i in failures], "outputs": outputs}
+    _write_json(marker_path(out_dir, scene), marker)
+    return seconds
+
+
+def _check_formats(formats: Sequence[str]) -> list[str]:
+    formats = list(dict.fromkeys(formats))
+    unknown = [name for name in formats if name not in FORMATS]
+    if not formats or unknown:
+        raise InputError(f"--format {','.join(formats)}: choose hdr, exr or hdr,exr.")
+    return formats
+
+
+def scene_folders(shoot_dir: Path) -> list[Path]:
+    """The scene folders under ``shoot_dir``: :func:`~diffhdr_diffusers.evaluation.discover_scenes`, which checks
+    every scene; if one fails its check, the folders its scanner finds, unchecked, so that scene fails alone."""
+    from .errors import DatasetError
+    from .evaluation import discover_scenes
+
+    try:
+        return discover_scenes(shoot_dir)
+    except DatasetError as error:
+        from .data.scenes import find_scene_folders, split_folder
+
+        try:
+            folders = find_scene_folders(split_folder(shoot_dir, "test"))
+        except (DatasetError, OSError):
+            raise error from None
+        if not folders:
+            raise
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        if folder.name in seen:
+            raise DatasetError(f"{shoot_dir}: scene folders {seen[folder.name]} and {folder} share the name "
+                               f"{folder.name!r}, but outputs are named after the scene folder; merge them separately.")
+        seen[folder.name] = folder
+    return folders
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="scene", desc="merging", disable=not enabled, dynamic_ncols=True,
+                file=sys.stderr)
+
+
+def run_batch(
+    shoot_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    merge: Callable,
+    settings: dict,
+    formats: Sequence[str] = ("hdr",),
+    overwrite: bool = False,
+    group=None,
+    shard_timeout: float = 3600.0,
+    log: Callable[[str], None] | None = None,
+    progress: bool = True,
+) -> BatchSummary:
+    """Merge every scene under ``shoot_dir`` into ``out_dir`` (this process's share of them).
+
+    Args:
+        shoot_dir: a folder of scene folders (any layout :func:`~diffhdr_diffusers.evaluation.discover_scenes` reads).
+        out_dir: output folder (created); see the module docstring for its layout.
+        merge: ``bracket -> (radiance, failed_exposure_indices)``.
+        settings: what decides the merge's result (method, model, steps, ...); part of every done marker,
+            so a scene finished with other settings is not taken as finished.
+        formats: radiance formats to write, ``"hdr"`` and/or ``"exr"``.
+        overwrite: merge every scene again, finished or not.
+        group: a :class:`~diffhdr_diffusers.evaluation.ProcessGroup` (default: from the environment).
+        shard_timeout: seconds rank 0 waits for the other ranks' shard files (without a process group).
+        log: where warnings go (default: standard error).
+        progress: show the progress bar (rank 0 only).
+
+    Returns:
+        The :class:`BatchSummary`: of every rank on rank 0, of this rank's scenes elsewhere.
+    """
+    from .evaluation import process_group, shard
+    from .evaluation.runs import _collect_shards, _shard_path
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    formats = _check_formats(formats)
+    settings = settings_fingerprint(settings)
+    group = group or process_group()
+    shoot_dir, out_dir = Path(shoot_dir), Path(out_dir)
+    if not shoot_dir.is_dir():
+        raise InputError(f"{shoot_dir}: not a folder; give a folder of scene folders.")
+    scenes = scene_folders(shoot_dir)
+    if not scenes:
+        raise InputError(f"{shoot_dir}: no scene folders found; give a folder of scene folders (one bracket each).")
+    if out_dir.resolve() in {scene.resolve() for scene in scenes} or out_dir.resolve() == shoot_dir.resolve():
+        raise OutputError(f"--out {out_dir}: is an input folder; choose a separate output folder.")
+    try:
+        (out_dir / MARKER_DIR).mkdir(parents=True, exist_ok=True)
+        (out_dir / "shards").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"--out {out_dir}: cannot create it ({error.strerror or error}); choose a writable folder.") from None
+    remove_partials(out_dir / "shards", f"rank-{group.rank}")
+    _shard_path(out_dir, group.rank).unlink(missing_ok=True)
+
+    mine = shard(scenes, group.rank, group.world_size)
+    finished = set() if overwrite else {scene.name for scene in mine if is_finished(out_dir, scene.name, settings, formats)}
+    names = [scene.name for scene in scenes]
+    show = progress and group.rank == 0
+    overall = group.world_size > 1
+    failures_here = 0
+
+    def overall_count() -> int:
+        # Rank 0 shows every rank's progress: the done markers present, plus its own failures.
+        return sum(marker_path(out_dir, name).is_file() for name in names) + failures_here
+
+    # The bar starts at the finished scenes, so its rate and ETA count only the work still to do.
+    bar = _progress(len(scenes) if overall else len(mine), overall_count() if overall else len(finished), show)
+
+    outcomes: list[SceneOutcome] = []
+    try:
+        for scene_dir in mine:
+            scene = scene_dir.name
+            if scene in finished:
+                for folder in (out_dir, out_dir / MARKER_DIR):
+                    remove_partials(folder, scene)
+                outcomes.append(SceneOutcome(scene, "skipped"))
+                continue
+            bar.set_postfix_str(scene, refresh=False)
+            start = time.perf_counter()
+            if not overwrite and stale_marker(out_dir, scene, settings):
+                outcomes.append(SceneOutcome(scene, "failed", f"{out_dir} holds its outputs merged with other settings; "
+                                             "pass --overwrite or choose another --out"))
+                failures_here += 1
+            else:
+                try:
+                    seconds = merge_scene(scene_dir, out_dir, merge, settings, formats, log)
+                    outcomes.append(SceneOutcome(scene, "done", seconds=seconds))
+                except (DiffHDRError, OSError, ValueError) as error:
+                    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                    outcomes.append(SceneOutcome(scene, "failed", reason, time.perf_counter() - start))
+                    failures_here += 1
+            bar.update(max(min(overall_count(), bar.total) - bar.n, 0) if overall else 1)
+    finally:
+        bar.close()
+
+    local = BatchSummary(outcomes, processes=group.world_size)
+    _write_json(_shard_path(out_dir, group.rank), {"rank": group.rank, "world_size": group.world_size, **local.to_json()})
+    if group.barrier is not None:
+        group.barrier()
+    if group.rank != 0:
+        return local
+    documents = _collect_shards(out_dir, group, shard_timeout) if group.world_size > 1 else [local.to_json()]
+    order = {name: index for index, name in enumerate(names)}
+    everything = [SceneOutcome(row["scene"], row["status"], row["reason"], row["seconds"])
+                  for document in documents for row in document["scenes"]]
+    summary = BatchSummary(sorted(everything, key=lambda outcome: order.get(outcome.scene, len(order))),
+                           processes=group.world_size)
+    _write_json(out_dir / "summary.json", summary.to_json())
+    return summary
+
+
+__all__ = ["BatchSummary", "SceneOutcome", "is_finished", "merge_scene", "run_batch", "settings_fingerprint"]

@@ -1,0 +1,164 @@
+"""Batch mode of ``diffhdr merge``: a folder of scene folders, resumable, a bad scene fails alone, sharded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from diffhdr_diffusers.cli import main
+from diffhdr_diffusers.data.synth import synthesize_scenes
+
+NUM_SCENES = 6
+SIZE = (48, 64)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shoot(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("shoot")
+    synthesize_scenes(folder, NUM_SCENES, size=SIZE, seed=3)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference_run(shoot, tmp_path_factory) -> Path:
+    """An uninterrupted batch run of the shoot with flow-merge."""
+    out = tmp_path_factory.mktemp("reference") / "merged"
+    assert main(["merge", str(shoot), "--out", str(out), "--method", "flow-merge"]) == 0
+    return out
+
+
+def _scenes(shoot: Path) -> list[str]:
+    return sorted(path.name for path in shoot.iterdir() if path.is_dir())
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    """Every output and marker file, by path relative to ``out`` (summaries and shard files excluded)."""
+    return {str(path.relative_to(out)): path.read_bytes() for path in sorted(out.rglob("*"))
+            if path.is_file() and path.parent.name != "shards" and path.name != "summary.json"}
+
+
+def _partials(out: Path) -> list[Path]:
+    return [path for path in out.rglob("*") if ".partial" in path.name or path.name.endswith(".probe")]
+
+
+def test_batch_writes_one_output_set_per_scene_and_resumes(shoot, reference_run, tmp_path, capsys):
+    names = _scenes(shoot)
+    files = _outputs(reference_run)
+    assert set(files) == ({f"{name}.hdr" for name in names} | {f"{name}.png" for name in names}
+                          | {f"done/{name}.json" for name in names})
+    summary = json.loads((reference_run / "summary.json").read_text())
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (NUM_SCENES, 0, 0)
+
+    # The same bytes as a single merge of that scene.
+    single = tmp_path / "single.hdr"
+    assert main(["merge", str(shoot / names[2]), "-o", str(single), "--method", "flow-merge"]) == 0
+    assert single.read_bytes() == files[f"{names[2]}.hdr"]
+    marker = json.loads(files[f"done/{names[2]}.json"])
+    assert marker["settings"]["method"] == "flow-merge" and marker["outputs"][f"{names[2]}.hdr"]["bytes"] == single.stat().st_size
+
+    # A second run skips everything; a deleted output makes only its scene run again.
+    out = tmp_path / "merged"
+    shutil.copytree(reference_run, out)
+    capsys.readouterr()
+    assert main(["merge", str(shoot), "--out", str(out), "--method", "flow-merge"]) == 0
+    assert f"{NUM_SCENES} scenes: 0 done, {NUM_SCENES} skipped" in capsys.readouterr().out
+    (out / f"{names[4]}.png").unlink()
+    assert main(["merge", str(shoot), "--out", str(out), "--method", "flow-merge"]) == 0
+    assert f"1 done, {NUM_SCENES - 1} skipped" in capsys.readouterr().out
+    assert _outputs(out) == files
+
+    # Other settings do not count as finished: that is an error per scene, unless --overwrite.
+    assert main(["merge", str(shoot), "--out", str(out), "--method", "naive-merge"]) == 1
+    captured = capsys.readouterr().out
+    assert f"0 done, 0 skipped (already finished), {NUM_SCENES} failed" in captured and "other settings" in captured
+    assert main(["merge", str(shoot), "--out", str(out), "--method", "naive-merge", "--overwrite"]) == 0
+    assert json.loads((out / "done" / f"{names[0]}.json").read_text())["settings"]["method"] == "naive-merge"
+
+
+def test_a_bad_scene_fails_alone_with_its_reason(shoot, reference_run, tmp_path, capsys):
+    broken = tmp_path / "shoot"
+    shutil.copytree(shoot, broken)
+    names = _scenes(broken)
+    tiff = sorted((broken / names[1]).glob("*.tif"))[0]
+    tiff.write_bytes(tiff.read_bytes()[:300])  # truncated
+    (broken / names[3] / "exposure.txt").write_text("0\n0\n0\n")  # equal exposures: invalid
+
+    out = tmp_path / "merged"
+    code = main(["merge", str(broken), "--out", str(out), "--method", "flow-merge"])
+    captured = capsys.readouterr()
+    assert code != 0
+    assert f"{NUM_SCENES} scenes: {NUM_SCENES - 2} done, 0 skipped (already finished), 2 failed" in captured.out
+    failed_lines = [line for line in captured.out.splitlines() if line.strip().startswith("failed ")]
+    assert len(failed_lines) == 2
+    assert failed_lines[0].startswith(f"  failed {names[1]}: ") and tiff.name in failed_lines[0]
+    assert failed_lines[1].startswith(f"  failed {names[3]}: ") and "exposure" in failed_lines[1].lower()
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["status"] for row in summary["scenes"]] == ["done", "failed", "done", "failed", "done", "done"]
+    for name in (names[1], names[3]):
+        assert not (out / f"{name}.hdr").exists() and not (out / "done" / f"{name}.json").exists()
+    for name in (names[0], names[2], names[4], names[5]):
+        assert (out / f"{name}.hdr").read_bytes() == (reference_run / f"{name}.hdr").read_bytes()
+    assert not _partials(out)
+
+
+SLOW_MERGE = """
+import sys, time
+import diffhdr_diffusers.merging as merging
+original = merging.flow_merge_radiance
+def slow(*args, **kwargs):
+    time.sleep(0.4)  # give the test time to kill the run between (and during) scenes
+    return original(*args, **kwargs)
+merging.flow_merge_radiance = slow
+from diffhdr_diffusers.commands.merge import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigkill_mid_run_then_restart_gives_identical_outputs(shoot, reference_run, tmp_path):
+    out = tmp_path / "merged"
+    command = [sys.executable, "-c", SLOW_MERGE, str(shoot), "--out", str(out), "--method", "flow-merge"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "done").glob("*.json")):
+            assert process.poll() is None, "the batch run ended before its first scene was done"
+            assert time.monotonic() < deadline, "no scene finished within 120 s"
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finished = len(list((out / "done").glob("*.json")))
+    assert 1 <= finished < NUM_SCENES
+    # What a kill during a write leaves behind: the temporary file of an atomic write.
+    (out / f".{_scenes(shoot)[-1]}.0123abcd.partial.hdr").write_bytes(b"#?RADIANCE\n")
+
+    restart = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert restart.returncode == 0, restart.stderr[-2000:]
+    assert f"{NUM_SCENES - finished} done, {finished} skipped" in restart.stdout
+    assert _outputs(out) == _outputs(reference_run)
+    assert not _partials(out)
+
+
+@pytest.mark.slow
+def test_two_accelerate_processes_give_the_same_outputs(shoot, reference_run, tmp_path):
+    out = tmp_path / "merged"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               "29533", "-m", "diffhdr_diffusers.commands.merge", str(shoot), "--out", str(out), "--method", "flow-merge"]
+    result = subprocess.run(command, env={**os.environ, "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{NUM_SCENES} scenes: {NUM_SCENES} done, 0 skipped" in result.stdout
+    shards = [json.loads((out / "shards" / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
+    assert [row["scene"] for row in shards[1]["scenes"]] == _scenes(shoot)[1::2]
+    assert _outputs(out) == _outputs(reference_run)
