@@ -1,4 +1,22 @@
-"""The DiffHDR noise predictor: a DDPM UNet whose first feature map is modulated by DFA."""
+"""The DiffHDR noise predictor: a DDPM UNet whose first feature map is modulated by DFA.
+
+Why not diffusers' ``UNet2DModel`` (with DFA after ``conv_in`` and the key mapping in the converter)? The
+original is the DDPM ("ermongroup") UNet, which ``UNet2DModel`` can express (``google/ddpm-cifar10-32`` is
+one), and parity would probably hold at the 1e-4 tolerance; it was not done because nothing would be gained:
+
+- DFA modulates the output of ``conv_in`` before the first down block. ``UNet2DModel.forward`` has no hook
+  there, so a subclass would re-implement the whole forward pass, which is what this module is.
+- Its timestep embedding rounds differently (see :func:`~.blocks.timestep_embedding`), and its attention
+  projects with ``nn.Linear`` where the original uses 1x1 convolutions: the results move by float32 rounding,
+  so the converted model would no longer compute the original's arithmetic.
+- Every key would need a rename in the converter (``q``/``k``/``v``/``proj_out`` -> ``to_q``/``to_k``/
+  ``to_v``/``to_out.0``, ``temb_proj`` -> ``time_emb_proj``, ``nin_shortcut`` -> ``conv_shortcut``, ...),
+  and released checkpoints would no longer map key by key.
+
+So the UNet keeps the original's structure and parameter names (checkpoints convert key by key) and the
+diffusers contract that matters: ``ModelMixin``/``ConfigMixin``, ``register_to_config``, gradient
+checkpointing and a ``DiffHDRUNetOutput``.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +38,8 @@ class DiffHDRUNetOutput(BaseOutput):
     """
     Args:
         sample (`torch.Tensor` of shape `(batch_size, out_channels, height, width)`):
-            The predicted noise (epsilon) for the input sample.
+            The model output for the input sample: noise (epsilon), the clean sample (x0) or v, as the
+            `prediction_type` of the scheduler it was trained with (the paper's model: epsilon).
     """
 
     sample: torch.Tensor
