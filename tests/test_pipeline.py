@@ -76,6 +76,7 @@ def test_batch_of_brackets_equals_single_calls(pipe, bracket):
     np.testing.assert_allclose(batched[1:], single, rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow  # ~9 s on 2 busy cores
 def test_condition_encoder_calls(pipe, bracket):
     """Whole-image features once per call; per-window edge bands once per window grid (4 strips of the <= 16
     windows here, one encoder call each): once per call on a fixed grid, once per step when the grid shifts."""
@@ -153,6 +154,7 @@ def test_memory_is_checked_on_the_device_that_runs_the_windows(pipe, bracket, mo
         run(pipe, bracket)
 
 
+@pytest.mark.slow  # ~9 s on 2 busy cores
 def test_a_list_of_generators_works_with_shifted_windows(pipe, bracket):
     single = run(pipe, bracket, stride=32, shift_windows=True).mu_law
     listed = pipe(bracket, EXPOSURES, stride=32, shift_windows=True, generator=[torch.Generator().manual_seed(0)]).mu_law

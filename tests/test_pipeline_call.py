@@ -237,3 +237,24 @@ def test_processor_settings_are_saved_with_the_pipeline(pipe, bracket, tmp_path)
     np.testing.assert_array_equal(run(loaded, bracket).mu_law, out.mu_law)  # save/load is bit-exact
     default = DiffHDRPipeline.from_pretrained()
     assert (default.image_processor.config.gamma, default.image_processor.config.mu) == (2.2, 5000.0)
+
+
+def test_aligned_ensemble_adds_the_prior_to_every_sample():
+    """Aligned models sample the residual around the flow-merge prior: each ensemble member is offset by it before
+    the mean, so an untrained model's ensemble is the prior with no spread."""
+    from diffhdr_diffusers.data.synth import synthesize_scene
+
+    scene = synthesize_scene(seed=5, index=0, size=(32, 48), ev_sets=[(-2.0, 0.0, 2.0)])
+    images, exposures = scene.images, scene.exposures
+    torch.manual_seed(0)
+    unet, encoder = build_models("aligned-tiny")
+    pipe = DiffHDRPipeline(unet, encoder, original_ddim_scheduler("sample"), default_num_inference_steps=2,
+                           default_patch_size=32, default_stride=16, alignment={})
+    pipe.set_progress_bar_config(disable=True)
+    single = pipe(images, exposures, generator=torch.Generator().manual_seed(0))
+    ensemble = pipe(images, exposures, ensemble_size=2, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(ensemble.mu_law, single.mu_law, rtol=0, atol=BATCH_SHAPE_ATOL)
+    assert ensemble.uncertainty.max() < BATCH_SHAPE_ATOL  # zero-initialised output: every sample is the prior
+    torch.nn.init.normal_(pipe.unet.conv_out.weight, std=0.01)  # a model that has learned something
+    spread = pipe(images, exposures, ensemble_size=2, generator=torch.Generator().manual_seed(0)).uncertainty
+    assert spread.max() > 1e-4
