@@ -160,3 +160,46 @@ def test_bad_arguments_raise_input_error():
         align_exposures(scene.images, scene.exposures, flow_preset="slow")
     with pytest.raises(InputError):
         align_exposures([image[:4, :4] for image in scene.images], scene.exposures)
+
+
+def _plain_homography_flow(homography, height, width, residual):
+    """The unbanded formula: float32 grid plus residual, projected in float64."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    points = np.stack([xs + residual[..., 0], ys + residual[..., 1]], axis=-1).reshape(-1, 1, 2).astype(np.float64)
+    mapped = cv2.perspectiveTransform(points, homography).reshape(height, width, 2)
+    return np.stack([mapped[..., 0] - xs, mapped[..., 1] - ys], axis=-1).astype(np.float32)
+
+
+def _plain_warp(image, flow):
+    ys, xs = np.mgrid[0:flow.shape[0], 0:flow.shape[1]].astype(np.float32)
+    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_banded_full_resolution_stages_equal_the_plain_formulas(monkeypatch, threads):
+    from diffhdr_diffusers.alignment import flow as flow_module
+    from diffhdr_diffusers.alignment import linearized
+
+    monkeypatch.setattr(flow_module, "BAND_PIXELS", 1500)  # many bands of 16 rows on a small image
+    monkeypatch.setenv("DIFFHDR_BAND_THREADS", threads)
+    rng = np.random.default_rng(1)
+    height, width = 150, 90
+    homography = np.float64([[1.02, 0.03, 4.5], [-0.02, 0.98, -6.2], [2e-5, -1e-5, 1.0]])
+    residual = (rng.standard_normal((height, width, 2)) * 2).astype(np.float32)
+    expected = _plain_homography_flow(homography, height, width, residual)
+    np.testing.assert_array_equal(flow_module.homography_flow(homography, height, width, residual), expected)
+    in_place = residual.copy()
+    assert flow_module.homography_flow(homography, height, width, in_place, out=in_place) is in_place
+    np.testing.assert_array_equal(in_place, expected)
+
+    image = rng.random((height, width, 3), dtype=np.float32)
+    # large motion (sources cut to the rows a band reads), moves off the image (border replicated), and tiny flows
+    for flow in (expected * 8, np.full((height, width, 2), -400, np.float32), residual * 0.01):
+        np.testing.assert_array_equal(warp(image, flow), _plain_warp(image, flow))
+        np.testing.assert_array_equal(warp(image[..., 0], flow), _plain_warp(image[..., 0], flow))
+        warped = np.empty_like(image)
+        source = flow_module.RowSource(image, lambda rows: linearized(rows, 2.0))
+        flow_module.warp_into([source], flow, [warped])
+        np.testing.assert_array_equal(warped, _plain_warp(linearize(image, 2.0), flow))
+    np.testing.assert_array_equal(linearized(image, 1.5), linearize(image, 1.5))
+    np.testing.assert_array_equal(linearized(image, 1.5, np.float64(2.2)), linearize(image, 1.5, np.float64(2.2)))

@@ -150,3 +150,64 @@ def test_precomputed_alignment_is_reused():
     merged = flow_merge(scene.images, scene.exposures, alignment=alignment)
     assert merged.alignment is alignment
     np.testing.assert_array_equal(merged.radiance, flow_merge(scene.images, scene.exposures, homography=False).radiance)
+
+
+def _plain_merge(frames, evs, alignment, gamma=2.2):
+    """flow-merge's formulas written out on whole images, without bands or in-place operations."""
+    from diffhdr_diffusers import merging as m
+
+    ramp = lambda v, a, b: np.clip((v - np.float32(a)) / np.float32(b - a), 0.0, 1.0).astype(np.float32)  # noqa: E731
+    ref = alignment.reference_index
+    reference, reference_ev = frames[ref], evs[ref]
+    brightness = reference.max(axis=2)
+    bright, dark = ramp(brightness, m.BRIGHT_START, WHITE_LEVEL), ramp(brightness, m.DARK_START, 0.0)
+    saturated = ramp(brightness, WHITE_LEVEL - 0.05, WHITE_LEVEL)
+    reference_weight = np.maximum(1.0 - np.maximum(bright, dark), m.REFERENCE_FLOOR)[..., None]
+    total, merged = reference_weight.copy(), reference_weight * alignment.radiance[ref]
+    upper, lower = reference >= np.float32(WHITE_LEVEL), reference <= np.float32(m.BLACK_RULE_LEVEL)
+    lower_bound = np.float32(WHITE_LEVEL**gamma / 2.0**reference_ev)
+    upper_bound = np.float32(m.BLACK_BOUND_LEVEL**gamma / 2.0**reference_ev)
+    for index, ev in enumerate(evs):
+        if index == ref:
+            continue
+        warped, radiance = alignment.images[index], alignment.radiance[index]
+        failed, confidence = alignment.failed[index], alignment.confidence[index]
+        shorter = ev < reference_ev
+        own = ramp(warped.max(axis=2), 1.0, WHITE_LEVEL - 0.1) + np.float32(m.REJECTED)
+        trust = np.zeros_like(confidence) if failed else confidence
+        if shorter and not failed:
+            trust = trust + np.float32(m.FALLBACK_TRUST) * saturated
+        weight = (bright if shorter else dark) * own * trust
+        broken = (upper & (radiance < lower_bound)).any(axis=2) | (lower & (radiance > upper_bound)).any(axis=2)
+        weight = np.where(broken, weight * np.float32(m.REJECTED), weight)
+        merged += weight[..., None] * radiance
+        total += weight[..., None]
+    merged /= total
+    merged = np.where(upper, np.maximum(merged, lower_bound), merged)
+    merged = np.where(lower, np.minimum(merged, upper_bound), merged)
+    return np.maximum(merged, 0.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_banded_merge_and_the_bounded_memory_path_give_identical_radiance(monkeypatch, threads):
+    from diffhdr_diffusers.alignment import flow as flow_module
+    from diffhdr_diffusers.merging import FlowMergeRadiance
+
+    scene = synthesize_scene(11, 0, size=(120, 160), ev_sets=[(-2.0, 0.0, 2.0)])
+    images = list(scene.images)
+    images[0] = np.ascontiguousarray(images[0][::-1])  # another scene for frame 0: its alignment fails
+    whole = flow_merge(images, scene.exposures)
+    assert whole.alignment.failed == [True, False, False]
+    np.testing.assert_array_equal(whole.radiance, _plain_merge(images, scene.exposures, whole.alignment))
+
+    monkeypatch.setattr(flow_module, "BAND_PIXELS", 2000)  # bands of 16 rows
+    monkeypatch.setenv("DIFFHDR_BAND_THREADS", threads)
+    banded = flow_merge(images, scene.exposures)
+    np.testing.assert_array_equal(banded.radiance, whole.radiance)
+    np.testing.assert_array_equal(banded.confidence, whole.confidence)
+    lean = flow_merge_radiance(images, scene.exposures, details=True)
+    assert isinstance(lean, FlowMergeRadiance) and lean.failed == whole.alignment.failed
+    np.testing.assert_array_equal(lean.radiance, whole.radiance)
+    assert lean.settings == whole.alignment.settings
+    np.testing.assert_array_equal(flow_merge_radiance(images, scene.exposures, reference_index=2, homography=False),
+                                  flow_merge(images, scene.exposures, reference_index=2, homography=False).radiance)

@@ -72,9 +72,10 @@ def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 BAND_PIXELS = 1 << 19  # full-resolution work runs in horizontal bands of about this many pixels
 
 
-def bands(height: int, width: int, band_pixels: int = BAND_PIXELS):
-    """``(y0, y1)`` row ranges covering ``height`` rows, each about ``band_pixels`` pixels (at least 16 rows)."""
-    rows = max(16, band_pixels // max(width, 1))
+def bands(height: int, width: int, band_pixels: int | None = None):
+    """``(y0, y1)`` row ranges covering ``height`` rows, each about ``band_pixels`` (default :data:`BAND_PIXELS`)
+    pixels, at least 16 rows."""
+    rows = max(16, (BAND_PIXELS if band_pixels is None else band_pixels) // max(width, 1))
     for start in range(0, height, rows):
         yield start, min(start + rows, height)
 
@@ -91,7 +92,7 @@ def band_workers() -> int:
     return max(1, min(cpus, 4))
 
 
-def map_bands(fn, height: int, width: int, parallel: bool = True, band_pixels: int = BAND_PIXELS) -> None:
+def map_bands(fn, height: int, width: int, parallel: bool = True, band_pixels: int | None = None) -> None:
     """Call ``fn(y0, y1)`` for every band of :func:`bands`, on a few threads (numpy and OpenCV release the GIL).
 
     Each call must write only its own rows, so the result does not depend on the order or the threads.
