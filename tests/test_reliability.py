@@ -368,7 +368,7 @@ def test_pipeline_refuses_bad_brackets_before_any_work():
     for keyword, value, needle in [("num_inference_steps", 0, "num_inference_steps must be a positive integer"),
                                    ("patch_size", 31, "patch_size must be a positive multiple of"),
                                    ("stride", 64, "stride must be an integer in [1, patch_size=32]"),
-                                   ("output_type", "pil", "output_type must be 'np' or 'pt'")]:
+                                   ("output_type", "exr", "output_type must be one of 'np', 'pt', 'pil'")]:
         with pytest.raises(InputError, match=re.escape(needle)):
             pipe(good, list(EV), **{keyword: value})
     assert calls == []
