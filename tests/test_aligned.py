@@ -105,3 +105,20 @@ def test_training_transform_targets_the_residual(scene):
     assert truth.min() >= -1e-3 and truth.max() <= full.max() + 1e-3
     assert target.abs().mean() < (truth - truth.mean()).abs().mean()  # the residual is smaller than the signal
     assert "s" in transform._priors  # computed once per scene
+
+
+def test_training_priors_are_kept_on_disk_and_read_back_exactly(scene, tmp_path):
+    decoded = {"scene": "scene/0", "images": scene.images, "exposures": scene.exposures, "radiance": scene.radiance}
+    first = TrainingTransform(crop_size=32, seed=0, alignment={}, prior_cache_dir=tmp_path / "cache")
+    computed = first.scene_prior(decoded)
+    (stored,) = (tmp_path / "cache").iterdir()
+    assert stored.name.startswith("scene_0-") and stored.suffix == ".npz"
+    again = TrainingTransform(crop_size=32, seed=0, alignment={}, prior_cache_dir=tmp_path / "cache")
+    for a, b in zip(computed, again.scene_prior(decoded)):
+        np.testing.assert_array_equal(a, b)
+    rng = lambda: np.random.default_rng(4)  # noqa: E731
+    for a, b in zip(first.transform_scene(decoded, rng()), again.transform_scene(decoded, rng())):
+        assert torch.equal(a, b)
+    other_settings = TrainingTransform(crop_size=32, alignment={"homography": False}, prior_cache_dir=tmp_path / "cache")
+    other_settings.scene_prior(decoded)
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # the settings are part of the key

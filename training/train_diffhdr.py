@@ -94,6 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="Randomly flip and rotate the crops (default: on, as the paper; --no-random_flip disables).")
     data.add_argument("--no_augment", dest="random_flip", action=DeprecatedFlag, switch_value=False,
                       replacement="--no-random_flip", help="Deprecated: --no-random_flip.")
+    data.add_argument("--prior_cache_dir", default=None,
+                      help="Aligned models: where each training scene's aligned conditioning is kept on disk, so a "
+                           "resumed run does not align the data again (default: OUTPUT_DIR/prior_cache).")
     data.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading processes per rank.")
     data.add_argument("--on_bad_scene", choices=("stop", "skip"), default="stop",
                       help="A scene that fails to decode stops the run (default) or is skipped with a warning.")
@@ -242,11 +245,12 @@ def split_scenes(args: argparse.Namespace):
     return train.select(range(len(train) - held_out)), train.select(range(len(train) - held_out, len(train)))
 
 
-def make_transform_factory(crop_size: int, augment: bool, alignment: dict | None = None):
+def make_transform_factory(crop_size: int, augment: bool, alignment: dict | None = None, prior_cache_dir=None):
     from diffhdr_diffusers.data import TrainingTransform
 
     def make_transform(seed: int):
-        return TrainingTransform(crop_size=crop_size, augment=augment, seed=seed, alignment=alignment)
+        return TrainingTransform(crop_size=crop_size, augment=augment, seed=seed, alignment=alignment,
+                                 prior_cache_dir=prior_cache_dir)
 
     return make_transform
 
@@ -406,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(train_scenes) == 0:
         raise DatasetError(f"{' '.join(reversed(data_source(args)))}: split {args.train_split!r} holds no scenes.")
     logger.info(f"{len(train_scenes)} training scenes, {len(validation_scenes) if validation_scenes else 0} validation scenes")
-    dataset = SeededCropDataset(train_scenes, make_transform_factory(args.resolution, args.random_flip, args.alignment),
+    dataset = SeededCropDataset(train_scenes, make_transform_factory(args.resolution, args.random_flip, args.alignment,
+                                                       args.prior_cache_dir or output_dir / "prior_cache"),
                                 args.seed, args.on_bad_scene)
 
     unet, condition_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, condition_encoder, optimizer, lr_scheduler)

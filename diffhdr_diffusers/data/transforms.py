@@ -8,14 +8,19 @@ DataLoader's iterator is created, so worker processes get the new epoch) and res
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import zlib
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..hdr_domain import GAMMA, make_conditioning
 from ..errors import DatasetError
+from ..io.atomic import atomic_path
 from ..hdr_domain import mu_law, to_model_units
 from .decode import decode_ldr, decode_radiance
 
@@ -82,10 +87,13 @@ class TrainingTransform:
             ``(seed, epoch, scene)`` (see :meth:`rng`).
         gamma: the inverse camera response exponent of the conditioning.
         alignment: ``None`` for the paper's inputs, else the settings of the aligned variant.
+        prior_cache_dir: with ``alignment``, a folder where each scene's aligned conditioning is kept on disk
+            (one ``.npz`` per scene and settings, written atomically), so a resumed or repeated run does not
+            align the training set again.
     """
 
     def __init__(self, crop_size: int = 128, augment: bool = True, seed: int | None = None, gamma: float = GAMMA,
-                 alignment: dict | None = None):
+                 alignment: dict | None = None, prior_cache_dir: str | os.PathLike | None = None):
         if crop_size < 1:
             raise ValueError(f"crop_size={crop_size}: must be a positive number of pixels.")
         self.crop_size = int(crop_size)
@@ -93,6 +101,7 @@ class TrainingTransform:
         self.seed = seed
         self.gamma = gamma
         self.alignment = alignment
+        self.prior_cache_dir = None if prior_cache_dir is None else Path(prior_cache_dir)
         self.epoch = 0
         self._priors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -110,12 +119,26 @@ class TrainingTransform:
 
     def scene_prior(self, decoded: dict) -> tuple[np.ndarray, np.ndarray]:
         """The aligned conditioning and prior of a whole scene (float16), computed on first use."""
-        if decoded["scene"] not in self._priors:
+        scene = decoded["scene"]
+        if scene in self._priors:
+            return self._priors[scene]
+        settings = json.dumps({"alignment": self.alignment, "gamma": self.gamma}, sort_keys=True)
+        path = None if self.prior_cache_dir is None else self.prior_cache_dir / (
+            f"{re.sub(r'[^A-Za-z0-9_.-]', '_', scene)}-{zlib.crc32(settings.encode()):08x}.npz")
+        if path is not None and path.is_file():
+            with np.load(path) as stored:
+                arrays = (stored["conditioning"], stored["prior"])
+        else:
             from ..prior import prior_conditioning
 
             prepared = prior_conditioning(decoded["images"], decoded["exposures"], self.alignment, self.gamma)
-            self._priors[decoded["scene"]] = (prepared.conditioning.astype(np.float16), prepared.prior.astype(np.float16))
-        return self._priors[decoded["scene"]]
+            arrays = (prepared.conditioning.astype(np.float16), prepared.prior.astype(np.float16))
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(path, overwrite=True) as temporary:
+                    np.savez(temporary, conditioning=arrays[0], prior=arrays[1])
+        self._priors[scene] = arrays
+        return arrays
 
     def transform_scene(self, decoded: dict, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Crop and augment one decoded scene (see :func:`decode_scene`); return (conditioning, target)."""
