@@ -49,7 +49,8 @@ MARKER_VERSION = 1
 # Settings of a merge that do not change its result (and so do not make a finished scene stale).
 NEUTRAL_SETTINGS = ("inputs", "output", "out", "preview", "overwrite", "device", "func", "command",
                     "trust_remote_code", "format", "shard_timeout")
-_PARTIAL = re.compile(r"^\.(?P<stem>.+)\.[0-9a-f]{8}\.partial(\.[^.]*)?$")  # io.atomic_path's temporary names
+# Temporary names of io.atomic_path (".<stem>.<8 hex>.partial<suffix>") and of its folder probe (".<stem>.<random>.probe").
+_PARTIAL = re.compile(r"^\.(?P<stem>.+)\.(?:[0-9a-f]{8}\.partial(?:\.[^.]*)?|[A-Za-z0-9_]+\.probe)$")
 
 
 @dataclass

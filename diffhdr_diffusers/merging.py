@@ -245,7 +245,7 @@ def flow_merge_radiance(
     flows = frame_flows(frames, evs, reference_index, **alignment_kwargs)
     gamma = float(flows.settings["gamma"])
     raw_gamma = alignment_kwargs.get("gamma", GAMMA)
-    aligned = {index: flows.frame(index) for index in range(len(frames)) if index != reference_index}
+    aligned = flows.align_all()
     reference = frames[reference_index]
     reference_ev = evs[reference_index]
     height, width = reference.shape[:2]

@@ -11,6 +11,7 @@ another scene is marked ``failed`` and gets zero confidence; nothing here raises
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -21,7 +22,7 @@ from ..hdr_domain import GAMMA, linearize
 from . import confidence as _confidence
 from .exposure import BLACK_LEVEL, WHITE_LEVEL, grey_u8, informative, match_exposures
 from .flow import DEFAULT_FLOW_MAX_SIDE, dense_flow, flow_preset as _check_preset, flow_size, homography_flow
-from .flow import RowSource, inside, resize_flow, warp, warp_into
+from .flow import RowSource, band_workers, inside, resize_flow, warp, warp_into
 from .homography import estimate_homography, scale_homography
 
 MIN_SIDE = 8
@@ -168,6 +169,7 @@ def align_exposures(
         reference_index=reference_index, images=[], radiance=[], flows=[], confidence=[], failed=[],
         homographies=[], settings=flows.settings,
     )
+    aligned = flows.align_all()
     for index, (frame, ev) in enumerate(zip(frames, evs)):
         if index == reference_index:
             result.images.append(frame.copy())
@@ -177,7 +179,7 @@ def align_exposures(
             result.failed.append(False)
             result.homographies.append(None)
             continue
-        flow, confidence, failed, full_homography = flows.frame(index)
+        flow, confidence, failed, full_homography = aligned.pop(index)
         warped, radiance = np.empty_like(frame), np.empty_like(frame)
         warp_into([frame, RowSource(frame, lambda rows, ev=ev: linearized(rows, ev, gamma))], flow, [warped, radiance])
         result.images.append(np.clip(warped, 0.0, 1.0, out=warped))
@@ -210,6 +212,17 @@ class FrameFlows:
         self.frames, self.evs, self.reference_index = frames, evs, reference_index
         self.gamma, self.homography, self.flow_preset = gamma, homography, flow_preset
         self.small, self.settings = small, settings
+
+    def align_all(self) -> dict[int, tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]]:
+        """:meth:`frame` of every non-reference frame, by index; the frames are aligned on a few threads
+        (:func:`~diffhdr_diffusers.alignment.flow.band_workers`), each on its own, so the results do not change."""
+        indices = [index for index in range(len(self.frames)) if index != self.reference_index]
+        workers = min(band_workers(), len(indices))
+        if workers <= 1:
+            return {index: self.frame(index) for index in indices}
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {index: pool.submit(self.frame, index) for index in indices}
+            return {index: future.result() for index, future in futures.items()}
 
     def frame(self, index: int) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]:
         height, width = self.frames[0].shape[:2]
