@@ -170,9 +170,9 @@ def _plain_homography_flow(homography, height, width, residual):
     return np.stack([mapped[..., 0] - xs, mapped[..., 1] - ys], axis=-1).astype(np.float32)
 
 
-def _plain_warp(image, flow):
+def _plain_warp(image, flow, interpolation=cv2.INTER_LINEAR):
     ys, xs = np.mgrid[0:flow.shape[0], 0:flow.shape[1]].astype(np.float32)
-    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 @pytest.mark.parametrize("threads", ["1", "3"])
@@ -197,6 +197,8 @@ def test_banded_full_resolution_stages_equal_the_plain_formulas(monkeypatch, thr
     for flow in (expected * 8, np.full((height, width, 2), -400, np.float32), residual * 0.01):
         np.testing.assert_array_equal(warp(image, flow), _plain_warp(image, flow))
         np.testing.assert_array_equal(warp(image[..., 0], flow), _plain_warp(image[..., 0], flow))
+        for interpolation in (cv2.INTER_NEAREST, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4):
+            np.testing.assert_array_equal(warp(image, flow, interpolation), _plain_warp(image, flow, interpolation))
         warped = np.empty_like(image)
         source = flow_module.RowSource(image, lambda rows: linearized(rows, 2.0))
         flow_module.warp_into([source], flow, [warped])

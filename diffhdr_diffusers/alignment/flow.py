@@ -140,13 +140,19 @@ def homography_flow(
     return out
 
 
-def _source_rows(map_y: np.ndarray, height: int) -> tuple[int, int]:
-    """Rows ``[s0, s1)`` of the source that bilinear sampling at ``map_y`` can touch (with a safety margin)."""
+# Rows beyond floor(y) that OpenCV's interpolation reads, plus one for rounding to its 1/32-pixel grid. Other
+# interpolations sum in another order near a border, so they get the whole source (still exact, just more work).
+_REACH = {cv2.INTER_NEAREST: 2, cv2.INTER_LINEAR: 2}
+
+
+def _source_rows(map_y: np.ndarray, height: int, interpolation: int = cv2.INTER_LINEAR) -> tuple[int, int]:
+    """Rows ``[s0, s1)`` of the source that sampling at ``map_y`` can touch (with a safety margin)."""
+    reach = _REACH.get(interpolation)
     low, high = float(np.min(map_y)), float(np.max(map_y))  # NaN propagates: then the whole source
-    if not (np.isfinite(low) and np.isfinite(high)):
+    if reach is None or not (np.isfinite(low) and np.isfinite(high)):
         return 0, height
-    start = min(max(int(np.floor(low)) - 2, 0), height - 1)
-    stop = max(min(int(np.floor(high)) + 3, height), start + 1)
+    start = min(max(int(np.floor(low)) - reach, 0), height - 1)
+    stop = max(min(int(np.floor(high)) + reach + 1, height), start + 1)
     return start, stop
 
 
@@ -176,7 +182,7 @@ def warp_into(
         map_y = np.add(np.arange(y0 + y_offset, y1 + y_offset, dtype=np.float32)[:, None], flow[y0:y1, :, 1])
         for source, out in zip(sources, outs):
             full_height = source.height if isinstance(source, RowSource) else source.shape[0]
-            s0, s1 = _source_rows(map_y, full_height)
+            s0, s1 = _source_rows(map_y, full_height, interpolation)
             part = source(s0, s1) if isinstance(source, RowSource) else source[s0:s1]
             if s0:
                 map_y_part = map_y - np.float32(s0)
