@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffhdr_diffusers.evaluation.baselines import BASELINES, baseline, gamma_response, linearize, to_uint8
 from diffhdr_diffusers.errors import InputError
+from diffhdr_diffusers.evaluation.baselines import BASELINES, baseline, gamma_response, linearize, to_uint8
+from diffhdr_diffusers.hdr_domain import to_model_units
 from diffhdr_diffusers.io import write_ldr, write_radiance
 from diffhdr_diffusers.metrics import psnr_mu
 
@@ -72,11 +73,12 @@ def radiance():
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_baselines_return_float32_radiance_in_the_ground_truth_scale(name, radiance):
-    # Exposures with an arbitrary offset: the merge must use them relative to the shortest.
-    merged = baseline(name)(_bracket(radiance), [ev - 7.5 for ev in EXPOSURES])
+    # Exposures with an arbitrary offset: the merge is in their literal units, 2**7.5 times the offset-free one.
+    shift = -7.5
+    merged = baseline(name)(_bracket(radiance), [ev + shift for ev in EXPOSURES])
     assert merged.dtype == np.float32 and merged.shape == radiance.shape
     assert np.isfinite(merged).all() and merged.min() >= 0
-    assert psnr_mu(merged, radiance) > 25
+    assert psnr_mu(to_model_units(merged, [ev + shift for ev in EXPOSURES]), radiance) > 25
 
 
 def test_reference_is_the_medium_frame_linearised(radiance):

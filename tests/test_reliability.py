@@ -438,12 +438,14 @@ def test_corrupt_radiance_files_raise_one_quiet_error(suffix, damage, needle, tm
     assert out == err == "", f"OpenEXR/OpenCV printed: {out!r} {err!r}"
 
 
-def test_decoder_output_capture_restores_the_terminal(tmp_path, capfd):
-    """After a decoder's output was captured, fd 1 and 2 write to the terminal again."""
+def test_a_corrupt_file_leaves_the_terminal_as_it_was(tmp_path, capfd):
+    """A corrupt PNG is refused in our words (checked before libpng sees it), with nothing printed, and fd 1
+    and 2 still write to the terminal afterwards (no reader redirects them)."""
     bad = garble(write_ldr(tmp_path / "bad.png", bracket_arrays()[0]))
     capfd.readouterr()
-    with pytest.raises(ImageReadError, match="libpng error"):  # libpng's own words end up in our message
+    with pytest.raises(ImageReadError, match="bad.png: corrupt"):
         read_ldr(bad)
+    assert capfd.readouterr() == ("", "")
     os.write(1, b"fd1 still works\n")
     os.write(2, b"fd2 still works\n")
     out, err = capfd.readouterr()
@@ -538,7 +540,7 @@ MODEL_OUTPUT_CASES = [
 ARGPARSE_CASES = [
     ("steps_zero", ["--steps", "0"], ("argument --steps", "expected a positive integer, got '0'")),
     ("stride_not_a_number", ["--stride", "wide"], ("argument --stride", "expected a positive integer, got 'wide'")),
-    ("no_output", [], ("the following arguments are required: -o/--output",)),
+    ("no_output", [], ("give -o OUT.hdr (or .exr) for one bracket, or --out DIR",)),
 ]
 
 
