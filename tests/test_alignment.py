@@ -197,8 +197,12 @@ def test_banded_full_resolution_stages_equal_the_plain_formulas(monkeypatch, thr
     for flow in (expected * 8, np.full((height, width, 2), -400, np.float32), residual * 0.01):
         np.testing.assert_array_equal(warp(image, flow), _plain_warp(image, flow))
         np.testing.assert_array_equal(warp(image[..., 0], flow), _plain_warp(image[..., 0], flow))
-        for interpolation in (cv2.INTER_NEAREST, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4):
-            np.testing.assert_array_equal(warp(image, flow, interpolation), _plain_warp(image, flow, interpolation))
+        # Cubic and Lanczos kernels are evaluated in float32 by OpenCV with size-dependent vector paths: a band
+        # and the whole image can round 1 ulp apart (seen in a full-suite run), so those compare to 1e-6.
+        np.testing.assert_array_equal(warp(image, flow, cv2.INTER_NEAREST), _plain_warp(image, flow, cv2.INTER_NEAREST))
+        for interpolation in (cv2.INTER_CUBIC, cv2.INTER_LANCZOS4):
+            np.testing.assert_allclose(warp(image, flow, interpolation), _plain_warp(image, flow, interpolation),
+                                       rtol=0, atol=1e-6)
         warped = np.empty_like(image)
         source = flow_module.RowSource(image, lambda rows: linearized(rows, 2.0))
         flow_module.warp_into([source], flow, [warped])
