@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
+from diffhdr_diffusers import cli
 from diffhdr_diffusers.pipelines.model_card import write_model_card
 
 PACKAGE_MODEL = Path(__file__).resolve().parents[1] / "diffhdr_diffusers" / "default_model"
@@ -30,10 +30,11 @@ MODEL_ROW = "DiffHDR (this model)"
 
 
 def evaluate(test_dir: str, results: Path, name: str, source: list[str]) -> dict:
-    """Run ``diffhdr evaluate`` in a subprocess and return its mean metrics, rounded for the card."""
+    """Run ``diffhdr evaluate`` (in this process) and return its mean metrics, rounded for the card."""
     out = results / name
-    subprocess.run([sys.executable, "-m", "diffhdr_diffusers.cli", "evaluate", test_dir, *source,
-                    "--out", str(out), "--overwrite"], check=True)
+    code = cli.main(["evaluate", test_dir, *source, "--out", str(out), "--overwrite"])
+    if code:
+        raise SystemExit(code)
     means = json.loads((out / "metrics.json").read_text())["means"]
     return {key.replace("seconds", "s/scene"): round(means[key], 4 if "ssim" in key else 2) for key in COLUMNS}
 
