@@ -77,8 +77,10 @@ class TrainingTransform:
     to every channel of both.
 
     With ``alignment`` (an aligned model's pipeline setting), ``conditioning`` is the aligned variant's
-    (:func:`~diffhdr_diffusers.prior.prior_conditioning`, computed once per scene on the whole image and
-    kept in memory as float16) and ``target`` is the residual ``mu_law(radiance) - prior``.
+    (:func:`~diffhdr_diffusers.prior.prior_conditioning`, computed on the whole scene and kept as float16,
+    by this instance and, with ``prior_cache_dir``, on disk for every instance and run: the training
+    script's ``SeededCropDataset`` builds a transform per sample, so the disk is what makes it once per
+    scene) and ``target`` is the residual ``mu_law(radiance) - prior``.
 
     Args:
         crop_size: side of the square crop (the paper uses 128).
