@@ -5,23 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from merge_support import run_cli, save_tiny_pipeline, write_scene
+from merge_support import run_cli
+from test_cli_merge import model_dir, scene  # noqa: F401 (the same fixtures as the plain merge tests)
 
 from diffhdr_diffusers import DiffHDRPipeline
 from diffhdr_diffusers.io import load_bracket, read_radiance
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_model") / "model")
-
-
-@pytest.fixture
-def scene(tmp_path):
-    folder = tmp_path / "scene"
-    write_scene(folder, size=(20, 36))
-    return folder
-
 
 def test_ensemble_and_uncertainty_are_the_pipelines(scene, model_dir, tmp_path, capfd):
     exr, spread = tmp_path / "m.exr", tmp_path / "u.exr"

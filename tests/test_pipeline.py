@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DiffusionPipeline
+from merge_support import tiny_pipeline
 
 from diffhdr_diffusers import DiffHDRPipeline, allocator
 from diffhdr_diffusers.errors import InputError, ModelLoadError, SamplingError
-from diffhdr_diffusers.model_configs import build_models
 from diffhdr_diffusers.schedulers import original_ddim_scheduler
 
 EXPOSURES = [0.0, 2.0, 4.0]
@@ -15,12 +15,7 @@ EXPOSURES = [0.0, 2.0, 4.0]
 
 @pytest.fixture
 def pipe():
-    torch.manual_seed(0)
-    unet, encoder = build_models("tiny")
-    pipeline = DiffHDRPipeline(unet, encoder, original_ddim_scheduler(), default_num_inference_steps=3,
-                               default_patch_size=32, default_stride=16)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
+    return tiny_pipeline(steps=3)
 
 
 @pytest.fixture

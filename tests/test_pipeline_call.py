@@ -14,6 +14,7 @@ import pytest
 import torch
 from diffusers.callbacks import PipelineCallback
 from diffusers.utils.torch_utils import randn_tensor
+from merge_support import tiny_pipeline
 
 from diffhdr_diffusers import DiffHDRPipeline
 from diffhdr_diffusers.errors import InputError
@@ -27,12 +28,7 @@ BATCH_SHAPE_ATOL = 1e-4  # different batch/window shapes: float32 summation orde
 
 @pytest.fixture
 def pipe():
-    torch.manual_seed(0)
-    unet, encoder = build_models("tiny")
-    pipeline = DiffHDRPipeline(unet, encoder, original_ddim_scheduler(), default_num_inference_steps=3,
-                               default_patch_size=32, default_stride=16)
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
+    return tiny_pipeline(steps=3)
 
 
 def make_bracket(height=45, width=70, seed=0):

@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..devices import resolve_device
 from ..errors import InputError, OutputError
 from ..evaluation.baselines import BASELINES
 
@@ -92,21 +93,6 @@ def _output(path: str, overwrite: bool, suffixes: tuple[str, ...]) -> Path:
     return check_output_path(path, overwrite)
 
 
-def _device(name: str | None) -> str:
-    """The torch device to run on; an unknown or unavailable one raises :class:`InputError`."""
-    import torch
-
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise InputError(f"--device {name!r}: not a device name; use cpu, cuda or cuda:N.") from None
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise InputError(f"--device {name!r}: this CUDA device is not available here; use --device cpu.")
-    return name
-
-
 def run(args: argparse.Namespace) -> int | None:
     from ..io import load_bracket, write_preview, write_radiance
 
@@ -127,7 +113,7 @@ def run(args: argparse.Namespace) -> int | None:
     repeated = sorted({str(path) for path in resolved if resolved.count(path) > 1})
     if repeated:
         raise InputError(f"{', '.join(repeated)}: the same output file is given twice; give each output its own name.")
-    device = _device(args.device)
+    device = resolve_device(args.device)
     bracket = load_bracket(args.inputs, exposures=args.exposures)
     print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
@@ -206,7 +192,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     if args.method != "diffhdr" and args.ensemble != 1:
         raise InputError(f"--ensemble applies to the DiffHDR model only; drop it with --method {args.method}.")
     group = process_group()
-    device = _device(args.device if args.device or group.device is None else str(group.device))
+    device = resolve_device(args.device if args.device or group.device is None else str(group.device))
     pipe = None
     if args.method == "diffhdr":
         pipe = _load_pipeline(args, device)
