@@ -26,9 +26,8 @@ DEFAULT_DESCRIPTION = (
 DEFAULT_LIMITATIONS = [
     ("The input must be exactly three exposures ordered short to long, with their exposure values (EV) known "
      "from the files' EXIF data or an `exposure.txt`; other bracket sizes need another model."),
-    "The output is relative linear radiance on the scale of the shortest exposure, not absolute luminance.",
-    ("Motion is handled by the network, not by explicit alignment: very large displacements, or content that "
-     "is saturated or black in the medium exposure and moving in the others, can still leave ghosts or blur."),
+    ("The output is relative linear radiance in the units the exposure values define (`R * 2**ev ~= ldr**2.2` "
+     "where a frame is well exposed), not absolute luminance."),
     ("Sampling is iterative: every step runs the UNet on every window, so large images are slow on a CPU; "
      "fewer steps or a larger stride trade quality for speed."),
 ]
@@ -96,6 +95,15 @@ def _key_value_table(items: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+MOTION_LIMITATION = {
+    False: ("Motion is handled by the network, not by explicit alignment: very large displacements, or content that "
+            "is saturated or black in the medium exposure and moving in the others, can still leave ghosts or blur."),
+    True: ("Motion is handled by optical-flow alignment before the network (the flow-merge prior and its confidence); "
+           "where the flow fails and the reference is saturated, the model has to repair the prior, and what it "
+           "repairs depends on how long it was trained."),
+}
+
+
 def _pipeline_summary(folder: Path) -> dict[str, Any]:
     """Sampler defaults and network sizes read from a saved pipeline folder (empty when it is not one)."""
     summary: dict[str, Any] = {}
@@ -110,6 +118,8 @@ def _pipeline_summary(folder: Path) -> dict[str, Any]:
                 "default_window_blend"):
         if key in index:
             summary[key.removeprefix("default_")] = index[key]
+    summary["alignment"] = "none (the paper's inputs)" if index.get("alignment") is None else (
+        f"flow-merge prior, residual sampling ({json.dumps(index['alignment'])})")
     summary["UNet"] = (f"ch {unet.get('ch')}, ch_mult {unet.get('ch_mult')}, attention at {unet.get('attn_resolutions')},"
                        f" training crop {unet.get('sample_size')}")
     return summary
@@ -166,7 +176,9 @@ def render_model_card(
         parts += ["## Evaluation", *([metrics_note] if metrics_note else []), metrics_table(metrics)]
     for heading, text in (sections or {}).items():
         parts += [f"## {heading}", text]
-    limitation_lines = [f"- {line}" for line in [*DEFAULT_LIMITATIONS, *(limitations or [])]]
+    aligned = summary.get("alignment", "none").startswith("flow-merge")
+    limitation_lines = [f"- {line}" for line in
+                        [*DEFAULT_LIMITATIONS, MOTION_LIMITATION[aligned], *(limitations or [])]]
     parts += ["## Limitations", "\n".join(limitation_lines)]
     content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(parts) + "\n"
     return str(ModelCard(content))
