@@ -19,8 +19,8 @@ from pathlib import Path
 from ..devices import resolve_device
 from ..errors import InputError, OutputError
 from ..evaluation.baselines import BASELINES
+from ..io.formats import RADIANCE_SUFFIXES
 
-RADIANCE_SUFFIXES = (".hdr", ".exr")
 
 
 def _exposure_list(text: str) -> list[float]:

@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 
 from ..errors import InputError
+from ..io.decode import normalise_samples
+from ..io.formats import MIN_SIZE
 from ..hdr_domain import GAMMA, MU, from_model_units, inverse_mu_law, make_conditioning
 
 if TYPE_CHECKING:
     import PIL.Image
 
-MIN_SIZE = 8
 OUTPUT_TYPES = ("np", "pt", "pil")
 
 ExposureImage = Union[str, os.PathLike, "PIL.Image.Image", np.ndarray, torch.Tensor]
@@ -59,31 +60,7 @@ def _as_float_image(image, position: int) -> np.ndarray:
         if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
             image = image.permute(1, 2, 0)
         image = image.numpy()
-    array = np.asarray(image)
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        array = array.astype(np.float32) / 65535.0
-    elif np.issubdtype(array.dtype, np.floating):
-        array = array.astype(np.float32)
-        if not np.isfinite(array).all():
-            raise InputError(f"{name} contains NaN or inf; pass finite values in [0, 1].")
-        if array.min() < 0 or array.max() > 1:
-            raise InputError(f"{name} has float values outside [0, 1] ({array.min():.3g}..{array.max():.3g}); "
-                             "scale LDR images to [0, 1].")
-    else:
-        raise InputError(f"{name} has dtype {array.dtype}; pass uint8, uint16 or float images in [0, 1].")
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise InputError(f"{name} has shape {array.shape}; expected (H, W, 3) RGB.")
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    if array.shape[-1] == 4:
-        if not np.all(array[..., 3] >= 1.0 - 1e-6):
-            raise InputError(f"{name} has a non-opaque alpha channel; flatten it onto a background first.")
-        array = array[..., :3]
-    return np.ascontiguousarray(array)
+    return np.ascontiguousarray(normalise_samples(name, np.asarray(image)))
 
 
 @dataclass
