@@ -156,15 +156,14 @@ _PIPELINE_LOCK = threading.Lock()
 
 def load_pipeline(model: str | None):
     """A cached :class:`~diffhdr_diffusers.DiffHDRPipeline` (``None``: the bundled model) on the best device."""
-    import torch
-
+    from ..devices import default_device
     from ..pipelines import DiffHDRPipeline
 
     key = model or ""
     with _PIPELINE_LOCK:
         if key not in _PIPELINES:
             pipe = DiffHDRPipeline.from_pretrained(model or None)
-            pipe = pipe.to("cuda" if torch.cuda.is_available() else "cpu")
+            pipe = pipe.to(default_device())
             pipe.set_progress_bar_config(disable=False, desc="Sampling")
             _PIPELINES[key] = pipe
         return _PIPELINES[key]
