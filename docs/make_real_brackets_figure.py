@@ -1,10 +1,11 @@
 """Render docs/real_brackets.png: real handheld brackets merged three ways (reference frame, flow-merge, model).
 
-    python docs/make_real_brackets_figure.py [--model PATH] [--data ../shared/data/real_brackets] [--out docs/real_brackets.png]
+    python docs/make_real_brackets_figure.py [--model PATH] [--max-side 768] [--data ../shared/data/real_brackets]
 
 The brackets are the project's shared test data (third-party, not redistributed; only this figure is). Each
-row is one bracket; every panel is tonemapped by ``diffhdr_diffusers.io.tonemap_preview`` (its own automatic
-exposure) and resized to a common width. Prints the seconds each method took.
+bracket is first resized so that its longer side is ``--max-side`` pixels (the panels are 480 wide anyway;
+0 keeps the full size), then merged three ways. Each row is one bracket; every panel is tonemapped by
+``diffhdr_diffusers.io.tonemap_preview`` (its own automatic exposure). Prints the seconds each method took.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "../shared/data/real_brackets"))
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "real_brackets.png"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-side", type=int, default=768, help="resize each bracket to this longer side first")
     args = parser.parse_args()
 
     pipe = DiffHDRPipeline.from_pretrained(args.model)
@@ -48,6 +50,11 @@ def main() -> None:
     rows = []
     for name in BRACKETS:
         bracket = load_bracket(Path(args.data) / name)
+        height, width = bracket.images[0].shape[:2]
+        scale = args.max_side / max(height, width) if args.max_side else 1.0
+        if scale < 1:
+            size = (round(width * scale), round(height * scale))
+            bracket.images = [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in bracket.images]
         timings, panels = [], []
         for label, merge in (
             ("reference frame", lambda: reference_merge(bracket.images, bracket.exposures)),
