@@ -1,4 +1,4 @@
-"""Render docs/real_brackets.png: real handheld brackets merged three ways (reference frame, flow-merge, model).
+"""Render docs/real_brackets.jpg: real handheld brackets merged three ways (reference frame, flow-merge, model).
 
     python docs/make_real_brackets_figure.py [--model PATH] [--max-side 768] [--data ../shared/data/real_brackets]
 
@@ -40,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="pipeline folder (default: the bundled model)")
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "../shared/data/real_brackets"))
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "real_brackets.png"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "real_brackets.jpg"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-side", type=int, default=768, help="resize each bracket to this longer side first")
     args = parser.parse_args()
@@ -70,7 +70,7 @@ def main() -> None:
         rows.append(np.concatenate(panels, axis=1))
     figure = np.concatenate(rows, axis=0)
     with atomic_path(Path(args.out), overwrite=True) as temporary:
-        cv2.imwrite(str(temporary), np.ascontiguousarray(figure[..., ::-1]))
+        cv2.imwrite(str(temporary), np.ascontiguousarray(figure[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 90])
     print(f"wrote {args.out}")
 
 
