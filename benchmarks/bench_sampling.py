@@ -141,7 +141,7 @@ def run_row(job: dict) -> dict:
         from original_sampler import OriginalTimings, original_sample
 
         timings = OriginalTimings()
-        conditioning = pipe.image_processor.preprocess(images, exposures).to(device, pipe.unet.dtype)
+        conditioning = pipe.image_processor.preprocess(images, exposures).conditioning.to(device, pipe.unet.dtype)
         output = original_sample(pipe.unet, pipe.condition_encoder, conditioning, latents.to(device, pipe.unet.dtype),
                                  row["steps"], row["patch_size"], row["stride"], timings)
         output = output.float().permute(0, 2, 3, 1).cpu().numpy()
