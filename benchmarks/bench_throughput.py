@@ -4,6 +4,7 @@
     python benchmarks/bench_throughput.py --sizes 6000x4000 --skip-model  # 24 MP, flow-merge only
     python benchmarks/bench_throughput.py --sizes 4000x3000 --model-sizes 384x256
     python benchmarks/bench_throughput.py --compare-with /path/to/old/checkout --skip-model  # before/after
+    python benchmarks/bench_throughput.py --sizes 1500x1000 --skip-model --paper           # the paper's config
 
 Every case runs in a fresh subprocess, so its peak RSS is its own (``ru_maxrss`` of that process: the
 synthesised bracket, the merge and its temporaries; the "inputs" column is the peak before the merge
@@ -15,9 +16,15 @@ Methods:
 * ``flow-merge``: what ``diffhdr merge --method flow-merge`` runs (``flow_merge_radiance``: bands, bounded memory);
 * ``flow-merge (full result)``: ``flow_merge`` in Python, which also returns the full-size alignment
   (every warped frame, flow and confidence), so it needs more memory; only with ``--full-result``;
-* ``model``: the bundled DiffHDR pipeline at its defaults, as ``diffhdr merge`` runs it (allocator tuned,
-  CPU window budget), seed 0. Slow on a CPU; ``--skip-model`` leaves it out, ``--model-sizes`` runs it
-  at other (smaller) sizes. ``--device cuda --dtype float16`` runs it on a GPU.
+* ``model``: the bundled DiffHDR pipeline at its defaults (its ``default_processing_resolution`` included),
+  as ``diffhdr merge`` runs it (allocator tuned, CPU window budget), seed 0; ``--skip-model`` leaves it out,
+  ``--model-sizes`` runs it at other sizes, ``--processing-resolutions 0,768`` adds rows ``model @0`` (native)
+  and ``model @768``. ``--device cuda --dtype float16`` runs it on a GPU.
+* ``paper`` and ``paper --fast`` (with ``--paper``): the paper's config (75 M parameters; random weights, as
+  speed does not depend on them) at its defaults (exact mode: 25 steps of 512-pixel windows, stride 64) and
+  with the fast preset. On a CPU ``--paper-steps K`` runs only the first K steps (default 1) and the table
+  extrapolates to all steps (seconds x steps / K, an upper bound: the once-per-call encoder work is counted
+  every step).
 
 The table is Markdown; the ``model / flow-merge`` column is the ratio of seconds on the same size in
 this run. ``--json PATH`` also writes every measurement.
@@ -73,7 +80,7 @@ def _bracket(height: int, width: int, seed: int):
     return images, list(scene.exposures)
 
 
-def worker(method: str, height: int, width: int, seed: int, device: str, dtype: str) -> dict:
+def worker(method: str, height: int, width: int, seed: int, device: str, dtype: str, paper_steps: int = 1) -> dict:
     """Run one case in this process; returns its measurements."""
     images, exposures = _bracket(height, width, seed)
     inputs_mib = _peak_rss_mib()
@@ -92,17 +99,35 @@ def worker(method: str, height: int, width: int, seed: int, device: str, dtype: 
         seconds = time.perf_counter() - start
         row["flow_size"] = settings["flow_size"]
         row["code"] = str(Path(merging.__file__).resolve().parents[1])
-    elif method == "model":
+    elif method.startswith(("model", "paper")):
         import torch
 
         from diffhdr_diffusers.allocator import configure_from_environment, cpu_window_budget
         from diffhdr_diffusers.pipelines import DiffHDRPipeline
 
         configure_from_environment()  # as the diffhdr command does
-        pipe = DiffHDRPipeline.from_pretrained(None)
+        options = {}
+        if method.startswith("paper"):
+            from diffhdr_diffusers.model_configs import build_models
+            from diffhdr_diffusers.pipelines.presets import FAST_PRESET
+            from diffhdr_diffusers.schedulers import original_ddim_scheduler
+
+            torch.manual_seed(0)
+            pipe = DiffHDRPipeline(*build_models("paper"), original_ddim_scheduler())
+            options = dict(FAST_PRESET) if method.endswith("--fast") else {}
+            steps = options.get("num_inference_steps", pipe.config.default_num_inference_steps)
+            if torch.device(device).type == "cpu":  # the first steps only; extrapolated in the table
+                row["steps_run"] = min(paper_steps, steps)
+                options["callback_on_step_end"] = _stop_after(row["steps_run"])
+        else:
+            pipe = DiffHDRPipeline.from_pretrained(None)
+            steps = pipe.config.default_num_inference_steps
+            if "@" in method:
+                options["processing_resolution"] = int(method.split("@")[1])
         pipe = pipe.to(device, getattr(torch, dtype)) if dtype != "float32" else pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
-        options = {"window_memory_budget": cpu_window_budget()} if torch.device(device).type == "cpu" else {}
+        if torch.device(device).type == "cpu":
+            options["window_memory_budget"] = cpu_window_budget()
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -111,8 +136,13 @@ def worker(method: str, height: int, width: int, seed: int, device: str, dtype: 
             torch.cuda.synchronize()
             row["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
         seconds = time.perf_counter() - start
+        if "steps_run" in row:
+            row["seconds_run"] = seconds
+            seconds *= steps / row["steps_run"]
         radiance = result.hdr[0]
-        row.update(device=device, dtype=dtype, steps=int(pipe.config.default_num_inference_steps))
+        row.update(device=device, dtype=dtype, steps=int(steps),
+                   processing_resolution=options.get("processing_resolution",
+                                                     pipe.config.get("default_processing_resolution", 0)))
     else:
         raise SystemExit(f"unknown method {method!r}")
     import numpy as np
@@ -122,10 +152,20 @@ def worker(method: str, height: int, width: int, seed: int, device: str, dtype: 
     return row
 
 
+def _stop_after(steps: int):
+    """A ``callback_on_step_end`` that interrupts the call after ``steps`` steps."""
+    def callback(pipe, index, timestep, tensors):
+        if index + 1 >= steps:
+            pipe._interrupt = True
+        return tensors
+    return callback
+
+
 def _run_case(method: str, size: tuple[int, int], args, pythonpath: str | None = None) -> dict:
     height, width = size
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", method, f"{width}x{height}",
-               "--seed", str(args.seed), "--device", args.device, "--dtype", args.dtype]
+               "--seed", str(args.seed), "--device", args.device, "--dtype", args.dtype,
+               "--paper-steps", str(args.paper_steps)]
     env = dict(os.environ)
     paths = [pythonpath] if pythonpath else []
     env["PYTHONPATH"] = os.pathsep.join(paths + [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -145,7 +185,10 @@ def _cell(row: dict | None) -> list[str]:
         return ["-", "-", "-"]
     if "error" in row:
         return ["failed", "-", row["error"][:60]]
-    return [f"{row['seconds']:.2f}", f"{row['seconds_per_mp']:.3f}", f"{row['peak_rss_mib']:.0f}"]
+    seconds = f"{row['seconds']:.2f}"
+    if "steps_run" in row:
+        seconds = f"{seconds} (est.: {row['seconds_run']:.1f} s for {row['steps_run']} of {row['steps']} steps)"
+    return [seconds, f"{row['seconds_per_mp']:.3f}", f"{row['peak_rss_mib']:.0f}"]
 
 
 def table(rows: list[dict], sizes: list[tuple[int, int]]) -> str:
@@ -154,8 +197,9 @@ def table(rows: list[dict], sizes: list[tuple[int, int]]) -> str:
     header = ["size", "MP"]
     for method in methods:
         header += [f"{method} s", f"{method} s/MP", f"{method} peak RSS MiB"]
-    if "model" in methods and "flow-merge" in methods:
-        header.append("model / flow-merge")
+    ratios = [method for method in methods if method != "flow-merge" and not method.startswith("flow-merge ")]
+    if "flow-merge" in methods:
+        header += [f"{method} / flow-merge" for method in ratios]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for height, width in sizes:
         found = {row["method"]: row for row in rows if (row["height"], row["width"]) == (height, width)}
@@ -164,10 +208,12 @@ def table(rows: list[dict], sizes: list[tuple[int, int]]) -> str:
         cells = [f"{width}x{height}", f"{height * width / 1e6:.2f}"]
         for method in methods:
             cells += _cell(found.get(method))
-        if "model" in methods and "flow-merge" in methods:
-            model, flow = found.get("model"), found.get("flow-merge")
-            ok = model and flow and "error" not in model and "error" not in flow
-            cells.append(f"{model['seconds'] / flow['seconds']:.1f}x" if ok else "-")
+        if "flow-merge" in methods:
+            flow = found.get("flow-merge")
+            for method in ratios:
+                other = found.get(method)
+                ok = other and flow and "error" not in other and "error" not in flow
+                cells.append(f"{other['seconds'] / flow['seconds']:.1f}x" if ok else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -178,7 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="bracket sizes, width x height (default 4000x3000, 12 MP)")
     parser.add_argument("--model-sizes", type=_sizes, metavar="WxH,...",
                         help="sizes the model runs at (default: --sizes)")
-    parser.add_argument("--skip-model", action="store_true", help="flow-merge only (the model is slow on a CPU)")
+    parser.add_argument("--skip-model", action="store_true", help="leave out the bundled model")
+    parser.add_argument("--processing-resolutions", metavar="PX,...",
+                        type=lambda text: [int(v) for v in text.split(",") if v.strip()], default=[],
+                        help="also run the model at these processing resolutions (0: native)")
+    parser.add_argument("--paper", action="store_true", help="also run the paper's config, exact and --fast")
+    parser.add_argument("--paper-steps", type=int, default=1, metavar="K",
+                        help="on a CPU, steps of the paper's config actually run (default 1; extrapolated)")
     parser.add_argument("--full-result", action="store_true", help="also time flow_merge with its full-size alignment")
     parser.add_argument("--compare-with", metavar="DIR",
                         help="also run flow-merge from another checkout (a folder holding diffhdr_diffusers/), "
@@ -195,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         method, size = args.worker
         height, width = _size(size)
-        print(json.dumps(worker(method, height, width, args.seed, args.device, args.dtype)))
+        print(json.dumps(worker(method, height, width, args.seed, args.device, args.dtype, args.paper_steps)))
         return 0
 
     cases = [("flow-merge", size, None) for size in args.sizes]
@@ -205,10 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         cases += [("flow-merge (full result)", size, None) for size in args.sizes]
     model_sizes = args.model_sizes or args.sizes
     if not args.skip_model:
-        cases += [("model", size, None) for size in model_sizes]
+        cases += [(method, size, None) for size in model_sizes
+                  for method in ["model"] + [f"model @{px}" for px in args.processing_resolutions]]
         for size in model_sizes:  # the ratio needs flow-merge at the model's sizes too
             if size not in args.sizes:
                 cases.insert(0, ("flow-merge", size, None))
+    if args.paper:
+        cases += [(method, size, None) for size in args.sizes for method in ("paper", "paper --fast")]
     rows = []
     for method, size, pythonpath in cases:
         label = f"{method}{' [' + pythonpath + ']' if pythonpath else ''} at {size[1]}x{size[0]}"

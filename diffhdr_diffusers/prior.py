@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hdr_domain import GAMMA, make_conditioning, model_exposures, mu_law
+from .hdr_domain import GAMMA, MU, linearize, make_conditioning, model_exposures, mu_law
 
 
 def prior_channels(num_exposures: int) -> int:
@@ -57,7 +57,29 @@ def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float],
     # In model units throughout, so that the network's inputs do not depend on the EVs' offset at all.
     evs = model_exposures(exposures)
     merged = flow_merge(images, evs, reference_index=reference_index, gamma=gamma, **(alignment or {}))
-    prior = np.clip(mu_law(merged.radiance), 0.0, 1.0).astype(np.float32)
+    prior = _as_prior(merged.radiance)
     planes = [make_conditioning(merged.alignment.images, evs, gamma), prior,
               np.stack(merged.alignment.confidence, axis=-1).astype(np.float32)]
     return PriorConditioning(np.concatenate(planes, axis=-1), prior, list(merged.alignment.failed))
+
+
+def _as_prior(radiance: np.ndarray) -> np.ndarray:
+    return np.clip(mu_law(radiance), 0.0, 1.0).astype(np.float32)
+
+
+def prior_image(images: Sequence[np.ndarray], exposures: Sequence[float], alignment: dict | None = None,
+                gamma: float = GAMMA) -> np.ndarray:
+    """The prior of :func:`prior_conditioning` alone (float32 (H, W, 3), mu-law, model units), in bounded memory
+    (:func:`~diffhdr_diffusers.merging.flow_merge_radiance`): the full-size guide of a downscaled run."""
+    from .merging import flow_merge_radiance
+
+    return _as_prior(flow_merge_radiance(images, model_exposures(exposures), gamma=gamma, **(alignment or {})))
+
+
+def reference_image(images: Sequence[np.ndarray], exposures: Sequence[float], gamma: float = GAMMA,
+                    mu: float = MU) -> np.ndarray:
+    """The reference (middle) frame's HDR view ``ldr**gamma / 2**ev`` in the mu-law domain, model units, float32
+    (H, W, 3): the paper model's guide for a downscaled run (it has no prior)."""
+    index = len(images) // 2
+    view = linearize(images[index], float(model_exposures(exposures)[index]), gamma)
+    return np.clip(mu_law(view, mu), 0.0, 1.0).astype(np.float32)

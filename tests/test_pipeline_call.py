@@ -20,6 +20,7 @@ from diffhdr_diffusers import DiffHDRPipeline
 from diffhdr_diffusers.errors import InputError
 from diffhdr_diffusers.hdr_domain import inverse_mu_law
 from diffhdr_diffusers.model_configs import build_models
+from diffhdr_diffusers.pipelines import memory
 from diffhdr_diffusers.schedulers import SCHEDULERS, original_ddim_scheduler, scheduler_from_name
 
 EXPOSURES = [0.0, 2.0, 4.0]
@@ -58,7 +59,7 @@ def reference_sample(pipe, images, seed, steps):
     latents = latents * scheduler.init_noise_sigma
     scheduler.set_timesteps(steps)
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
-    with torch.no_grad():
+    with torch.no_grad(), memory.channels_last_on_cpu(pipe.unet, pipe.device):  # the pipeline's UNet layout
         for timestep in scheduler.timesteps:
             output = pipe.unet(scheduler.scale_model_input(latents, timestep), timestep, features).sample
             latents = scheduler.step(output, timestep, latents, **step_kwargs).prev_sample
@@ -254,3 +255,15 @@ def test_aligned_ensemble_adds_the_prior_to_every_sample():
     torch.nn.init.normal_(pipe.unet.conv_out.weight, std=0.01)  # a model that has learned something
     spread = pipe(images, exposures, ensemble_size=2, generator=torch.Generator().manual_seed(0)).uncertainty
     assert spread.max() > 1e-4
+
+
+def test_cpu_sampling_runs_channels_last_and_restores_the_layout(pipe, bracket):
+    layouts = []
+
+    def record(pipeline, index, timestep, tensors):
+        layouts.append(pipeline.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last))
+        return tensors
+
+    run(pipe, bracket, num_inference_steps=2, callback_on_step_end=record)
+    assert layouts == [True, True]
+    assert all(p.is_contiguous() for p in pipe.unet.parameters())  # saved weights stay contiguous

@@ -166,6 +166,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "as the model is trained on crops whose conditioning is zero-padded at the crop edge).")
     run.add_argument("--export_window_blend", choices=WINDOW_BLENDS, default="taper",
                      help="default_window_blend of the exported pipeline and of validation (default: taper).")
+    run.add_argument("--export_processing_resolution", type=int, default=0,
+                     help="default_processing_resolution of the exported pipeline: the longest side it runs at "
+                          "(default 0: the input's size).")
     run.add_argument("--report_to", default="tensorboard", help="'tensorboard', 'wandb', 'all' or 'none'.")
     run.add_argument("--logging_dir", default="logs",
                      help="Tracker logs and per-rank records, relative to --output_dir (default: logs).")
@@ -331,7 +334,8 @@ def build_pipeline(unet, condition_encoder, args) -> DiffHDRPipeline:
                            default_num_inference_steps=args.export_inference_steps,
                            default_patch_size=args.export_patch_size, default_stride=args.export_stride,
                            default_condition_per_window=args.export_condition_per_window,
-                           default_window_blend=args.export_window_blend, alignment=args.alignment)
+                           default_window_blend=args.export_window_blend,
+                           default_processing_resolution=args.export_processing_resolution, alignment=args.alignment)
 
 
 # ----------------------------------------------------------------------------------------- main

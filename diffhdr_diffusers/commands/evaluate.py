@@ -30,6 +30,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="denoising steps (default: the model's, 25 for the paper).")
     parser.add_argument("--patch-size", type=int, help="window size in pixels (default: the model's).")
     parser.add_argument("--stride", type=int, help="window stride in pixels (default: the model's).")
+    parser.add_argument("--processing-resolution", type=int, metavar="PX",
+                        help="longest side the model runs at, 0 for the input's size (default: the model's).")
     parser.add_argument("--scheduler", help="diffusers scheduler by name, e.g. ddim, dpm++, unipc, euler.")
     parser.add_argument("--ensemble", type=int, default=1, metavar="K",
                         help="average K samples and write a per-pixel uncertainty map (default 1).")
@@ -50,7 +52,8 @@ def _model_only(args: argparse.Namespace) -> None:
     from ..errors import InputError
 
     used = [flag for flag, value in (("--steps", args.steps), ("--patch-size", args.patch_size),
-                                     ("--stride", args.stride), ("--scheduler", args.scheduler)) if value is not None]
+                                     ("--stride", args.stride), ("--scheduler", args.scheduler),
+                                     ("--processing-resolution", args.processing_resolution)) if value is not None]
     if args.ensemble != 1:
         used.append("--ensemble")
     if used:
@@ -79,7 +82,8 @@ def run(args: argparse.Namespace) -> None:
     else:
         predictor = load_pipeline_predictor(args.model, args.scheduler, device=group.device,
                                             num_inference_steps=args.steps, patch_size=args.patch_size,
-                                            stride=args.stride, ensemble=args.ensemble, seed=args.seed)
+                                            stride=args.stride, ensemble=args.ensemble, seed=args.seed,
+                                            processing_resolution=args.processing_resolution)
     run_evaluation(args.data_dir, args.out, predictor, display=display, limit=args.limit, overwrite=args.overwrite,
                    cvvdp=args.cvvdp, group=group, shard_timeout=args.shard_timeout)
 

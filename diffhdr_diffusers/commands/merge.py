@@ -30,14 +30,22 @@ def _exposure_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated EV values like 0,2,4; got {text!r}") from error
 
 
-def _positive_int(text: str) -> int:
+def _bounded_int(text: str, minimum: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _bounded_int(text, 1, "a positive integer")
+
+
+def _non_negative_int(text: str) -> int:
+    return _bounded_int(text, 0, "a non-negative integer")
 
 
 def add_parser(subparsers) -> None:
@@ -63,6 +71,9 @@ def add_parser(subparsers) -> None:
                         help="exposures in EV stops (default: exposure.txt in the folder, else EXIF)")
     parser.add_argument("--steps", type=_positive_int, help="denoising steps (default: the model's)")
     parser.add_argument("--scheduler", help="ddim (default), ddpm, dpm++, unipc, deis, euler, heun")
+    parser.add_argument("--processing-resolution", type=_non_negative_int, metavar="PX",
+                        help="longest side the model runs at; the result is brought back to the input size guided by "
+                             "the full-size photos (0: the input's size; default: the model's)")
     parser.add_argument("--patch-size", type=_positive_int, help="window size in pixels (default: the model's)")
     parser.add_argument("--stride", type=_positive_int, help="window stride in pixels (default: the model's)")
     parser.add_argument("--condition-per-window", action=argparse.BooleanOptionalAction, default=None,
@@ -164,7 +175,8 @@ def _merge_with_model(args: argparse.Namespace, bracket, device: str, pipe=None)
         pipe.scheduler = scheduler_from_name(args.scheduler, pipe.scheduler.config)
     for key, value in (("num_inference_steps", args.steps), ("patch_size", args.patch_size),
                        ("stride", args.stride), ("condition_per_window", args.condition_per_window),
-                       ("window_blend", args.window_blend), ("window_batch_size", args.window_batch_size)):
+                       ("window_blend", args.window_blend), ("window_batch_size", args.window_batch_size),
+                       ("processing_resolution", args.processing_resolution)):
         if value is not None:
             options[key] = value
     if torch.device(device).type == "cpu":  # the diffhdr command tunes the allocator: larger CPU batches pay off

@@ -83,12 +83,14 @@ class PipelinePredictor:
     writes_radiance = True
 
     def __init__(self, pipeline, label: str, num_inference_steps: int | None = None, patch_size: int | None = None,
-                 stride: int | None = None, ensemble: int = 1, seed: int = 0):
+                 stride: int | None = None, ensemble: int = 1, seed: int = 0,
+                 processing_resolution: int | None = None):
         if ensemble < 1:
             raise InputError(f"--ensemble must be at least 1, got {ensemble}.")
         self.pipeline = pipeline
         self.label = label
-        self.call_kwargs = {"num_inference_steps": num_inference_steps, "patch_size": patch_size, "stride": stride}
+        self.call_kwargs = {"num_inference_steps": num_inference_steps, "patch_size": patch_size, "stride": stride,
+                            "processing_resolution": processing_resolution}
         if pipeline.device.type == "cpu":  # the diffhdr command tunes the allocator: larger CPU batches pay off
             from ..allocator import cpu_window_budget
 
@@ -102,6 +104,8 @@ class PipelinePredictor:
             "steps": num_inference_steps or config.default_num_inference_steps,
             "patch_size": patch_size or config.default_patch_size,
             "stride": stride or config.default_stride,
+            "processing_resolution": config.get("default_processing_resolution", 0) if processing_resolution is None
+            else processing_resolution,
             "ensemble": ensemble,
             "seed": seed,
         }

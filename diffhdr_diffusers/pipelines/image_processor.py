@@ -16,6 +16,8 @@ from ..errors import InputError
 from ..io.decode import normalise_samples
 from ..io.formats import MIN_SIZE
 from ..hdr_domain import GAMMA, MU, from_model_units, inverse_mu_law, make_conditioning
+from ..prior import prior_conditioning, prior_image, reference_image
+from .resolution import guided_upsample, processing_size, resize_frames, upsample
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -72,12 +74,20 @@ class PreparedBrackets:
         exposures: every bracket's EVs as given (literal units); the output is returned in these units.
         prior: float32 (B, 3, H, W) flow-merge prior (mu-law, model units) of an aligned model, else None.
         failed: per bracket, the exposures whose alignment failed (empty without alignment).
+        alignment: the alignment settings used (None: the paper's model).
+        full_frames: with a ``processing_resolution`` below the input size, every bracket's frames at the
+            input size (the conditioning is of downscaled frames); else None.
+        guide: then also the guide of the way back (see :mod:`~diffhdr_diffusers.pipelines.resolution`) at the
+            processing size, float32 (B, 3, h, w): the prior, or the reference frame's HDR view.
     """
 
     conditioning: torch.Tensor
     exposures: list[list[float]]
     prior: torch.Tensor | None = None
     failed: list[list[int]] | None = None
+    alignment: dict | None = None
+    full_frames: list[list[np.ndarray]] | None = None
+    guide: torch.Tensor | None = None
 
 
 class DiffHDRImageProcessor(ConfigMixin):
@@ -115,12 +125,13 @@ class DiffHDRImageProcessor(ConfigMixin):
         return arrays, [float(ev) for ev in validate_exposures(exposures, len(arrays), "exposures")]
 
     def preprocess(self, images: BracketInput, exposures: ExposureInput, num_exposures: int = 3,
-                   alignment: dict | None = None) -> PreparedBrackets:
+                   alignment: dict | None = None, processing_resolution: int = 0) -> PreparedBrackets:
         """Validate one bracket or a list of same-size brackets and build the network inputs.
 
         Without ``alignment`` (the paper's model) the conditioning is ``[ldr, ldr**gamma / 2**ev]`` per exposure,
         (B, 6 N, H, W). With it (a dict of :func:`~diffhdr_diffusers.alignment.align_exposures` settings), the
-        frames are aligned and flow-merged first (:func:`~diffhdr_diffusers.prior.prior_conditioning`).
+        frames are aligned and flow-merged first (:func:`~diffhdr_diffusers.prior.prior_conditioning`). With a
+        ``processing_resolution`` below the longest side, all of it is built from area-downscaled frames.
         """
         if _is_batch(images):
             if len(images) != len(exposures) or not all(isinstance(e, (list, tuple, np.ndarray)) for e in exposures):
@@ -134,13 +145,51 @@ class DiffHDRImageProcessor(ConfigMixin):
             raise InputError("all brackets of one call must have the same size; call the pipeline once per size.")
         to_tensor = lambda arrays: torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
         evs = [bracket_exposures for _, bracket_exposures in brackets]
+        height, width = brackets[0][0][0].shape[:2]
+        size = processing_size(height, width, processing_resolution, MIN_SIZE)
+        full_frames = None
+        if size != (height, width):
+            full_frames = [frames for frames, _ in brackets]
+            brackets = [(resize_frames(frames, size), bracket_exposures) for frames, bracket_exposures in brackets]
         if alignment is None:
-            return PreparedBrackets(to_tensor([make_conditioning(f, e, self.config.gamma) for f, e in brackets]), evs)
-        from ..prior import prior_conditioning
+            prepared = PreparedBrackets(to_tensor([make_conditioning(f, e, self.config.gamma) for f, e in brackets]),
+                                        evs)
+            if full_frames is not None:
+                prepared.guide = to_tensor([reference_image(f, e, self.config.gamma, self.config.mu)
+                                            for f, e in brackets])
+        else:
+            priors = [prior_conditioning(f, e, alignment, self.config.gamma) for f, e in brackets]
+            prepared = PreparedBrackets(to_tensor([p.conditioning for p in priors]), evs,
+                                        to_tensor([p.prior for p in priors]),
+                                        [[i for i, failed in enumerate(p.failed) if failed] for p in priors], alignment)
+            prepared.guide = prepared.prior if full_frames is not None else None
+        prepared.full_frames = full_frames
+        return prepared
 
-        priors = [prior_conditioning(f, e, alignment, self.config.gamma) for f, e in brackets]
-        return PreparedBrackets(to_tensor([p.conditioning for p in priors]), evs, to_tensor([p.prior for p in priors]),
-                                [[i for i, failed in enumerate(p.failed) if failed] for p in priors])
+    def full_size_guide(self, frames: Sequence[np.ndarray], exposures: Sequence[float],
+                        alignment: dict | None) -> np.ndarray:
+        """The guide of the way back at the input size, float32 (H, W, 3): what ``prepared.guide`` is at the
+        processing size (the flow-merge prior, or the reference frame's HDR view), in mu-law model units."""
+        if alignment is None:
+            return reference_image(frames, exposures, self.config.gamma, self.config.mu)
+        return prior_image(frames, exposures, alignment, self.config.gamma)
+
+    def match_input_resolution(self, mu_law_image: torch.Tensor, uncertainty: torch.Tensor | None,
+                               prepared: PreparedBrackets) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Bring a downscaled run's mean (B, 3, h, w) and uncertainty to the input size: the mean by guided
+        upsampling (:func:`~diffhdr_diffusers.pipelines.resolution.guided_upsample`), the uncertainty
+        bilinearly."""
+        as_image = lambda t: t.permute(1, 2, 0).float().cpu().numpy()  # noqa: E731
+        as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)  # noqa: E731
+        means, spreads = [], []
+        for index, (frames, evs) in enumerate(zip(prepared.full_frames, prepared.exposures)):
+            full_guide = self.full_size_guide(frames, evs, prepared.alignment)
+            low, guide = as_image(mu_law_image[index]), as_image(prepared.guide[index])
+            merged = guided_upsample(low, guide, full_guide)
+            means.append(as_tensor(np.clip(merged, 0.0, 1.0, out=merged)))
+            if uncertainty is not None:
+                spreads.append(as_tensor(upsample(as_image(uncertainty[index]), *full_guide.shape[:2])))
+        return torch.stack(means), (torch.stack(spreads) if spreads else None)
 
     @staticmethod
     def pad(tensor: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -152,14 +201,15 @@ class DiffHDRImageProcessor(ConfigMixin):
         return F.pad(tensor, (0, pad_w, 0, pad_h), mode="replicate")
 
     def postprocess(self, sample: torch.Tensor, prepared: PreparedBrackets, output_type: str = "np",
-                    ensemble_size: int = 1):
+                    ensemble_size: int = 1, match_input_resolution: bool = True):
         """Decode the sampler's output into (mu_law, radiance, uncertainty).
 
         ``sample`` holds ``ensemble_size`` consecutive samples of each bracket of ``prepared``, padded. Each is
         cropped to the input size, offset by the prior (aligned models) and clamped to [0, 1] in the mu-law
         domain; the samples of a bracket are averaged there, and their per-pixel standard deviation is the
-        uncertainty (`None` for a single sample). The mean is inverted to radiance in the exposures' literal
-        units. ``output_type`` ``"np"`` gives (B, H, W, 3) arrays, ``"pt"`` (B, 3, H, W) tensors, and ``"pil"``
+        uncertainty (`None` for a single sample). A downscaled run (``prepared.full_frames``) comes back to the
+        input size with ``match_input_resolution`` (:meth:`match_input_resolution`). The mean is inverted to
+        radiance in the exposures' literal units. ``output_type`` ``"np"`` gives (B, H, W, 3) arrays, ``"pt"`` (B, 3, H, W) tensors, and ``"pil"``
         a list of tonemapped 8-bit RGB previews of the radiance
         (:func:`~diffhdr_diffusers.io.preview.tonemap_preview`), with mu-law and uncertainty as numpy arrays.
         """
@@ -171,6 +221,8 @@ class DiffHDRImageProcessor(ConfigMixin):
         samples = samples.clamp(0, 1)
         mu_law_image = samples.mean(dim=1)
         uncertainty = samples.std(dim=1, correction=0) if ensemble_size > 1 else None
+        if prepared.full_frames is not None and match_input_resolution:
+            mu_law_image, uncertainty = self.match_input_resolution(mu_law_image, uncertainty, prepared)
         radiance = torch.stack([from_model_units(image, evs) for image, evs in
                                 zip(inverse_mu_law(mu_law_image, self.config.mu), prepared.exposures)])
         if output_type == "pt":

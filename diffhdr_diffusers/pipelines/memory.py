@@ -9,6 +9,8 @@ pipeline call), by a fixed rule when none is given: half the free memory of a CU
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from ..errors import ResourceError
@@ -97,3 +99,21 @@ def check_memory(unet, condition_encoder, device: torch.device, batch: int, chan
             f"merging a {height}x{width} bracket needs about {human_bytes(needed)} but only "
             f"{human_bytes(available)} is free; use a smaller window_batch_size or patch_size, or split the image."
         )
+
+
+@contextmanager
+def channels_last_on_cpu(module: torch.nn.Module, device: torch.device):
+    """Run ``module`` with channels-last weights on a CPU, restoring its layout afterwards (elsewhere: unchanged).
+
+    oneDNN's channels-last convolutions made a batch of 16 windows of the bundled UNet 1.35x faster on this
+    project's CPU (values equal to 1e-7) and a whole 384x288 merge 1.2-1.3x (mu-law equal to 1e-5 after 4
+    steps); see README: Performance. Saved weights stay contiguous.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    module.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        module.to(memory_format=torch.contiguous_format)
