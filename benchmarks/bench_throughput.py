@@ -22,7 +22,7 @@ Methods:
   and ``model @768``. ``--device cuda --dtype float16`` runs it on a GPU.
 * ``paper`` and ``paper --fast`` (with ``--paper``): the paper's config (75 M parameters; random weights, as
   speed does not depend on them) at its defaults (exact mode: 25 steps of 512-pixel windows, stride 64) and
-  with the fast preset. On a CPU ``--paper-steps K`` runs only the first K steps (default 1) and the table
+  with the fast preset (``--paper-processing-resolutions 0,512`` adds ``paper @512`` rows). On a CPU ``--paper-steps K`` runs only the first K steps (default 1) and the table
   extrapolates to all steps (seconds x steps / K, an upper bound: the once-per-call encoder work is counted
   every step).
 
@@ -114,7 +114,7 @@ def worker(method: str, height: int, width: int, seed: int, device: str, dtype: 
 
             torch.manual_seed(0)
             pipe = DiffHDRPipeline(*build_models("paper"), original_ddim_scheduler())
-            options = dict(FAST_PRESET) if method.endswith("--fast") else {}
+            options = dict(FAST_PRESET) if "--fast" in method else {}
             steps = options.get("num_inference_steps", pipe.config.default_num_inference_steps)
             if torch.device(device).type == "cpu":  # the first steps only; extrapolated in the table
                 row["steps_run"] = min(paper_steps, steps)
@@ -122,8 +122,8 @@ def worker(method: str, height: int, width: int, seed: int, device: str, dtype: 
         else:
             pipe = DiffHDRPipeline.from_pretrained(None)
             steps = pipe.config.default_num_inference_steps
-            if "@" in method:
-                options["processing_resolution"] = int(method.split("@")[1])
+        if "@" in method:
+            options["processing_resolution"] = int(method.split("@")[1])
         pipe = pipe.to(device, getattr(torch, dtype)) if dtype != "float32" else pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         if torch.device(device).type == "cpu":
@@ -229,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                         type=lambda text: [int(v) for v in text.split(",") if v.strip()], default=[],
                         help="also run the model at these processing resolutions (0: native)")
     parser.add_argument("--paper", action="store_true", help="also run the paper's config, exact and --fast")
+    parser.add_argument("--paper-processing-resolutions", metavar="PX,...", default=[0],
+                        type=lambda text: [int(v) for v in text.split(",") if v.strip()],
+                        help="processing resolutions of the paper's rows (default 0: the input's size)")
     parser.add_argument("--paper-steps", type=int, default=1, metavar="K",
                         help="on a CPU, steps of the paper's config actually run (default 1; extrapolated)")
     parser.add_argument("--full-result", action="store_true", help="also time flow_merge with its full-size alignment")
@@ -263,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             if size not in args.sizes:
                 cases.insert(0, ("flow-merge", size, None))
     if args.paper:
-        cases += [(method, size, None) for size in args.sizes for method in ("paper", "paper --fast")]
+        cases += [(f"{method} @{px}" if px else method, size, None) for size in args.sizes
+                  for px in args.paper_processing_resolutions for method in ("paper", "paper --fast")]
     rows = []
     for method, size, pythonpath in cases:
         label = f"{method}{' [' + pythonpath + ']' if pythonpath else ''} at {size[1]}x{size[0]}"

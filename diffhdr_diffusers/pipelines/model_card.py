@@ -115,7 +115,7 @@ def _pipeline_summary(folder: Path) -> dict[str, Any]:
         return summary
     summary["scheduler"] = scheduler.get("_class_name", "?")
     for key in ("default_num_inference_steps", "default_patch_size", "default_stride", "default_condition_per_window",
-                "default_window_blend"):
+                "default_window_blend", "default_processing_resolution"):
         if key in index:
             summary[key.removeprefix("default_")] = index[key]
     summary["alignment"] = "none (the paper's inputs)" if index.get("alignment") is None else (
