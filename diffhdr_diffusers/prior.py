@@ -41,7 +41,8 @@ class PriorConditioning:
 
 
 def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float], alignment: dict | None = None,
-                       gamma: float = GAMMA, reference_index: int | None = None) -> PriorConditioning:
+                       gamma: float = GAMMA, reference_index: int | None = None,
+                       prior: np.ndarray | None = None) -> PriorConditioning:
     """Align the bracket, flow-merge it, and stack the aligned model's condition planes.
 
     Args:
@@ -51,13 +52,15 @@ def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float],
             ``alignment`` config); ``None`` or ``{}`` uses its defaults.
         gamma: the inverse camera response exponent.
         reference_index: the reference frame; default the middle one.
+        prior: a prior to use instead of this bracket's own flow-merge (the pipeline's downscaled runs pass the
+            full-size prior, area-downscaled).
     """
     from .merging import flow_merge
 
     # In model units throughout, so that the network's inputs do not depend on the EVs' offset at all.
     evs = model_exposures(exposures)
     merged = flow_merge(images, evs, reference_index=reference_index, gamma=gamma, **(alignment or {}))
-    prior = _as_prior(merged.radiance)
+    prior = _as_prior(merged.radiance) if prior is None else np.asarray(prior, np.float32)
     planes = [make_conditioning(merged.alignment.images, evs, gamma), prior,
               np.stack(merged.alignment.confidence, axis=-1).astype(np.float32)]
     return PriorConditioning(np.concatenate(planes, axis=-1), prior, list(merged.alignment.failed))

@@ -49,16 +49,16 @@ def test_guided_upsampling_of_an_unchanged_guide_is_the_full_size_guide():
     rng = np.random.default_rng(0)
     full = rng.random((40, 60, 3), dtype=np.float32)
     small = upsample(full, 10, 15)  # any processing-size guide
-    np.testing.assert_array_equal(guided_upsample(small, small, full.copy()), full)
+    np.testing.assert_array_equal(guided_upsample(small, small, full), full)
 
 
 def test_guided_upsampling_carries_a_correction_and_keeps_full_size_detail():
     rng = np.random.default_rng(1)
     full = rng.random((40, 60, 3), dtype=np.float32)  # detail at the finest scale
     small = upsample(full, 10, 15)
-    out = guided_upsample(small + 0.1, small, full.copy())
+    out = guided_upsample(small + 0.1, small, full)
     np.testing.assert_allclose(out, full + 0.1, atol=1e-5)  # a constant correction, detail of the full guide
-    doubled = guided_upsample(2 * small, small, full.copy())  # a correction proportional to the guide
+    doubled = guided_upsample(2 * small, small, full, radius=2, eps=1e-4)  # proportional to the guide
     assert np.abs(doubled - 2 * full).mean() < 0.1 * np.abs(full).mean()
 
 
@@ -90,8 +90,8 @@ def test_paper_model_is_guided_by_the_reference_frame(scene):
     out = call(pipe, scene, processing_resolution=72)
     low = call(pipe, scene, processing_resolution=72, match_input_resolution=False)
     assert out.hdr.shape == (1, 96, 144, 3) and low.hdr.shape == (1, 48, 72, 3)
-    carried = resize_frames([out.mu_law[0]], (48, 72))[0]
-    assert np.abs(cv2.blur(carried, (5, 5)) - cv2.blur(low.mu_law[0], (5, 5))).mean() < 0.05
+    coarse = lambda image: resize_frames([image], (6, 9))[0]  # noqa: E731 (the coarse scale a correction keeps)
+    assert np.abs(coarse(out.mu_law[0]) - coarse(low.mu_law[0])).mean() < 0.05
     # The guide is the reference frame's HDR view: an output equal to it comes back as its full-size self.
     prepared = pipe.image_processor.preprocess(scene.images, scene.exposures, 3, None, 72)
     mean, _ = pipe.image_processor.match_input_resolution(prepared.guide, None, prepared)

@@ -75,10 +75,13 @@ class PreparedBrackets:
         prior: float32 (B, 3, H, W) flow-merge prior (mu-law, model units) of an aligned model, else None.
         failed: per bracket, the exposures whose alignment failed (empty without alignment).
         alignment: the alignment settings used (None: the paper's model).
-        full_frames: with a ``processing_resolution`` below the input size, every bracket's frames at the
-            input size (the conditioning is of downscaled frames); else None.
-        guide: then also the guide of the way back (see :mod:`~diffhdr_diffusers.pipelines.resolution`) at the
-            processing size, float32 (B, 3, h, w): the prior, or the reference frame's HDR view.
+        full_guides: with a ``processing_resolution`` below the input size (the conditioning is then of
+            area-downscaled frames), every bracket's guide of the way back at the input size (see
+            :mod:`~diffhdr_diffusers.pipelines.resolution`), float32 (H, W, 3): the full-size flow-merge prior,
+            or the reference frame's HDR view (mu-law, model units); else None.
+        guide: then also those guides area-downscaled to the processing size, float32 (B, 3, h, w); an aligned
+            model's ``prior`` is this downscaled full-size prior, so that its correction applies to the
+            full-size one.
     """
 
     conditioning: torch.Tensor
@@ -86,7 +89,7 @@ class PreparedBrackets:
     prior: torch.Tensor | None = None
     failed: list[list[int]] | None = None
     alignment: dict | None = None
-    full_frames: list[list[np.ndarray]] | None = None
+    full_guides: list[np.ndarray] | None = None
     guide: torch.Tensor | None = None
 
 
@@ -147,29 +150,28 @@ class DiffHDRImageProcessor(ConfigMixin):
         evs = [bracket_exposures for _, bracket_exposures in brackets]
         height, width = brackets[0][0][0].shape[:2]
         size = processing_size(height, width, processing_resolution, MIN_SIZE)
-        full_frames = None
+        full_guides = guides = None
         if size != (height, width):
-            full_frames = [frames for frames, _ in brackets]
+            full_guides = [self.full_size_guide(f, e, alignment) for f, e in brackets]
+            guides = [resize_frames([guide], size)[0] for guide in full_guides]
             brackets = [(resize_frames(frames, size), bracket_exposures) for frames, bracket_exposures in brackets]
         if alignment is None:
             prepared = PreparedBrackets(to_tensor([make_conditioning(f, e, self.config.gamma) for f, e in brackets]),
                                         evs)
-            if full_frames is not None:
-                prepared.guide = to_tensor([reference_image(f, e, self.config.gamma, self.config.mu)
-                                            for f, e in brackets])
         else:
-            priors = [prior_conditioning(f, e, alignment, self.config.gamma) for f, e in brackets]
+            priors = [prior_conditioning(f, e, alignment, self.config.gamma, prior=None if guides is None else g)
+                      for (f, e), g in zip(brackets, guides or [None] * len(brackets))]
             prepared = PreparedBrackets(to_tensor([p.conditioning for p in priors]), evs,
                                         to_tensor([p.prior for p in priors]),
                                         [[i for i, failed in enumerate(p.failed) if failed] for p in priors], alignment)
-            prepared.guide = prepared.prior if full_frames is not None else None
-        prepared.full_frames = full_frames
+        if full_guides is not None:
+            prepared.full_guides, prepared.guide = full_guides, to_tensor(guides)
         return prepared
 
     def full_size_guide(self, frames: Sequence[np.ndarray], exposures: Sequence[float],
                         alignment: dict | None) -> np.ndarray:
-        """The guide of the way back at the input size, float32 (H, W, 3): what ``prepared.guide`` is at the
-        processing size (the flow-merge prior, or the reference frame's HDR view), in mu-law model units."""
+        """The guide of the way back at the input size, float32 (H, W, 3): the flow-merge prior (aligned
+        models, in bounded memory) or the reference frame's HDR view, in mu-law model units."""
         if alignment is None:
             return reference_image(frames, exposures, self.config.gamma, self.config.mu)
         return prior_image(frames, exposures, alignment, self.config.gamma)
@@ -178,14 +180,14 @@ class DiffHDRImageProcessor(ConfigMixin):
                                prepared: PreparedBrackets) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Bring a downscaled run's mean (B, 3, h, w) and uncertainty to the input size: the mean by guided
         upsampling (:func:`~diffhdr_diffusers.pipelines.resolution.guided_upsample`), the uncertainty
-        bilinearly."""
+        bilinearly. The result is written over ``prepared.full_guides``, which are then released."""
         as_image = lambda t: t.permute(1, 2, 0).float().cpu().numpy()  # noqa: E731
         as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)  # noqa: E731
         means, spreads = [], []
-        for index, (frames, evs) in enumerate(zip(prepared.full_frames, prepared.exposures)):
-            full_guide = self.full_size_guide(frames, evs, prepared.alignment)
+        for index, full_guide in enumerate(prepared.full_guides):
             low, guide = as_image(mu_law_image[index]), as_image(prepared.guide[index])
-            merged = guided_upsample(low, guide, full_guide)
+            merged = guided_upsample(low, guide, full_guide, out=full_guide)
+            prepared.full_guides[index] = None
             means.append(as_tensor(np.clip(merged, 0.0, 1.0, out=merged)))
             if uncertainty is not None:
                 spreads.append(as_tensor(upsample(as_image(uncertainty[index]), *full_guide.shape[:2])))
@@ -207,7 +209,7 @@ class DiffHDRImageProcessor(ConfigMixin):
         ``sample`` holds ``ensemble_size`` consecutive samples of each bracket of ``prepared``, padded. Each is
         cropped to the input size, offset by the prior (aligned models) and clamped to [0, 1] in the mu-law
         domain; the samples of a bracket are averaged there, and their per-pixel standard deviation is the
-        uncertainty (`None` for a single sample). A downscaled run (``prepared.full_frames``) comes back to the
+        uncertainty (`None` for a single sample). A downscaled run (``prepared.full_guides``) comes back to the
         input size with ``match_input_resolution`` (:meth:`match_input_resolution`). The mean is inverted to
         radiance in the exposures' literal units. ``output_type`` ``"np"`` gives (B, H, W, 3) arrays, ``"pt"`` (B, 3, H, W) tensors, and ``"pil"``
         a list of tonemapped 8-bit RGB previews of the radiance
@@ -221,7 +223,7 @@ class DiffHDRImageProcessor(ConfigMixin):
         samples = samples.clamp(0, 1)
         mu_law_image = samples.mean(dim=1)
         uncertainty = samples.std(dim=1, correction=0) if ensemble_size > 1 else None
-        if prepared.full_frames is not None and match_input_resolution:
+        if prepared.full_guides is not None and match_input_resolution:
             mu_law_image, uncertainty = self.match_input_resolution(mu_law_image, uncertainty, prepared)
         radiance = torch.stack([from_model_units(image, evs) for image, evs in
                                 zip(inverse_mu_law(mu_law_image, self.config.mu), prepared.exposures)])
