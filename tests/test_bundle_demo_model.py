@@ -31,7 +31,8 @@ def test_bundles_the_run_and_writes_measured_metrics_into_its_card(tmp_path):
     dest, results = tmp_path / "default_model", tmp_path / "results"
 
     _load_script().main([str(run), "--test-dir", str(test_dir), "--results", str(results), "--dest", str(dest),
-                         "--data", "two toy scenes", "--command", "accelerate launch train", "--duration", "1 s"])
+                         "--data", "two toy scenes", "--command", "accelerate launch train", "--duration", "1 s",
+                         "--initial-steps", "500"])
 
     assert not (dest / "checkpoint-1000").exists()
     bundled, trained = (DiffHDRPipeline.from_pretrained(folder).unet.state_dict() for folder in (dest, run))
@@ -43,4 +44,4 @@ def test_bundles_the_run_and_writes_measured_metrics_into_its_card(tmp_path):
         assert rows[name]["psnr_mu"] == round(measured, 2)
         assert f"| {name} | {rows[name]['psnr_mu']:.2f} |" in card
     assert "against flow-merge (the classical baseline to beat)" in card
-    assert "1,234 optimizer steps" in card and "step 1000: 25.50 dB" in card and "two toy scenes" in card
+    assert "1,734 optimizer steps (500 in an earlier run, then 1,234 starting from its weights)" in card and "step 1000: 25.50 dB" in card and "two toy scenes" in card

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objective", default=None, help="the training objective (one sentence)")
     parser.add_argument("--note", default="", help="extra sentence after the metrics description")
     parser.add_argument("--limitation", action="append", default=[], help="an extra limitation (repeatable)")
+    parser.add_argument("--initial-steps", type=int, default=0, metavar="K",
+                        help="optimizer steps of the weights the run started from (--pretrained_model_name_or_path)")
     parser.add_argument("--dest", type=Path, default=PACKAGE_MODEL, help="where to bundle (default: the package)")
     args = parser.parse_args(argv)
 
@@ -82,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     training = {"data": args.data}
     if args.objective:
         training["objective"] = args.objective
-    training.update({"steps": f"{state['global_step']:,} optimizer steps", "duration": args.duration,
+    steps = f"{state['global_step'] + args.initial_steps:,} optimizer steps"
+    if args.initial_steps:
+        steps += f" ({args.initial_steps:,} in an earlier run, then {state['global_step']:,} starting from its weights)"
+    training.update({"steps": steps, "duration": args.duration,
                      "validation PSNR-mu (held-out centre crops)": validation_curve(args.run_dir),
                      "command": args.command})
     write_model_card(args.dest, overwrite=True,
