@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from diffhdr_diffusers import cli
+from diffhdr_diffusers.errors import InputError
 from diffhdr_diffusers.pipelines.model_card import write_model_card
 
 PACKAGE_MODEL = Path(__file__).resolve().parents[1] / "diffhdr_diffusers" / "default_model"
@@ -64,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest", type=Path, default=PACKAGE_MODEL, help="where to bundle (default: the package)")
     args = parser.parse_args(argv)
 
-    state = json.loads((args.run_dir / "training_state.json").read_text())
+    state_file = args.run_dir / "training_state.json"
+    if not state_file.is_file():
+        raise InputError(f"{state_file}: not found; RUN_DIR must be the --output_dir of a train_diffhdr.py run that "
+                         "saved a checkpoint.")
+    state = json.loads(state_file.read_text())
     if args.dest.exists():
         shutil.rmtree(args.dest)
     args.dest.mkdir(parents=True)

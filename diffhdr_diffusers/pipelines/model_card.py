@@ -28,8 +28,9 @@ DEFAULT_LIMITATIONS = [
      "from the files' EXIF data or an `exposure.txt`; other bracket sizes need another model."),
     ("The output is relative linear radiance in the units the exposure values define (`R * 2**ev ~= ldr**2.2` "
      "where a frame is well exposed), not absolute luminance."),
-    ("Sampling is iterative: every step runs the UNet on every window, so large images are slow on a CPU; "
-     "fewer steps or a larger stride trade quality for speed."),
+    ("Sampling is iterative: every step runs the UNet on every window, so at native resolution large images are "
+     "slow on a CPU; a `processing_resolution` runs the model on a downscaled bracket and carries its correction "
+     "back to full size, and fewer steps or a larger stride trade quality for speed."),
 ]
 
 
