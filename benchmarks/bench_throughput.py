@@ -22,9 +22,9 @@ Methods:
   and ``model @768``. ``--device cuda --dtype float16`` runs it on a GPU.
 * ``paper`` and ``paper --fast`` (with ``--paper``): the paper's config (75 M parameters; random weights, as
   speed does not depend on them) at its defaults (exact mode: 25 steps of 512-pixel windows, stride 64) and
-  with the fast preset (``--paper-processing-resolutions 0,512`` adds ``paper @512`` rows). On a CPU ``--paper-steps K`` runs only the first K steps (default 1) and the table
-  extrapolates to all steps (seconds x steps / K, an upper bound: the once-per-call encoder work is counted
-  every step).
+  with the fast preset (``--paper-processing-resolutions 0,512`` adds ``paper @512`` rows). On a CPU
+  ``--paper-steps K`` runs only the first K steps (default 1) and the table extrapolates to all steps
+  (seconds x steps / K, an upper bound: the once-per-call encoder work is counted every step).
 
 The table is Markdown; the ``model / flow-merge`` column is the ratio of seconds on the same size in
 this run. ``--json PATH`` also writes every measurement.
@@ -142,7 +142,7 @@ def worker(method: str, height: int, width: int, seed: int, device: str, dtype: 
         radiance = result.hdr[0]
         row.update(device=device, dtype=dtype, steps=int(steps),
                    processing_resolution=options.get("processing_resolution",
-                                                     pipe.config.get("default_processing_resolution", 0)))
+                                                     pipe.config.default_processing_resolution))
     else:
         raise SystemExit(f"unknown method {method!r}")
     import numpy as np

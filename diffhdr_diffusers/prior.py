@@ -55,15 +55,20 @@ def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float],
         prior: a prior to use instead of this bracket's own flow-merge (the pipeline's downscaled runs pass the
             full-size prior, area-downscaled).
     """
+    from .alignment import align_exposures
     from .merging import flow_merge
 
     # In model units throughout, so that the network's inputs do not depend on the EVs' offset at all.
     evs = model_exposures(exposures)
-    merged = flow_merge(images, evs, reference_index=reference_index, gamma=gamma, **(alignment or {}))
-    prior = _as_prior(merged.radiance) if prior is None else np.asarray(prior, np.float32)
-    planes = [make_conditioning(merged.alignment.images, evs, gamma), prior,
-              np.stack(merged.alignment.confidence, axis=-1).astype(np.float32)]
-    return PriorConditioning(np.concatenate(planes, axis=-1), prior, list(merged.alignment.failed))
+    if prior is None:
+        merged = flow_merge(images, evs, reference_index=reference_index, gamma=gamma, **(alignment or {}))
+        aligned, prior = merged.alignment, _as_prior(merged.radiance)
+    else:  # only the alignment is needed
+        aligned = align_exposures(images, evs, reference_index, gamma=gamma, **(alignment or {}))
+        prior = np.asarray(prior, np.float32)
+    planes = [make_conditioning(aligned.images, evs, gamma), prior,
+              np.stack(aligned.confidence, axis=-1).astype(np.float32)]
+    return PriorConditioning(np.concatenate(planes, axis=-1), prior, list(aligned.failed))
 
 
 def _as_prior(radiance: np.ndarray) -> np.ndarray:

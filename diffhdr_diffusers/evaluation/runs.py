@@ -104,7 +104,7 @@ class PipelinePredictor:
             "steps": num_inference_steps or config.default_num_inference_steps,
             "patch_size": patch_size or config.default_patch_size,
             "stride": stride or config.default_stride,
-            "processing_resolution": config.get("default_processing_resolution", 0) if processing_resolution is None
+            "processing_resolution": config.default_processing_resolution if processing_resolution is None
             else processing_resolution,
             "ensemble": ensemble,
             "seed": seed,

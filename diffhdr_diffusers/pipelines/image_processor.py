@@ -74,21 +74,19 @@ class PreparedBrackets:
         exposures: every bracket's EVs as given (literal units); the output is returned in these units.
         prior: float32 (B, 3, H, W) flow-merge prior (mu-law, model units) of an aligned model, else None.
         failed: per bracket, the exposures whose alignment failed (empty without alignment).
-        alignment: the alignment settings used (None: the paper's model).
         full_guides: with a ``processing_resolution`` below the input size (the conditioning is then of
             area-downscaled frames), every bracket's guide of the way back at the input size (see
             :mod:`~diffhdr_diffusers.pipelines.resolution`), float32 (H, W, 3): the full-size flow-merge prior,
             or the reference frame's HDR view (mu-law, model units); else None.
-        guide: then also those guides area-downscaled to the processing size, float32 (B, 3, h, w); an aligned
-            model's ``prior`` is this downscaled full-size prior, so that its correction applies to the
-            full-size one.
+        guide: then also those guides area-downscaled to the processing size, float32 (B, 3, h, w); for an
+            aligned model this is its ``prior`` (the full-size prior downscaled), so that its correction applies
+            to the full-size one.
     """
 
     conditioning: torch.Tensor
     exposures: list[list[float]]
     prior: torch.Tensor | None = None
     failed: list[list[int]] | None = None
-    alignment: dict | None = None
     full_guides: list[np.ndarray] | None = None
     guide: torch.Tensor | None = None
 
@@ -163,9 +161,10 @@ class DiffHDRImageProcessor(ConfigMixin):
                       for (f, e), g in zip(brackets, guides or [None] * len(brackets))]
             prepared = PreparedBrackets(to_tensor([p.conditioning for p in priors]), evs,
                                         to_tensor([p.prior for p in priors]),
-                                        [[i for i, failed in enumerate(p.failed) if failed] for p in priors], alignment)
+                                        [[i for i, failed in enumerate(p.failed) if failed] for p in priors])
         if full_guides is not None:
-            prepared.full_guides, prepared.guide = full_guides, to_tensor(guides)
+            prepared.full_guides = full_guides
+            prepared.guide = to_tensor(guides) if prepared.prior is None else prepared.prior
         return prepared
 
     def full_size_guide(self, frames: Sequence[np.ndarray], exposures: Sequence[float],
@@ -211,8 +210,8 @@ class DiffHDRImageProcessor(ConfigMixin):
         domain; the samples of a bracket are averaged there, and their per-pixel standard deviation is the
         uncertainty (`None` for a single sample). A downscaled run (``prepared.full_guides``) comes back to the
         input size with ``match_input_resolution`` (:meth:`match_input_resolution`). The mean is inverted to
-        radiance in the exposures' literal units. ``output_type`` ``"np"`` gives (B, H, W, 3) arrays, ``"pt"`` (B, 3, H, W) tensors, and ``"pil"``
-        a list of tonemapped 8-bit RGB previews of the radiance
+        radiance in the exposures' literal units. ``output_type`` ``"np"`` gives (B, H, W, 3) arrays, ``"pt"``
+        (B, 3, H, W) tensors, and ``"pil"`` a list of tonemapped 8-bit RGB previews of the radiance
         (:func:`~diffhdr_diffusers.io.preview.tonemap_preview`), with mu-law and uncertainty as numpy arrays.
         """
         height, width = prepared.conditioning.shape[-2:]

@@ -306,8 +306,8 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
                 Makes sampling deterministic. A list needs one generator per sample (brackets x `ensemble_size`);
                 sample `i` then draws its noise from `generator[i]`, as a call of its own with it would.
             latents (`torch.Tensor`, *optional*):
-                Initial noise of shape (brackets x `ensemble_size`, 3, H, W) (the unpadded processing size); drawn from
-                `generator` if not given.
+                Initial noise of shape (brackets x `ensemble_size`, 3, H, W) (the unpadded processing size);
+                drawn from `generator` if not given.
             output_type (`str`, defaults to `"np"`): `"np"` for (B, H, W, 3) arrays, `"pt"` for (B, 3, H, W)
                 tensors, `"pil"` for tonemapped PIL previews of the radiance (see [`DiffHDRPipelineOutput`]).
             return_dict (`bool`, defaults to `True`): return a [`DiffHDRPipelineOutput`] instead of a tuple.
@@ -332,7 +332,7 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
             condition_per_window = config.default_condition_per_window
         window_blend = window_blend or config.default_window_blend
         if processing_resolution is None:
-            processing_resolution = config.get("default_processing_resolution", 0)
+            processing_resolution = config.default_processing_resolution
         check_processing_resolution(processing_resolution)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
