@@ -1,0 +1,112 @@
+"""The camera model: how a frame's code values become linear light, and the frames' true exposures.
+
+Every merge path (alignment, flow-merge, the models' conditioning, the baselines, evaluation and
+training data) works in one *canonical encoding*: ``code_c = inverse_response(code) ** (1 / gamma)``
+with the pipeline's ``gamma`` (2.2), so that the HDR-domain view ``code_c**gamma / 2**ev`` of
+:mod:`~diffhdr_diffusers.hdr_domain` is exactly ``inverse_response(code) / 2**ev``.
+:func:`apply_camera` is the one place that maps camera frames into that encoding. A gamma-2.2
+response leaves the frames untouched (bit for bit), so the paper's path and Kalantari data do not move.
+
+* :mod:`.response`: :class:`Response` (named curves, tables, files) and :func:`parse_response`.
+* :mod:`.estimate`: :func:`estimate_camera`, the response and exposure ratios from a bracket itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..hdr_domain import GAMMA
+from .estimate import CameraEstimate, estimate_camera
+from .response import CURVES, Response, parse_response
+
+
+@dataclass
+class CameraModel:
+    """What :func:`apply_camera` used for one bracket.
+
+    Attributes:
+        response: the inverse response applied.
+        source: how it was chosen: ``"auto"`` (estimated from this bracket), ``"auto (fallback)"``,
+            or the ``--response`` value (``"gamma:2.2"``, ``"srgb"``, ``"linear"``, a file, ``"raw"``).
+        exposures: the EVs used, after any measured correction (same order as the frames).
+        nominal_exposures: the EVs as given (file, flag or EXIF).
+        warnings: one line each: a fallback, or an exposure correction, with the reason.
+        fallback: whether estimation failed and a default response was used instead.
+    """
+
+    response: Response
+    source: str
+    exposures: list[float]
+    nominal_exposures: list[float]
+    warnings: list[str] = field(default_factory=list)
+    fallback: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable record, for output metadata and batch done-markers."""
+        return {
+            "response": self.response.name,
+            "source": self.source,
+            "exposures": [round(float(ev), 4) for ev in self.exposures],
+            "nominal_exposures": [round(float(ev), 4) for ev in self.nominal_exposures],
+            "fallback": self.fallback,
+            "curve": self.response.to_dict(samples=17),
+        }
+
+
+def encode_canonical(frames: Sequence[np.ndarray], response: Response, gamma: float = GAMMA) -> list[np.ndarray]:
+    """Frames in the canonical encoding ``inverse_response(code) ** (1/gamma)`` (float32); unchanged
+    (the same arrays) when ``response`` is exactly ``code**gamma``."""
+    if response.is_gamma(gamma):
+        return [np.asarray(frame, dtype=np.float32) for frame in frames]
+    out = []
+    for frame in frames:
+        linear = response.linearize(frame)
+        out.append(np.power(linear, np.float32(1.0 / gamma), out=linear))
+    return out
+
+
+def apply_camera(
+    frames: Sequence[np.ndarray],
+    exposures: Sequence[float],
+    response: str | Response | None = "auto",
+    gamma: float = GAMMA,
+    reference_index: int | None = None,
+) -> tuple[list[np.ndarray], CameraModel]:
+    """Map a bracket's frames into the canonical encoding through its camera response.
+
+    Args:
+        frames: N float (H, W, 3) frames in [0, 1] as read from the files (code values), short to long.
+        exposures: N nominal EVs (file, flag or EXIF): the prior for the true exposure ratios.
+        response: ``"auto"`` (estimate from the bracket), a :class:`Response`, or a ``--response``
+            string (:func:`parse_response`).
+        gamma: the canonical encoding's exponent (the pipeline's ``gamma``).
+        reference_index: the reference frame (its EV is never corrected); default ``N // 2``.
+
+    Returns:
+        ``(canonical_frames, camera)``: the frames to merge and a :class:`CameraModel` whose
+        ``exposures`` are the EVs to merge them with.
+    """
+    nominal = [float(ev) for ev in exposures]
+    parsed = parse_response(response)
+    if parsed == "auto":
+        estimate: CameraEstimate = estimate_camera(frames, nominal, reference_index=reference_index)
+        camera = CameraModel(estimate.response, "auto (fallback)" if estimate.fallback else "auto",
+                             estimate.exposures, nominal, list(estimate.warnings), estimate.fallback)
+    else:
+        camera = CameraModel(parsed, parsed.name, nominal, nominal)
+    return encode_canonical(frames, camera.response, gamma), camera
+
+
+__all__ = [
+    "CURVES",
+    "CameraEstimate",
+    "CameraModel",
+    "Response",
+    "apply_camera",
+    "encode_canonical",
+    "estimate_camera",
+    "parse_response",
+]
