@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 
-TABLE_SIZE = 1024
+TABLE_SIZE = 4096
 FILE_FORMAT = "diffhdr-camera-response"
 FILE_VERSION = 1
 NAMED = ("linear", "srgb", "gamma:G", "auto", "FILE.json")
