@@ -104,8 +104,10 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
             confidence, and samples the residual around the prior in the mu-law domain.
         gamma (`float`, defaults to 2.2): the inverse camera response of the conditioning input
             (`ldr**gamma / 2**ev`), that the model was trained with; passed to the image processor.
-        mu (`float`, defaults to 5000): the mu-law constant of the model's output domain; passed to the image
-            processor. Both are saved with the pipeline (``model_index.json``), so a model records its own.
+        mu (`float`, defaults to 5000): the mu-law constant of the model's output domain (an aligned model's prior,
+            its output and the guides of a downscaled run); passed to the image processor. Both are saved with the
+            pipeline (``model_index.json``), so a model records its own; a model trains with its own too
+            ([`~diffhdr_diffusers.data.TrainingTransform`]'s `mu`).
     """
 
     model_cpu_offload_seq = "condition_encoder->unet"
