@@ -79,7 +79,7 @@ def describe_camera(camera) -> str:
 def run(args: argparse.Namespace) -> int | None:
     from ..devices import resolve_device
     from ..io import write_preview, write_radiance
-    from ..methods.frames import frame_names, read_bracket
+    from ..methods.frames import count_frames, frame_names, read_bracket
 
     if args.out is not None:
         return _run_batch(args)
@@ -97,6 +97,9 @@ def run(args: argparse.Namespace) -> int | None:
         raise InputError(f"{', '.join(repeated)}: the same output file is given twice; give each output its own name.")
     device = resolve_device(args.device) if args.method == "diffhdr" else None
     method = method_from_args(args, device)
+    count = count_frames(args.inputs) if all(Path(item).exists() for item in args.inputs) else 0
+    if count >= 2:  # a bracket the method can't merge fails before it is read (fewer frames: the reader says so)
+        method.reference_for(count, args.reference_index)
     bracket = read_bracket(args.inputs, exposures=args.exposures)
     print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")

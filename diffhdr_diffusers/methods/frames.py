@@ -7,6 +7,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import InputError
+
 
 def count_frames(inputs: Sequence[str | os.PathLike]) -> int:
     """How many frames ``inputs`` hold: the image files given, or the LDR images of one scene folder."""
@@ -23,10 +25,15 @@ def read_bracket(inputs: str | os.PathLike | Sequence[str | os.PathLike], exposu
     from ..io import load_bracket
 
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    count = count_frames(inputs) if all(Path(item).exists() for item in inputs) else len(inputs)
+    if count < 2:
+        where = f"{inputs[0]}: " if inputs else ""
+        raise InputError(f"{where}a bracket needs at least 2 frames (exposures of one scene), found {count}"
+                         f"{': ' + Path(inputs[0]).name if count == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir() else ''}.")
     count_parameter = inspect.signature(load_bracket).parameters.get("num_images")
     if count_parameter is None or count_parameter.default is None:  # a loader that counts the frames itself
         return load_bracket(inputs, exposures=exposures)
-    return load_bracket(inputs, exposures=exposures, num_images=max(count_frames(inputs), 2))
+    return load_bracket(inputs, exposures=exposures, num_images=count)
 
 
 def frame_names(bracket) -> list[str]:
