@@ -183,3 +183,19 @@ def test_calibrate_writes_a_response_file_or_says_why_not(tmp_path, capfd):
     else:  # every estimate fell back: one error line with the reason, and no file
         assert code == 2 and "no bracket gave a response estimate" in err.splitlines()[-1]
         assert not output.exists()
+
+
+def test_the_readme_python_snippet_runs_twice(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    snippet = re.findall(r"## Python API\n\n```python\n(.*?)\n```", readme, flags=re.S)[0]
+    assert 'load_method(None, seed=0)' in snippet  # the README shows the bundled model; flow-merge here is faster
+    snippet = snippet.replace('load_method(None, seed=0)', 'load_method("flow-merge")')
+    snippet = snippet.replace('"examples/', f'"{root}/examples/')
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):  # a second run replaces the outputs: no "already exists"
+        exec(compile(snippet, "README.md", "exec"), {})
+    assert json.loads(read_radiance_metadata(tmp_path / "merged.exr")["camera"])["response"]
