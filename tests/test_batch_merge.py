@@ -164,3 +164,29 @@ def test_two_accelerate_processes_give_the_same_outputs(shoot, reference_run, tm
     shards = [json.loads((out / "shards" / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
     assert [row["scene"] for row in shards[1]["scenes"]] == _scenes(shoot)[NUM_SCENES // 2:]  # split_between_processes
     assert _outputs(out) == _outputs(reference_run)
+
+
+def test_scenes_merged_with_a_fallback_have_their_own_status_and_brackets_of_any_size_merge(tmp_path, capsys):
+    from diffhdr_diffusers.data.synth import synthesize_scene
+    from diffhdr_diffusers.io import write_ldr
+
+    shoot = tmp_path / "shoot"
+    brackets = {"a_two": (-1.0, 1.0), "b_five": (-4.0, -2.0, 0.0, 2.0, 4.0), "c_mixed": (0.0, 2.0, 4.0)}
+    for name, evs in brackets.items():
+        images = synthesize_scene(seed=2, index=0, size=(96, 128), ev_sets=[evs]).images
+        if name == "c_mixed":  # its short frame shows another scene: not used, so the scene is a fallback
+            images = [synthesize_scene(seed=9, index=5, size=(96, 128), ev_sets=[evs]).images[0], *images[1:]]
+        (shoot / name).mkdir(parents=True)
+        for frame, image in enumerate(images):
+            write_ldr(shoot / name / f"{frame}.tif", image)
+        (shoot / name / "exposure.txt").write_text("".join(f"{ev:g}\n" for ev in evs))
+    out = tmp_path / "merged"
+    assert main(["merge", str(shoot), "--out", str(out), "--method", "flow-merge", *GAMMA]) == 0
+    text = capsys.readouterr().out
+    assert "3 scenes: 2 done, 1 merged with a fallback, 0 skipped (already finished), 0 failed" in text
+    assert "  fallback c_mixed: 0.tif not used: " in text and "exposure ratio" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["status"] for row in summary["scenes"]] == ["done", "done", "fallback"] and summary["fallback"] == 1
+    marker = json.loads((out / "done" / "c_mixed.json").read_text())
+    assert marker["rejected"][0]["index"] == 0 and marker["camera"]["response"] == "gamma:2.2"
+    assert json.loads((out / "done" / "b_five.json").read_text())["exposures"] == list(brackets["b_five"])
