@@ -585,18 +585,6 @@ def test_existing_output_is_kept_byte_for_byte_and_replaced_only_with_overwrite(
     assert sorted(path.name for path in work.out.iterdir()) == ["earlier.hdr"]  # no temporary file left
 
 
-def test_foreign_code_is_accepted_only_when_trusted_and_never_run(work, model_dir, capfd):
-    scene = work.inputs / "scene"
-    write_scene(scene)
-    argv = ["merge", scene, *_model_with_foreign_code(work, model_dir)]
-    code, _, err = run_cli(argv, capfd)
-    assert code == 2 and "trust_remote_code" in err
-    code, out, err = run_cli([*argv, "--trust-remote-code"], capfd)
-    assert code == 0, err
-    assert f"wrote {work.output}" in out and work.output.is_file()
-    assert not list(work.inputs.rglob("*.ran")), "the untrusted file was executed"
-
-
 def test_model_and_output_api_errors(work, model_dir, tmp_path):
     """The same model and output faults through the Python API."""
     args = _model_with_foreign_code(work, model_dir)
