@@ -44,8 +44,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .errors import DiffHDRError, InputError, OutputError
 
 MARKER_DIR = "done"

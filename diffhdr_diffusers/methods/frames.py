@@ -25,11 +25,13 @@ def read_bracket(inputs: str | os.PathLike | Sequence[str | os.PathLike], exposu
     from ..io import load_bracket
 
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    count = count_frames(inputs) if all(Path(item).exists() for item in inputs) else len(inputs)
-    if count < 2:
-        where = f"{inputs[0]}: " if inputs else ""
-        raise InputError(f"{where}a bracket needs at least 2 frames (exposures of one scene), found {count}"
-                         f"{': ' + Path(inputs[0]).name if count == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir() else ''}.")
+    present = all(Path(item).exists() for item in inputs)  # else the loader names the missing input
+    count = count_frames(inputs) if present else len(inputs)
+    if present and count < 2:
+        folder = len(inputs) == 1 and Path(inputs[0]).is_dir()
+        where = f"{inputs[0]}: " if folder else ""
+        found = f": {', '.join(Path(item).name for item in inputs)}" if inputs and not folder else ""
+        raise InputError(f"{where}a bracket needs at least 2 frames (exposures of one scene), found {count}{found}.")
     count_parameter = inspect.signature(load_bracket).parameters.get("num_images")
     if count_parameter is None or count_parameter.default is None:  # a loader that counts the frames itself
         return load_bracket(inputs, exposures=exposures)
@@ -38,4 +40,6 @@ def read_bracket(inputs: str | os.PathLike | Sequence[str | os.PathLike], exposu
 
 def frame_names(bracket) -> list[str]:
     """The bracket's frames by file name (``frame 1``, ... when it was not read from files)."""
-    return [path.name for path in bracket.paths] if bracket.paths else [f"frame {i + 1}" for i in range(len(bracket.images))]
+    if bracket.paths:
+        return [path.name for path in bracket.paths]
+    return [f"frame {index + 1}" for index in range(len(bracket.images))]
