@@ -6,23 +6,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..alignment.exposure import BLACK_LEVEL, WHITE_LEVEL
-
+WELL_EXPOSED = (0.1, 0.9)  # code values (brightest channel) counted as well exposed, away from noise and clipping
 MAX_SAMPLES = 200_000  # pixels sampled for the ratio (a regular subsample of large frames)
-EV_TOLERANCE = 0.5  # measured and expected exposure differ by more than this (stops): the exposure is the cause
+EV_TOLERANCE = 0.2  # measured and expected exposure differ by more than this (stops, 15 %): the exposure is the cause
 
 
 def measured_ratio(frame: np.ndarray, reference: np.ndarray, gamma: float) -> float | None:
-    """The median ratio ``linear(frame) / linear(reference)`` over pixels well exposed in both (None if too few).
+    """The median ratio ``linear(frame) / linear(reference)`` (channel means) over pixels well exposed in both
+    (brightest channel within :data:`WELL_EXPOSED`), or None if too few.
 
     A median over the whole frame, without alignment: camera motion moves pixels but barely the ratio.
     """
     step = max(1, int(np.sqrt(frame.shape[0] * frame.shape[1] / MAX_SAMPLES)))
     frame, reference = frame[::step, ::step], reference[::step, ::step]
-    good = ((frame > BLACK_LEVEL) & (frame < WHITE_LEVEL) & (reference > BLACK_LEVEL) & (reference < WHITE_LEVEL))
+    low, high = WELL_EXPOSED
+    frame_peak, reference_peak = frame.max(axis=-1), reference.max(axis=-1)
+    good = (frame_peak > low) & (frame_peak < high) & (reference_peak > low) & (reference_peak < high)
     if good.sum() < 100:
         return None
-    ratios = np.power(frame[good], gamma) / np.power(reference[good], gamma)
+    ratios = np.power(frame.mean(axis=-1)[good], gamma) / np.power(reference.mean(axis=-1)[good], gamma)
     return float(np.median(ratios))
 
 
