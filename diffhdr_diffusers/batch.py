@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DiffHDRError, InputError, OutputError
+from .errors import ALLOW_OVERWRITE, DiffHDRError, InputError, OutputError
 
 MARKER_DIR = "done"
 FORMATS = ("hdr", "exr")
@@ -216,7 +216,7 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
     formats = list(dict.fromkeys(formats))
     unknown = [name for name in formats if name not in FORMATS]
     if not formats or unknown:
-        raise InputError(f"--format {','.join(formats)}: choose hdr, exr or hdr,exr.")
+        raise InputError(f"radiance formats {','.join(formats)}: choose hdr, exr or hdr,exr.")
     return formats
 
 
@@ -298,12 +298,12 @@ def run_batch(
     if not scenes:
         raise InputError(f"{shoot_dir}: no scene folders found; give a folder of scene folders (one bracket each).")
     if out_dir.resolve() in {scene.resolve() for scene in scenes} or out_dir.resolve() == shoot_dir.resolve():
-        raise OutputError(f"--out {out_dir}: is an input folder; choose a separate output folder.")
+        raise OutputError(f"output folder {out_dir}: is an input folder; choose a separate output folder.")
     try:
         (out_dir / MARKER_DIR).mkdir(parents=True, exist_ok=True)
         (out_dir / "shards").mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError(f"--out {out_dir}: cannot create it ({error.strerror or error}); choose a writable folder.") from None
+        raise OutputError(f"output folder {out_dir}: cannot create it ({error.strerror or error}); choose a writable folder.") from None
     remove_partials(out_dir / "shards", f"rank-{group.rank}")
 
     mine = group.split(scenes)
@@ -333,7 +333,7 @@ def run_batch(
             start = time.perf_counter()
             if not overwrite and stale_marker(out_dir, scene, settings):
                 outcomes.append(SceneOutcome(scene, "failed", f"{out_dir} holds its outputs merged with other settings; "
-                                             "pass --overwrite or choose another --out"))
+                                             f"{ALLOW_OVERWRITE}, or choose another output folder"))
                 failures_here += 1
             else:
                 try:

@@ -20,9 +20,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import InputError, OutputError
+from ..errors import InputError, OutputError, word_message
 from ..io.formats import RADIANCE_SUFFIXES
-from .options import add_method_arguments, method_from_args, method_settings
+from .options import CLI_WORDING, add_method_arguments, method_from_args, method_settings
 
 
 def _exposure_list(text: str) -> list[float]:
@@ -138,7 +138,7 @@ def _run_batch(args: argparse.Namespace) -> int:
                         formats=args.format.replace(" ", "").split(","), overwrite=args.overwrite, group=group,
                         reference_index=args.reference_index)
     if group.rank == 0:
-        print(summary.text())
+        print(word_message(summary.text(), CLI_WORDING))
     return 1 if summary.failed else 0
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError, InputError, OutputError
+from ..errors import ALLOW_OVERWRITE, DatasetError, InputError, OutputError
 from ..io import read_radiance, write_ldr, write_preview, write_radiance
 from ..io.formats import RADIANCE_SUFFIXES
 from ..metrics import DisplayAssumptions, compute_metrics
@@ -116,7 +116,7 @@ class PredictionsPredictor:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise InputError(f"--predictions {self.folder}: not a folder; give the folder holding <scene>.hdr files.")
+            raise InputError(f"predictions {self.folder}: not a folder; give the folder holding <scene>.hdr files.")
         self.label = f"predictions:{self.folder}"
         self.settings = {"predictions": str(self.folder)}
 
@@ -126,7 +126,7 @@ class PredictionsPredictor:
             if path.is_file():
                 return Prediction(read_radiance(path))
         raise DatasetError(
-            f"--predictions {self.folder}: no {bracket.name}.hdr or {bracket.name}.exr for scene {bracket.name!r}; "
+            f"predictions {self.folder}: no {bracket.name}.hdr or {bracket.name}.exr for scene {bracket.name!r}; "
             "name each output after its scene folder."
         )
 
@@ -243,9 +243,9 @@ def run_evaluation(data_dir: str | os.PathLike, out_dir: str | os.PathLike, pred
     group = group or process_group()
     out_dir = Path(out_dir)
     if limit is not None and limit < 1:
-        raise InputError(f"--limit must be a positive number of scenes, got {limit}.")
+        raise InputError(f"scene limit must be a positive number of scenes, got {limit}.")
     if not overwrite and (out_dir / "metrics.json").exists():
-        raise OutputError(f"{out_dir}: already holds results (metrics.json); pass --overwrite or choose a new --out.")
+        raise OutputError(f"{out_dir}: already holds results (metrics.json); {ALLOW_OVERWRITE}, or choose a new results folder.")
     if cvvdp:
         from ..metrics import cvvdp_available, cvvdp_jod
 
