@@ -82,6 +82,7 @@ def test_batch_writes_one_output_set_per_scene_and_resumes(shoot, reference_run,
     assert main(["merge", str(shoot), "--out", str(out), "--method", "naive-merge", *GAMMA]) == 1
     captured = capsys.readouterr().out
     assert f"0 done, 0 merged with a fallback, 0 skipped (already finished), {NUM_SCENES} failed" in captured and "other settings" in captured
+    assert "pass --overwrite" in captured  # the library names the remedy; the CLI words it as its flag
     assert main(["merge", str(shoot), "--out", str(out), "--method", "naive-merge", "--overwrite", *GAMMA]) == 0
     assert json.loads((out / "done" / f"{names[0]}.json").read_text())["settings"]["method"] == "naive-merge"
 
