@@ -220,32 +220,6 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
     return formats
 
 
-def scene_folders(shoot_dir: Path) -> list[Path]:
-    """The scene folders under ``shoot_dir``: :func:`~diffhdr_diffusers.evaluation.discover_scenes`, which checks
-    every scene; if one fails its check, the folders its scanner finds, unchecked, so that scene fails alone."""
-    from .errors import DatasetError
-    from .evaluation import discover_scenes
-
-    try:
-        return discover_scenes(shoot_dir)
-    except DatasetError as error:
-        from .data.scenes import find_scene_folders, split_folder
-
-        try:
-            folders = find_scene_folders(split_folder(shoot_dir, "test"))
-        except (DatasetError, OSError):
-            raise error from None
-        if not folders:
-            raise
-    seen: dict[str, Path] = {}
-    for folder in folders:
-        if folder.name in seen:
-            raise DatasetError(f"{shoot_dir}: scene folders {seen[folder.name]} and {folder} share the name "
-                               f"{folder.name!r}, but outputs are named after the scene folder; merge them separately.")
-        seen[folder.name] = folder
-    return folders
-
-
 def _progress(total: int, initial: int, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -285,6 +259,7 @@ def run_batch(
     Returns:
         The :class:`BatchSummary`: of every rank on rank 0, of this rank's scenes elsewhere.
     """
+    from .evaluation import discover_scenes
     from .sharding import process_group
 
     log = log or (lambda message: print(message, file=sys.stderr))
@@ -294,9 +269,7 @@ def run_batch(
     shoot_dir, out_dir = Path(shoot_dir), Path(out_dir)
     if not shoot_dir.is_dir():
         raise InputError(f"{shoot_dir}: not a folder; give a folder of scene folders.")
-    scenes = scene_folders(shoot_dir)
-    if not scenes:
-        raise InputError(f"{shoot_dir}: no scene folders found; give a folder of scene folders (one bracket each).")
+    scenes = discover_scenes(shoot_dir)
     if out_dir.resolve() in {scene.resolve() for scene in scenes} or out_dir.resolve() == shoot_dir.resolve():
         raise OutputError(f"output folder {out_dir}: is an input folder; choose a separate output folder.")
     try:

@@ -243,3 +243,19 @@ def _means_of(scenes, tmp_path):
     out = tmp_path / "gamma"
     assert main([str(scenes), "--method", "naive-merge", "--limit", "1", "--out", str(out)]) == 0
     return _means(out)
+
+
+def test_scenes_of_any_size_are_evaluated(tmp_path):
+    from diffhdr_diffusers.data.synth import synthesize_scene
+    from diffhdr_diffusers.io import write_ldr, write_radiance
+
+    evs = (-4.0, -2.0, 0.0, 2.0, 4.0)
+    scene = synthesize_scene(seed=2, index=0, size=(96, 128), ev_sets=[evs])
+    folder = tmp_path / "set" / "five"
+    folder.mkdir(parents=True)
+    for index, image in enumerate(scene.images):
+        write_ldr(folder / f"{index}.tif", image)
+    (folder / "exposure.txt").write_text("".join(f"{ev:g}\n" for ev in evs))
+    write_radiance(folder / "HDRImg.hdr", scene.radiance)
+    assert main([str(tmp_path / "set"), "--method", "flow-merge", "--out", str(tmp_path / "out")]) == 0
+    assert _means(tmp_path / "out")["scenes"] == 1 and math.isfinite(_means(tmp_path / "out")["psnr_mu"])

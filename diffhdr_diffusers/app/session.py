@@ -42,7 +42,9 @@ def _exposure_file_names() -> tuple[str, ...]:
 
 
 def _is_exposure_file(path: Path) -> bool:
-    return path.name.lower() in _exposure_file_names()
+    from ..io.scene import is_exposure_file
+
+    return is_exposure_file(path)
 
 
 def example_brackets(folder: Path = EXAMPLES_DIR) -> dict[str, list[Path]]:

@@ -222,8 +222,10 @@ def _count_images(folder: Path) -> int:
 
 
 def _exposure_source(folder: Path) -> str:
+    from ..io.scene import is_exposure_file
+
     for path in sorted(folder.iterdir()):
-        if work._is_exposure_file(path):
+        if is_exposure_file(path):
             return path.name
     return "EXIF"
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from .options import exposure_list
 
 
 def add_parser(subparsers) -> None:
@@ -26,7 +27,8 @@ def add_parser(subparsers) -> None:
                     "one bracket) and save it for --response FILE.json.")
     parser.add_argument("inputs", nargs="+", metavar="FRAMES|FOLDERS", help="scene folders, or the images of one bracket")
     parser.add_argument("-o", "--output", required=True, metavar="CAMERA.json", help="the response file to write")
-    parser.add_argument("--exposures", metavar="EV,EV,EV", help="exposures of one bracket given as images (default: "
+    parser.add_argument("--exposures", type=exposure_list, metavar="EV,EV,EV",
+                        help="exposures of one bracket given as images (default: "
                         "the folder's exposure file, else EXIF)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing response file")
     parser.set_defaults(func=run)
@@ -45,13 +47,12 @@ def run(args: argparse.Namespace) -> None:
     from ..camera import estimate_camera
     from ..io import check_output_path
     from ..methods.frames import read_bracket
-    from .merge import _exposure_list
 
     output = Path(args.output)
     if output.suffix.lower() != ".json":
         raise InputError(f"{output}: a response file is .json; name it e.g. camera.json.")
     check_output_path(output, args.overwrite)
-    exposures = _exposure_list(args.exposures) if args.exposures else None
+    exposures = args.exposures
     groups = brackets_of(args.inputs)
     if exposures is not None and len(groups) > 1:
         raise InputError("--exposures applies to one bracket given as images; each folder has its own exposures.")

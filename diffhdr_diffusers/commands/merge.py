@@ -22,14 +22,7 @@ from pathlib import Path
 
 from ..errors import InputError, OutputError, word_message
 from ..io.formats import RADIANCE_SUFFIXES
-from .options import CLI_WORDING, add_method_arguments, method_from_args, method_settings
-
-
-def _exposure_list(text: str) -> list[float]:
-    try:
-        return [float(value) for value in text.replace(" ", "").split(",") if value]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected comma-separated EV values like 0,2,4; got {text!r}") from error
+from .options import CLI_WORDING, add_method_arguments, exposure_list, method_from_args, method_settings
 
 
 def add_parser(subparsers) -> None:
@@ -47,7 +40,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--format", default="hdr", metavar="hdr|exr|hdr,exr",
                         help="batch mode: radiance format(s) to write per scene (default hdr)")
     parser.add_argument("--preview", metavar="PNG", help="also write a tonemapped 8-bit PNG preview")
-    parser.add_argument("--exposures", type=_exposure_list, metavar="EV,EV,EV",
+    parser.add_argument("--exposures", type=exposure_list, metavar="EV,EV,EV",
                         help="exposures in EV stops (default: the folder's exposure file, else EXIF)")
     parser.add_argument("--uncertainty", metavar="EXR",
                         help="with --ensemble K > 1: also write the per-pixel std of the samples in the mu-law "

@@ -28,6 +28,14 @@ MODEL_ONLY = (("--model", "model", None), ("--steps", "steps", None), ("--schedu
               ("--fast", "fast", False), ("--ensemble", "ensemble", 1), ("--trust-remote-code", "trust_remote_code", False))
 
 
+def exposure_list(text: str) -> list[float]:
+    """``--exposures`` values: comma-separated EVs (``-2,0,2``)."""
+    try:
+        return [float(value) for value in text.replace(" ", "").split(",") if value]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected comma-separated EV values like 0,2,4; got {text!r}") from error
+
+
 def _bounded_int(text: str, minimum: int, what: str) -> int:
     try:
         value = int(text)

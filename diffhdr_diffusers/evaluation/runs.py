@@ -132,21 +132,25 @@ class PredictionsPredictor:
 
 
 def discover_scenes(data_dir: str | os.PathLike) -> list[Path]:
-    """Scene folders to evaluate, in natural order, found by the data module's Kalantari scanner.
+    """Scene folders to evaluate (or merge), in natural order, found by the data module's scanner.
 
     ``data_dir`` may be Kalantari's root (its ``Test/`` split is used), the ``Test/`` folder itself (its
-    ``PAPER/`` and ``EXTRA/`` groupings are walked), a ``diffhdr synth`` output, or one scene folder.
-    Outputs are named after the scene folder, so those names must be unique.
+    ``PAPER/`` and ``EXTRA/`` groupings are walked), a ``diffhdr synth`` output, or one scene folder. A scene
+    may hold any number of frames; each is read (and a bad one fails) when its turn comes. Outputs are named
+    after the scene folder, so those names must be unique.
     """
-    from ..data import find_scenes
+    from ..data.scenes import find_scene_folders, split_folder
 
-    folders = [scene.folder for scene in find_scenes(data_dir, split="test", require_hdr=False)]
+    base = split_folder(Path(data_dir), "test")
+    folders = find_scene_folders(base)
+    if not folders:
+        raise DatasetError(f"{base}: holds no scene folders (folders with LDR images and an exposure file).")
     seen: dict[str, Path] = {}
     for folder in folders:
         if folder.name in seen:
             raise DatasetError(
                 f"{data_dir}: scene folders {seen[folder.name]} and {folder} share the name {folder.name!r}, but "
-                "outputs are named after the scene folder; evaluate the two groups separately."
+                "outputs are named after the scene folder; give the two groups separately."
             )
         seen[folder.name] = folder
     return folders
