@@ -57,10 +57,9 @@ def run(args: argparse.Namespace) -> None:
     display = DisplayAssumptions(args.peak_luminance, args.reference_percentile or None)
     group = process_group()
     if args.predictions:
-        if args.model or args.method != "diffhdr":
-            raise InputError("--predictions scores written outputs; drop --model/--method, or drop --predictions.")
-        args.method = "written outputs"
-        check_model_only(args)
+        if args.method != "diffhdr":
+            raise InputError("--predictions scores written outputs; drop --method, or drop --predictions.")
+        check_model_only(args, instead="--predictions")
         predictor = PredictionsPredictor(args.predictions)
     else:
         device = None

@@ -92,15 +92,16 @@ def add_method_arguments(parser: argparse.ArgumentParser, response_default: str 
                             "frame, index N//2: for an even N the longer of the two middle frames)")
 
 
-def check_model_only(args: argparse.Namespace) -> None:
-    """A classical method given a model's options: one error naming them."""
-    if args.method == MODEL:
+def check_model_only(args: argparse.Namespace, instead: str | None = None) -> None:
+    """A classical method (or ``instead``, e.g. ``--predictions``) given a model's options: one error naming them."""
+    if args.method == MODEL and instead is None:
         return
     used = [flag for flag, name, unset in MODEL_ONLY if getattr(args, name, unset) != unset]
     if getattr(args, "uncertainty", None):
         used.append("--uncertainty")
     if used:
-        raise InputError(f"{', '.join(used)}: apply to the DiffHDR model only; drop them with --method {args.method}.")
+        raise InputError(f"{', '.join(used)}: apply to the DiffHDR model only; drop them with "
+                         f"{instead or '--method ' + args.method}.")
 
 
 def sampling_options(args: argparse.Namespace) -> dict:
