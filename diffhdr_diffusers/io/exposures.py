@@ -18,7 +18,7 @@ from pathlib import Path
 
 import exifread
 
-from ..errors import ExposureError
+from ..errors import GIVE_EXPOSURES, ExposureError
 from .decode import quiet_logger
 
 EXPOSURE_TXT = "exposure.txt"
@@ -108,12 +108,11 @@ def _exposure_stops(path: Path) -> float:
     except OSError as error:
         raise ExposureError(f"{path}: cannot be read for EXIF ({error.strerror or error}).") from error
     except Exception as error:  # exifread raises assorted errors on corrupt metadata
-        raise ExposureError(f"{path}: EXIF data is corrupt ({error}); pass the exposures explicitly (--exposures).") from error
+        raise ExposureError(f"{path}: EXIF data is corrupt ({error}); {GIVE_EXPOSURES}.") from error
     time = _exif_number(tags, ("EXIF ExposureTime",))
     if time is None:
         raise ExposureError(
-            f"{path}: no EXIF exposure time; pass the exposures in EV explicitly (--exposures EV,EV,EV) "
-            "or put an exposure.txt next to the images."
+            f"{path}: no EXIF exposure time; {GIVE_EXPOSURES}, or put an exposure.txt next to the images."
         )
     f_number = _exif_number(tags, ("EXIF FNumber",)) or 1.0
     iso = _exif_number(tags, ("EXIF ISOSpeedRatings", "EXIF PhotographicSensitivity")) or 100.0
@@ -125,7 +124,7 @@ def exposures_from_exif(paths: Sequence[str | os.PathLike]) -> list[float]:
 
     EV = log2(t * ISO / N^2), shifted so that image ``len(paths) // 2`` is at EV 0 (a -2/0/+2 bracket reads
     as -2, 0, 2). A missing f-number or ISO counts as equal across the bracket. Images without an exposure
-    time raise :class:`ExposureError` telling to pass ``--exposures``.
+    time raise :class:`ExposureError` asking for the exposures.
     """
     return reference_at_zero([_exposure_stops(Path(path)) for path in paths])
 
