@@ -109,6 +109,8 @@ def _exif_number(tags: dict, names: Sequence[str]) -> float | None:
         if tag is None or not tag.values:
             continue
         value = tag.values[0]
+        if isinstance(value, tuple) and value:  # exifread wraps doubles (type 12) in a tuple
+            value = value[0]
         try:
             number = float(Fraction(value.num, value.den)) if hasattr(value, "num") else float(value)
         except (ValueError, ZeroDivisionError, TypeError):

@@ -118,14 +118,16 @@ def check_one_kind(paths: Sequence[Path], where: str) -> None:
         )
 
 
-def check_frame_count(count: int, num_images: int | None, where: str, names: str) -> None:
+def check_frame_count(count: int, num_images: int | None, where: str, names: str, kind: str = "frames") -> None:
     """Raise :class:`InputError` unless ``count`` frames suit a bracket (``num_images`` exactly, else 2 to 9)."""
     if num_images is not None and count != num_images:
-        raise InputError(f"{where}{count} frames ({names}) where {num_images} are needed; give {num_images} exposures.")
+        raise InputError(f"{where}expected {num_images} {kind}, found {count}: {names}; this needs exactly "
+                         f"{num_images} exposures of the scene.")
     if num_images is None and not MIN_FRAMES <= count <= MAX_FRAMES:
+        found = "no frames found" if count == 0 else f"{count} frame{'s' if count > 1 else ''} ({names})"
         raise InputError(
-            f"{where}{count} frames ({names}); a bracket holds {MIN_FRAMES} to {MAX_FRAMES} exposures of one scene "
-            f"({', '.join(LDR_SUFFIXES)} or camera RAW files)."
+            f"{where}{found}; a bracket holds {MIN_FRAMES} to {MAX_FRAMES} exposures of one scene "
+            f"({', '.join(LDR_SUFFIXES)} images or camera RAW files)."
         )
 
 
@@ -176,7 +178,8 @@ def scan_scene(folder: str | Path, num_images: int | None = None) -> SceneScan:
     entries = scene_entries(folder)
     images = [path for path in entries if is_frame(path)]
     check_one_kind(images, f"{folder}: ")
-    check_frame_count(len(images), num_images, f"{folder}: ", _names(images) if images else "the folder has none")
+    kind = "RAW files" if any(is_raw(path) for path in images) else "LDR images"
+    check_frame_count(len(images), num_images, f"{folder}: ", _names(images), kind)
     exposure_files = [path for path in entries if is_exposure_file(path)]
     if len(exposure_files) > 1:
         raise InputError(f"{folder}: several exposure files ({_names(exposure_files)}); keep only one.")
@@ -227,7 +230,7 @@ def order_by_exposure(
             other_text = [path.name for path in scene_entries(folder) if path.suffix.lower() == ".txt"] if folder.is_dir() else []
             hint = f" (found {', '.join(other_text)}, which is not a recognised name)" if other_text else ""
             raise ExposureError(
-                f"{where}: no {EXPOSURE_TXT}{hint} and no usable EXIF ({error}); add {EXPOSURE_TXT} with one EV "
+                f"{where}: no {EXPOSURE_TXT}{hint} and no usable EXIF ({str(error).split(';')[0]}); add {EXPOSURE_TXT} with one EV "
                 f"per line in name order, or {EXPLICIT_EXPOSURES_HINT}."
             ) from error
         warnings, source = [], f"{where} (EXIF)"
