@@ -207,13 +207,15 @@ def test_mixed_raw_and_jpeg_is_one_line_error(tmp_path, radiance):
         assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "header"])
+@pytest.mark.parametrize("damage", ["truncate", "header only", "first bytes", "garbage", "not a raw"])
 def test_damaged_raw_is_one_line_error_naming_the_file(tmp_path, radiance, damage, capfd):
     path = write_bayer_dng(tmp_path / "bad.dng", _camera_rgb(radiance[:16, :16]), TIMES[1])
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"II*\0" + bytes(range(256)) * 4)
+    damaged = {"truncate": data[: len(data) // 2], "header only": data[:300], "first bytes": data[:8],
+               "garbage": b"II*\0" + bytes(range(256)) * 4, "not a raw": b"hello, this is text" * 50}[damage]
+    path.write_bytes(damaged)
     capfd.readouterr()
-    with pytest.raises(ImageReadError, match="bad.dng: .*(truncated|corrupt)") as error:
+    with pytest.raises(ImageReadError, match="bad.dng: .*(truncated|corrupt|cannot read)") as error:
         read_raw(path)
     assert "\n" not in str(error.value)
     out, err = capfd.readouterr()

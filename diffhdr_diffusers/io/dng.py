@@ -120,13 +120,13 @@ def _append_exif_ifd(path: Path, entries: list[tuple]) -> None:
 
 
 def _preview(radiance: np.ndarray) -> np.ndarray:
-    preview = tonemap_preview(radiance)
-    height, width = preview.shape[:2]
+    """The embedded preview: the radiance shrunk (area average, in linear light) to PREVIEW_SIZE, tonemapped."""
+    height, width = radiance.shape[:2]
     scale = PREVIEW_SIZE / max(height, width)
     if scale < 1:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        preview = cv2.resize(preview, size, interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(preview)
+        radiance = cv2.resize(radiance, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(tonemap_preview(radiance))
 
 
 def write_dng(

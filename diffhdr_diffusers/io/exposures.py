@@ -57,7 +57,7 @@ def _read_values(path: str | os.PathLike, what: str, separators: str = r"[\s,;]+
                 raise ExposureError(f"{path}, line {number}: {token!r} is not finite; write a finite {what}.")
             values.append(value)
     if not values:
-        raise ExposureError(f"{path}: holds no {what}s; write one per line, short to long.")
+        raise ExposureError(f"{path}: holds no {what}s; write one per line, in the order of the images' names.")
     return values
 
 
@@ -206,7 +206,7 @@ def sort_by_exposure(
         value, group = repeated[0]
         raise ExposureError(
             f"{source}: {', '.join(path.name for path in group)} have the same exposure ({value:g} EV); "
-            f"a bracket needs a different exposure for each frame: {EXPLICIT_EXPOSURES_HINT}, short to long."
+            f"a bracket needs a different exposure for each frame: {EXPLICIT_EXPOSURES_HINT}."
         )
     order = sorted(range(len(values)), key=values.__getitem__)
     paths, sorted_values = [paths[index] for index in order], [values[index] for index in order]

@@ -59,12 +59,14 @@ def _rawpy():
 
 
 def check_raw_structure(path: Path, data: bytes) -> None:
-    """For a TIFF-based RAW, check that every image's data lies inside the file; raise :class:`ImageReadError`.
+    """For a TIFF-based RAW, check that its directories and every image's data lie inside the file.
 
-    Other containers (CR3, RAF, ...) are left to LibRaw.
+    A damaged structure raises :class:`ImageReadError`. Other containers (CR3, RAF, ...), and TIFF
+    layouts tifffile does not follow, are left to LibRaw.
     """
     if not data.startswith(TIFF_RAW_SIGNATURES):
         return
+    damaged = f"{path}: corrupt or truncated RAW file ({{}}); copy it from the card again."
     try:
         with quiet_logger("tifffile"), tifffile.TiffFile(io.BytesIO(data)) as tiff:
             pages = list(tiff.pages)
@@ -72,12 +74,15 @@ def check_raw_structure(path: Path, data: bytes) -> None:
                 pages.extend(page.pages or [])  # SubIFDs: where DNG keeps its raw image
             ends = [offset + count for page in pages
                     for offset, count in zip(page.dataoffsets, page.databytecounts) if count]
-    except Exception as error:  # tifffile raises many types on damaged structures
-        raise ImageReadError(f"{path}: corrupt or truncated RAW file ({error}); copy it from the card again.") from error
-    if not ends or max(ends) > len(data):
-        missing = max(ends, default=0) - len(data)
+    except tifffile.TiffFileError as error:  # tifffile's own finding of a broken directory
+        raise ImageReadError(damaged.format(error)) from error
+    except Exception:  # a layout tifffile cannot follow: LibRaw may still read it
+        return
+    if not ends:
+        raise ImageReadError(damaged.format(f"no image in its {len(data)} bytes"))
+    if max(ends) > len(data):
         raise ImageReadError(
-            f"{path}: truncated RAW file ({len(data)} bytes, {missing} bytes of image data missing); "
+            f"{path}: truncated RAW file ({len(data)} bytes, {max(ends) - len(data)} bytes of image data missing); "
             "copy it from the card again."
         )
 
