@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import exifread
 import numpy as np
 import pytest
 import rawpy
 import tifffile
-import exifread
 from PIL import Image, TiffImagePlugin
 
 from diffhdr_diffusers.errors import ImageReadError, InputError, OutputError

@@ -19,9 +19,19 @@ import tifffile
 
 from diffhdr_diffusers.camera import Response, apply_camera
 from diffhdr_diffusers.errors import ExposureError, ImageReadError, InputError
-from diffhdr_diffusers.io import exposures_from_exif, load_bracket, read_radiance, read_raw, write_ldr
-from diffhdr_diffusers.io.dng import EXIF_POINTER_PLACEHOLDER, REC709_TO_XYZ, _append_exif_ifd
 from diffhdr_diffusers.evaluation.baselines import naive_merge
+from diffhdr_diffusers.io import (
+    exposures_from_exif,
+    load_bracket,
+    read_radiance,
+    read_raw,
+    write_ldr,
+)
+from diffhdr_diffusers.io.dng import (
+    EXIF_POINTER_PLACEHOLDER,
+    REC709_TO_XYZ,
+    append_exif_ifd,
+)
 from diffhdr_diffusers.merging import flow_merge
 
 BLACK, WHITE = 512, 16383
@@ -33,7 +43,7 @@ SCALE = 2.0  # the reference frame's exposure of the radiance normalised to a 99
 
 
 def _rationals(values, denominator=1_000_000):
-    return [number for value in np.ravel(values) for number in (int(round(value * denominator)), denominator)]
+    return [number for value in np.ravel(values) for number in (round(float(value) * denominator), denominator)]
 
 
 def _exposure_tags(time, f_number=4.0, iso=200):
@@ -67,7 +77,7 @@ def write_bayer_dng(path, camera_rgb, time, exif_in="ifd0", f_number=4.0, iso=20
         tags.append((EXIF_POINTER_PLACEHOLDER, "I", 1, (0,), True))
     tifffile.imwrite(path, codes, photometric=32803, subfiletype=0, metadata=None, extratags=tags)
     if exif_in != "ifd0":
-        _append_exif_ifd(path, exposure)
+        append_exif_ifd(path, exposure)
     return path
 
 
@@ -103,7 +113,7 @@ def _well_exposed(reference):
     of white in the reference frame; where the reference is saturated, in the short frame; where it is
     dark in every channel, in the long frame. Also the saturated and dark fractions."""
     camera = reference @ CAMERA_FROM_REC709.T / NEUTRAL
-    usable = lambda frame: np.all((frame > 0.02) & (frame < 0.9), axis=-1)  # noqa: E731
+    usable = lambda frame: np.all((frame > 0.02) & (frame < 0.9), axis=-1)
     saturated, dark = np.any(camera >= 0.9, axis=-1), np.all(camera < 0.02, axis=-1)
     mask = (usable(camera) & ~saturated) | (saturated & usable(camera / 4)) | (dark & usable(camera * 4))
     return mask[..., None], saturated.mean(), dark.mean()

@@ -148,7 +148,7 @@ def load_bracket(
         scan = scan_scene(folder, num_images)
         ground_truth = scan.ground_truth
         if exposures is None:
-            images, exposures, source, warnings = order_by_exposure(scan.images, scan.exposure_file, folder)
+            images, exposures, _, warnings = order_by_exposure(scan.images, scan.exposure_file, folder)
         else:
             images, exposures, warnings = sort_by_exposure(list(scan.images), exposures, "exposures argument")
     else:
@@ -165,10 +165,10 @@ def load_bracket(
         if exposures is None:
             exposure_file, listed = _folder_exposure_file(paths)
             if exposure_file is not None:
-                images, exposures, source, warnings = order_by_exposure(paths, exposure_file, paths[0].parent, listed)
+                images, exposures, _, warnings = order_by_exposure(paths, exposure_file, paths[0].parent, listed)
             else:
-                exposures, source = exposures_from_exif(paths), "EXIF of " + _names(paths)
-                images, exposures, warnings = sort_by_exposure(paths, exposures, source, relative=True)
+                images, exposures, warnings = sort_by_exposure(
+                    paths, exposures_from_exif(paths), "EXIF of " + _names(paths), relative=True)
         else:
             images, exposures, warnings = sort_by_exposure(paths, exposures, "exposures argument")
     raw = is_raw(images[0])

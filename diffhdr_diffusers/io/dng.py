@@ -62,7 +62,7 @@ _SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8}
 def _rationals(values, signed: bool = True, denominator: int = 1_000_000) -> list[int]:
     out = []
     for value in np.ravel(values):
-        out += [int(round(float(value) * denominator)), denominator]
+        out += [round(float(value) * denominator), denominator]
     return out if signed else [abs(number) for number in out]
 
 
@@ -107,7 +107,7 @@ def _ifd_bytes(entries: list[tuple], offset: int) -> bytes:
     return b"".join(table) + struct.pack("<I", 0) + data
 
 
-def _append_exif_ifd(path: Path, entries: list[tuple]) -> None:
+def append_exif_ifd(path: Path, entries: list[tuple]) -> None:
     """Append an Exif IFD to the DNG at ``path`` and point IFD0's placeholder entry at it."""
     with tifffile.TiffFile(path) as tiff:
         value_offset = tiff.pages.first.tags[EXIF_POINTER_PLACEHOLDER].valueoffset
@@ -184,5 +184,5 @@ def write_dng(
             tiff.write(data, photometric=LINEAR_RAW, subfiletype=0, metadata=None, software=False,
                        extratags=[(50717, "I", 1, (white,), True)])
         if exif:
-            _append_exif_ifd(Path(temporary), exif)
+            append_exif_ifd(Path(temporary), exif)
     return path

@@ -179,7 +179,7 @@ def exif_contradiction(paths: Sequence[Path], exposures: Sequence[float], source
     given = reference_at_zero(list(exposures))
     if len(given) != len(exif) or max(abs(a - b) for a, b in zip(given, exif)) <= EXIF_TOLERANCE:
         return None
-    listing = lambda values: ", ".join(f"{value:+.2f}" for value in values)  # noqa: E731
+    listing = lambda values: ", ".join(f"{value:+.2f}" for value in values)
     return (f"{source} gives {listing(given)} EV but the EXIF of {', '.join(path.name for path in paths)} "
             f"gives {listing(exif)} EV (relative to the reference frame); using {Path(source).name}.")
 

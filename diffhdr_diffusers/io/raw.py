@@ -76,7 +76,7 @@ def check_raw_structure(path: Path, data: bytes) -> None:
                     for offset, count in zip(page.dataoffsets, page.databytecounts) if count]
     except tifffile.TiffFileError as error:  # tifffile's own finding of a broken directory
         raise ImageReadError(damaged.format(error)) from error
-    except Exception:  # a layout tifffile cannot follow: LibRaw may still read it
+    except Exception:  # noqa: BLE001 - a layout tifffile cannot follow: LibRaw may still read it
         return
     if not ends:
         raise ImageReadError(damaged.format(f"no image in its {len(data)} bytes"))
@@ -206,5 +206,5 @@ def raw_exposure(path: str | os.PathLike) -> tuple[float | None, float | None, f
             other = raw.other
     except rawpy.LibRawError:
         return None, None, None
-    positive = lambda value: float(value) if value and np.isfinite(value) and value > 0 else None  # noqa: E731
+    positive = lambda value: float(value) if value and np.isfinite(value) and value > 0 else None
     return positive(other.shutter_speed), positive(other.aperture), positive(other.iso_speed)
