@@ -32,6 +32,7 @@ from diffhdr_diffusers.io.dng import (
     REC709_TO_XYZ,
     append_exif_ifd,
 )
+from diffhdr_diffusers.io.raw import raw_exposure
 from diffhdr_diffusers.merging import flow_merge
 
 BLACK, WHITE = 512, 16383
@@ -239,6 +240,13 @@ def test_raw_exif_read_from_ifd0_and_exif_ifd(tmp_path, radiance):
     # EV = log2(t * ISO / N^2), relative to the reference (the second of two).
     expected = math.log2((1 / 250) * 100 / 64) - math.log2((1 / 60) * 400 / 16)
     assert exposures_from_exif([ifd0, exif]) == pytest.approx([expected, 0.0], abs=1e-4)
+
+
+def test_libraw_reads_the_exposure_where_exifread_cannot(tmp_path, radiance):
+    """The fallback for RAW formats exifread does not parse (CR3, RAF, ...): LibRaw's own metadata."""
+    path = write_bayer_dng(tmp_path / "e.dng", _camera_rgb(radiance[:16, :16]), 1 / 60, "exif", f_number=5.6, iso=800)
+    time, f_number, iso = raw_exposure(path)
+    assert time == pytest.approx(1 / 60, rel=1e-4) and f_number == pytest.approx(5.6) and iso == 800
 
 
 def test_exif_pointer_is_a_real_exif_ifd(tmp_path, radiance):
