@@ -133,7 +133,7 @@ def test_scene_without_exposures_says_what_to_add(tmp_path):
     (scene / "exposures.txt").write_text("0\n1\n2\n")  # misnamed
     with pytest.raises(ExposureError, match="exposure.txt") as error:
         load_bracket(scene)
-    assert "exposures.txt" in str(error.value) and "give the exposures explicitly" in str(error.value)
+    assert "exposures.txt" in str(error.value) and "give the exposures in EV" in str(error.value)
     assert str(error.value).count("explicitly") == 1 and "--" not in str(error.value)
     assert load_bracket(scene, exposures=[0, 1, 2]).exposures == [0.0, 1.0, 2.0]
 

@@ -83,7 +83,7 @@ def test_exif_on_real_bracket(shared_data):
 
 
 def test_exif_missing_tells_to_give_exposures(shared_data):
-    with pytest.raises(ExposureError, match="give the exposures explicitly") as error:
+    with pytest.raises(ExposureError, match="give the exposures in EV") as error:
         exposures_from_exif([shared_data / "real_brackets" / "horse" / "1.png"])
     assert "1.png" in str(error.value) and "--" not in str(error.value)  # no front end's flag in a library error
 

@@ -203,7 +203,7 @@ def test_five_frames_and_the_folder_exposure_file(tmp_path, radiance):
 
 def test_identical_exif_exposures_ask_for_explicit_exposures(tmp_path, radiance):
     paths = _bracket(tmp_path, radiance[:32, :48], times=(1 / 100, 1 / 100, 1 / 25))
-    with pytest.raises(ExposureError, match=r"a.dng, b.dng have the same exposure.*give the exposures explicitly") as error:
+    with pytest.raises(ExposureError, match=r"a.dng, b.dng have the same exposure.*give the exposures in EV") as error:
         load_bracket(paths, half_size=True)
     assert "--" not in str(error.value) and "\n" not in str(error.value)
     assert load_bracket(paths, exposures=[-2, 0, 2], half_size=True).exposures == [-2, 0, 2]
