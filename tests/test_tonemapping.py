@@ -128,7 +128,8 @@ def test_settings_record():
                                                   "detail": 1.0}
 
 
-def _reference_jpeg(path):
+def _reference_frame(path):
+    """A reference frame with camera EXIF, written by Pillow (JPEG or TIFF by the suffix)."""
     exif = Image.Exif()
     exif[0x010F], exif[0x0110], exif[0x0112], exif[0x0132] = "Canon", "EOS Test", 6, "2026:01:02 03:04:05"
     exif.get_ifd(0x8769).update({0x9003: "2026:01:02 03:04:05", 0xA434: "EF 24-70mm f/2.8", 0x829A: 0.004})
@@ -136,10 +137,13 @@ def _reference_jpeg(path):
     return path
 
 
-@pytest.mark.parametrize("name, bits", [("p.jpg", 8), ("p.png", 8), ("p.png", 16), ("p.tif", 8), ("p.tiff", 16)])
-def test_photo_carries_pixels_exif_icc_and_settings(tmp_path, name, bits):
+@pytest.mark.parametrize("name, bits, reference_name", [
+    ("p.jpg", 8, "reference.jpg"), ("p.png", 8, "reference.tif"), ("p.png", 16, "reference.jpg"),
+    ("p.tif", 8, "reference.jpg"), ("p.tiff", 16, "reference.tif"),
+])
+def test_photo_carries_pixels_exif_icc_and_settings(tmp_path, name, bits, reference_name):
     radiance = _window_scene(48)
-    reference = _reference_jpeg(tmp_path / "reference.jpg")
+    reference = _reference_frame(tmp_path / reference_name)
     path = write_photo(tmp_path / name, radiance, exposure=0.5, detail=1.5, bits=bits, quality=90, reference=reference)
     expected = to_bits(tonemap(radiance, exposure=0.5, detail=1.5), bits).astype(np.float64) / (2**bits - 1)
     read = read_ldr(path)  # the project's own reader, at full bit depth
@@ -156,7 +160,7 @@ def test_photo_carries_pixels_exif_icc_and_settings(tmp_path, name, bits):
     assert tags["LensModel"] == "EF 24-70mm f/2.8" and tags["DateTimeOriginal"] == "2026:01:02 03:04:05"
     assert "Rotated 90" in tags["Orientation"] and tags["Software"].startswith("diffhdr_diffusers")
     assert "ExposureTime" not in tags  # one frame's exposure does not describe the merge
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["reference.jpg", name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([reference_name, name])
 
 
 def test_photo_refusals_leave_nothing(tmp_path):

@@ -73,7 +73,7 @@ def camera_exif(reference: str | os.PathLike | None) -> Image.Exif:
         try:
             with Image.open(reference) as image:
                 source = image.getexif()
-            source_exif = source.get_ifd(EXIF_IFD)
+                source_exif = source.get_ifd(EXIF_IFD)
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
             warnings.warn(f"{reference}: EXIF could not be read ({error}); the photo is written without camera tags.",
                           stacklevel=2)

@@ -1,22 +1,27 @@
-"""The ``natural`` operator (the default): local exposure from an edge-aware base layer, then the global curve.
+"""The ``natural`` operator (the default): local exposure from an edge-aware base layer, detail kept at full contrast.
 
 A sunlit window and a dark room need different exposures. This operator gives every pixel the
 exposure of its neighbourhood, as exposure fusion of many virtual exposures of the radiance would,
-but chooses it continuously from an edge-aware base layer, so no frame weights blur across edges:
+but chooses it continuously from an edge-aware base layer, so no exposure weights blur across edges
+(the cause of fusion's halos) and nothing ghosts (there is one radiance map, already deghosted):
 
 1. ``log2`` luminance ``l`` is split into a base ``b`` (large-scale light, edges kept) and detail
    ``l - b``. The base is a guided filter of ``l`` guided by itself (He, Sun and Tang, 2013),
-   computed at about 1/16 of the pixels and applied at full resolution (He and Sun's fast guided filter):
-   a step in light stays a step in the base, so the detail layer has no edge and nothing can halo.
-2. Only as much of the base's range is compressed as the display needs: the base's 1st-99th
-   percentile span is brought down to :data:`BASE_RANGE` stops (a scene that already fits is left
-   alone), ``l' = k b + detail * (l - b)``. Detail keeps its full contrast in highlights and
-   shadows alike; ``detail`` > 1 strengthens it.
-3. The adapted luminance ``2**l'`` goes through the ``global`` operator's curve (auto-exposure and
-   extended Reinhard, :mod:`.global_curve`), and colour is put back with the pixel's chromaticity.
+   its coefficients computed with the longer side at :data:`GUIDE_PIXELS` and applied at full
+   resolution (He and Sun's fast guided filter). A step in light stays a step in the base, so the
+   detail layer holds no edge and nothing halos.
+2. Only as much of the base's range is compressed as the display needs: its 1st-99th percentile
+   span is brought down to :data:`BASE_RANGE` stops (a scene that already fits is left alone), and
+   the detail is added back unchanged (times ``detail``): ``l' = k b + detail (l - b)``, so texture
+   keeps its contrast in highlights and shadows alike (Durand and Dorsey, 2002, with a guided filter).
+3. Auto-exposure puts the base's 99th percentile at display luminance :data:`BASE_WHITE` (times
+   ``2**exposure``); detail above it rolls off smoothly from :data:`KNEE` towards white
+   (:func:`soft_clip`), so highlights keep texture instead of clipping. Colour is put back with each
+   pixel's chromaticity (:func:`~.colour.colour_from_luminance`), then the sRGB curve.
 
-Everything is a handful of full-resolution passes (one ``log2``, one ``exp2``, two resizes), so a
-24 MP photo takes a few seconds on one CPU core.
+Everything is a handful of full-resolution passes (a ``log2``, an ``exp2``, two resizes and the
+per-pixel colour), about 1.5-4 s for a 24 MP photo on one core of this CPU
+(``python benchmarks/tonemap.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 
 from .colour import display_image, luminance, luminance_percentiles
 
-BASE_RANGE = 6.5
+BASE_RANGE = 6.0
 """Stops of large-scale light (base 1st to 99th percentile) the display shows; wider scenes are compressed to it."""
 BASE_PERCENTILES = (1.0, 99.0)
 BASE_RADIUS = 1 / 24
@@ -35,9 +40,10 @@ EDGE_STOPS = 0.5
 """Light changes (in stops, as a local standard deviation) above this are edges the base keeps; below, detail."""
 GUIDE_PIXELS = 512
 """The guided filter's coefficients are computed with the longer side at about this many pixels."""
+BASE_WHITE = 0.8
+"""Display luminance (linear, white = 1) of the base's 99th percentile at ``exposure`` 0: headroom for its detail."""
 KNEE = 0.8
-BASE_WHITE = 0.7
-"""Display luminance above this rolls off smoothly towards white (detail added to a bright base)."""
+"""Display luminance above this rolls off smoothly towards white (:func:`soft_clip`)."""
 DARKEST_STOPS = 24.0
 """Luminance more than this many stops below the 99.5th percentile (and zeros) counts as that floor."""
 
@@ -65,7 +71,7 @@ def base_layer(log_luminance: np.ndarray) -> np.ndarray:
 
 
 def natural_luminance(source: np.ndarray, exposure: float = 0.0, detail: float = 1.0) -> np.ndarray:
-    """Display-linear luminance in [0, 1]: the compressed base through the global curve, times the detail."""
+    """Display-linear luminance in [0, 1] of scene luminance ``source`` (H, W): steps 1-3 of the module doc."""
     peak = float(luminance_percentiles(source, 99.5)) if source.size else 0.0
     peak = peak if peak > 0 else float(source.max(initial=0.0)) or 1.0
     floor = np.float32(peak * 2.0**-DARKEST_STOPS)
