@@ -202,3 +202,15 @@ def test_preview_is_the_natural_photo_and_app_slider_matches(tmp_path):
     np.testing.assert_array_equal(tonemap_at(radiance, 1.0), tonemap_preview(radiance, exposure=1.0))
     with pytest.raises(OutputError, match=".png"):
         write_preview(tmp_path / "p.jpg", radiance)
+
+
+@pytest.mark.parametrize("operator", OPERATORS)
+def test_black_constant_and_tiny_inputs(operator):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tonemap(np.zeros((8, 8, 3), np.float32), operator).max() == 0.0
+        flat = tonemap(np.full((8, 12, 3), 3.0, np.float32), operator)
+        assert np.ptp(flat) == 0.0
+        assert tonemap(_window_scene(96)[:1], operator).shape == (1, 96, 3)

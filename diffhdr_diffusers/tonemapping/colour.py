@@ -61,19 +61,19 @@ def colour_from_luminance(radiance: np.ndarray, source: np.ndarray, display: np.
     """Display-linear RGB in [0, 1] whose luminance is ``display``, with the colour of ``radiance``.
 
     ``source`` is the luminance of ``radiance``. Each pixel's chromaticity ``rgb / Y`` is kept
-    (``saturation`` 1), pushed away from grey (> 1) or towards it (< 1, 0 = grey). A colour that
-    would leave [0, 1] is moved towards grey at its luminance until it fits, which keeps luminance
-    and hue; channels then only clip where ``display`` itself exceeds 1.
+    (``saturation`` 1), or its distance from grey is scaled in linear light by ``saturation``
+    (``grey + saturation (rgb - grey)``, which keeps luminance; 0 is grey). A colour that would
+    leave [0, 1] is moved towards grey at its luminance until it fits, which keeps luminance and hue;
+    channels then only clip where ``display`` itself exceeds 1 (or below 0 when saturation > 1).
     """
     display = np.clip(display, 0.0, 1.0).astype(np.float32, copy=False)
     ratio = np.divide(display, source, out=np.zeros_like(display), where=source > 0)
     rgb = np.asarray(radiance, dtype=np.float32) * ratio[..., None]
     if saturation != 1.0:
         grey = display[..., None]
-        chroma = np.divide(rgb, grey, out=np.ones_like(rgb), where=grey > 0)
-        rgb = grey * np.power(np.maximum(chroma, 0.0), np.float32(saturation))
-        kept = rgb @ LUMINANCE_WEIGHTS
-        rgb *= np.divide(display, kept, out=np.zeros_like(display), where=kept > 0)[..., None]
+        rgb -= grey
+        rgb *= np.float32(saturation)
+        rgb += grey
     peak = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
     over = peak > 1.0
     if over.any():

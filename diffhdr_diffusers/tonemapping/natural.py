@@ -72,11 +72,13 @@ def base_layer(log_luminance: np.ndarray) -> np.ndarray:
 
 
 def colour_saturation(compression: float) -> float:
-    """The chroma exponent that keeps colours looking as saturated after a contrast ``compression`` (1 = none).
+    """The saturation that keeps colours looking natural after a contrast ``compression`` ``c`` (1 = none).
 
-    Mantiuk, Mantiuk, Tomaszewska and Heidrich, "Color correction for tone mapping" (2009), their fit
-    for non-linear tone curves: ``s = (1 + k1) c^k2 / (1 + k1 c^k2)``, k1 = 1.6774, k2 = 0.9925.
-    Without it, shadows lifted by many stops come out garish.
+    The shape of Mantiuk, Mantiuk, Tomaszewska and Heidrich's fit ("Color correction for tone mapping",
+    2009), ``s = (1 + k1) c^k2 / (1 + k1 c^k2)`` with their constants for non-linear tone curves,
+    k1 = 1.6774 and k2 = 0.9925; it is applied here with the cheaper, luminance-preserving linear
+    form (:func:`~.colour.colour_from_luminance`). Without it, shadows lifted by many stops come out
+    garish; a scene that needs no compression keeps its colour (s = 1).
     """
     strength = compression**0.9925
     return (1.0 + 1.6774) * strength / (1.0 + 1.6774 * strength)
