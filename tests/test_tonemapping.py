@@ -214,3 +214,18 @@ def test_black_constant_and_tiny_inputs(operator):
         flat = tonemap(np.full((8, 12, 3), 3.0, np.float32), operator)
         assert np.ptp(flat) == 0.0
         assert tonemap(_window_scene(96)[:1], operator).shape == (1, 96, 3)
+
+
+def test_srgb_profile_bytes_are_reproducible_across_processes():
+    """LittleCMS stamps the time into profiles; ours is fixed, so reruns (and resumed batches) are byte-identical."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    code = "import hashlib; from diffhdr_diffusers.io.photo import srgb_icc_profile as p; print(hashlib.sha256(p()).hexdigest())"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.strip()
+    assert other == hashlib.sha256(srgb_icc_profile()).hexdigest()

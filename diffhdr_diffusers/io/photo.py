@@ -21,7 +21,7 @@ metadata chunks added here, TIFF through tifffile (deflate).
 from __future__ import annotations
 
 import functools
-import io
+import hashlib
 import json
 import os
 import struct
@@ -56,10 +56,24 @@ KEPT_EXIF_TAGS = {  # in the Exif IFD of the reference
 SOFTWARE_TAG = 0x0131
 
 
+PROFILE_DATE = (2026, 1, 1, 0, 0, 0)
+
+
 @functools.lru_cache(maxsize=1)
 def srgb_icc_profile() -> bytes:
-    """The bytes of an sRGB ICC profile (LittleCMS's built-in sRGB, through Pillow)."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """The bytes of an sRGB ICC profile: LittleCMS's built-in sRGB (through Pillow), made reproducible.
+
+    LittleCMS stamps the creation time into the header, so every process would write different bytes
+    (and a resumed batch would not be byte-identical). The date is fixed to :data:`PROFILE_DATE` and
+    the profile ID (an MD5 of the profile with the flags, rendering intent and ID fields zeroed, ICC.1
+    section 7.2.18) recomputed.
+    """
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[24:36] = struct.pack(">6H", *PROFILE_DATE)
+    hashed = bytearray(profile)
+    hashed[44:48], hashed[64:68], hashed[84:100] = bytes(4), bytes(4), bytes(16)
+    profile[84:100] = hashlib.md5(hashed).digest()
+    return bytes(profile)
 
 
 def camera_exif(reference: str | os.PathLike | None) -> Image.Exif:
