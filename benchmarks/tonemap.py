@@ -181,7 +181,8 @@ def halo_table(save_dir: Path | None) -> None:
     radiance = step_edge()
     for operator in OPERATORS[:2]:
         image = tonemap(radiance, operator)
-        print(f"| {operator} | {100 * step_overshoot(image):.2f} | {np.log2(step_plateaus(image)[1] / step_plateaus(image)[0]):.1f} |")
+        dark, bright = step_plateaus(image)
+        print(f"| {operator} | {100 * step_overshoot(image):.2f} | {np.log2(bright / dark):.1f} |")
         save(save_dir, f"step_{operator}", image)
     # Exposure fusion of virtual exposures of the same radiance (EV -12 to -2, 2 stops apart), for comparison.
     virtual = [tonemap(radiance, "none", exposure=float(ev)) for ev in range(-12, 0, 2)]
@@ -194,7 +195,8 @@ def halo_table(save_dir: Path | None) -> None:
 def speed_table(repeats: int) -> None:
     print(f"\n## 24 MP (4000 x 6000) timing: first run and best of {repeats}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
-    radiance = cv2.resize(read_radiance(DATA / "real_hdr" / "StillLife.exr"), (6000, 4000), interpolation=cv2.INTER_LINEAR)
+    radiance = cv2.resize(read_radiance(DATA / "real_hdr" / "StillLife.exr"), (6000, 4000),
+                          interpolation=cv2.INTER_LINEAR)
     frames = [to_bits(tonemap(radiance, "none", exposure=ev)) for ev in (-2.0, 0.0, 2.0)]
     runs = {operator: [_timed(lambda: tonemap(radiance, operator)) for _ in range(repeats)] for operator in OPERATORS}
     anchor = "Mertens (3 frames, uint8)"

@@ -226,6 +226,8 @@ def test_srgb_profile_bytes_are_reproducible_across_processes():
 
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    code = "import hashlib; from diffhdr_diffusers.io.photo import srgb_icc_profile as p; print(hashlib.sha256(p()).hexdigest())"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.strip()
+    code = ("import hashlib; from diffhdr_diffusers.io.photo import srgb_icc_profile as p; "
+            "print(hashlib.sha256(p()).hexdigest())")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    other = run.stdout.strip()
     assert other == hashlib.sha256(srgb_icc_profile()).hexdigest()

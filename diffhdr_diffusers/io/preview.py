@@ -20,7 +20,7 @@ __all__ = ["LUMINANCE_WEIGHTS", "tonemap_preview", "write_preview"]
 
 def tonemap_preview(radiance: np.ndarray, operator: str = DEFAULT_OPERATOR, exposure: float = 0.0,
                     saturation: float = 1.0, detail: float = 1.0) -> np.ndarray:
-    """Tone map linear RGB radiance (H, W, 3) to uint8 sRGB (H, W, 3) with :func:`~diffhdr_diffusers.tonemapping.tonemap`."""
+    """Tone map linear RGB radiance (H, W, 3) to uint8 sRGB by :func:`~diffhdr_diffusers.tonemapping.tonemap`."""
     return to_bits(tonemap(radiance, operator, exposure, saturation, detail))
 
 

@@ -1,7 +1,9 @@
 """The ``none`` operator: the radiance as it is (times ``2**exposure``), clipped to [0, 1] and sRGB-encoded.
 
 Radiance is in the reference frame's units, so this shows roughly what the reference exposure
-showed: a check of the merge, not a finished photo.
+showed: a check of the merge, not a finished photo. With ``saturation`` other than 1, colours are
+scaled about their luminance first, and luminance above 1 is clipped keeping each pixel's hue
+(:func:`~.colour.colour_from_luminance`) instead of channel by channel.
 """
 
 from __future__ import annotations
