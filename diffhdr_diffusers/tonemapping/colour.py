@@ -75,12 +75,16 @@ def colour_from_luminance(radiance: np.ndarray, source: np.ndarray, display: np.
         rgb *= np.float32(saturation)
         rgb += grey
     peak = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
-    over = peak > 1.0
-    if over.any():
+    if (peak > 1.0).any():
         # Shrink the chroma of out-of-gamut pixels: grey + t (rgb - grey), t putting the largest channel at 1.
-        grey, top = display[over][:, None], peak[over][:, None]
-        shrink = np.divide(1.0 - grey, top - grey, out=np.zeros_like(grey), where=top > grey)
-        rgb[over] = grey + shrink * (rgb[over] - grey)
+        # The largest channel is never below the luminance (a weighted mean), so t >= 1 for every other pixel.
+        grey = display[..., None]
+        spread = peak[..., None] - grey
+        shrink = np.divide(1.0 - grey, spread, out=np.ones_like(spread), where=spread > 0)
+        np.minimum(shrink, 1.0, out=shrink)
+        rgb -= grey
+        rgb *= shrink
+        rgb += grey
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
