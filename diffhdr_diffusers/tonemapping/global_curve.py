@@ -7,8 +7,9 @@
    compressive in the highlights, and exactly 1 at ``L = W``.
 3. Colour from luminance (:func:`~.colour.colour_from_luminance`) and the sRGB transfer curve.
 
-It is exact, monotone and cheap, and it is the curve the ``natural`` operator applies after its
-local adaptation. What it cannot do is show a sunlit window and a dark room in one picture.
+It is monotone and cheap, the preview the library had before the ``natural`` operator. What it
+cannot do is show a sunlit window and a dark room in one picture: it leaves one of them near black
+or white.
 """
 
 from __future__ import annotations

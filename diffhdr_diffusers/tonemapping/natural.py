@@ -21,7 +21,7 @@ but chooses it continuously from an edge-aware base layer, so no exposure weight
    the base was compressed (:func:`colour_saturation`), then the sRGB curve.
 
 Everything is a handful of full-resolution passes (a ``log2``, an ``exp2``, two resizes and the
-per-pixel colour), about 1.5-4 s for a 24 MP photo on one core of this CPU
+per-pixel colour): 1.5-3.5 s for a 24 MP photo on this project's 2-core CPU, busy or not
 (``python benchmarks/tonemap.py``).
 """
 
