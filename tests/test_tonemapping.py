@@ -10,7 +10,7 @@ from PIL import Image
 
 from diffhdr_diffusers.errors import InputError, OutputError
 from diffhdr_diffusers.io import read_ldr, read_radiance, tonemap_preview, write_preview
-from diffhdr_diffusers.io.photo import read_photo_settings, srgb_icc_profile, write_photo
+from diffhdr_diffusers.io.photo import read_photo_settings, srgb_icc_profile, write_photo, write_tonemapped
 from diffhdr_diffusers.tonemapping import luminance, srgb_decode, srgb_encode, to_bits, tonemap, tonemap_settings
 
 OPERATORS = ("natural", "global", "none")
@@ -171,6 +171,8 @@ def test_photo_refusals_leave_nothing(tmp_path):
         write_photo(tmp_path / "x.jpg", radiance, quality=0)
     with pytest.raises(OutputError, match="not '.webp'"):
         write_photo(tmp_path / "x.webp", radiance)
+    with pytest.raises(InputError, match=r"\(H, W, 3\)"):
+        write_tonemapped(tmp_path / "x.png", np.zeros((4, 4)), tonemap_settings())
     bad = radiance.copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(InputError, match="x.png"):

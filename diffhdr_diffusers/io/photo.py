@@ -34,7 +34,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from ..errors import OutputError
+from ..errors import InputError, OutputError
 from ..tonemapping import DEFAULT_OPERATOR, to_bits, tonemap, tonemap_settings
 from .atomic import atomic_path
 from .formats import JPEG_SUFFIXES, PNG_SUFFIXES, TIFF_SUFFIXES
@@ -148,9 +148,11 @@ def _rational(value) -> tuple[int, int]:
     return int(round(float(value) * 10000)), 10000
 
 
-def write_tonemapped(path: str | os.PathLike, image: np.ndarray, settings: dict, *, bits: int = 8,
-                     quality: int = 95, reference: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
-    """Write an already tone-mapped sRGB image (float in [0, 1], (H, W, 3)) as a photo; see :func:`write_photo`."""
+def check_photo_options(path: str | os.PathLike, bits: int = 8, quality: int = 95) -> Path:
+    """Check a photo's suffix, bit depth and JPEG quality before any work; raise :class:`OutputError` naming the fix.
+
+    Front ends call it while parsing options, so a bad ``-o photo.jpg --bits 16`` fails before a merge.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in PHOTO_SUFFIXES:
@@ -161,6 +163,18 @@ def write_tonemapped(path: str | os.PathLike, image: np.ndarray, settings: dict,
         raise OutputError(f"{path}: JPEG holds 8 bits only; write .png or .tif for 16 bits.")
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise OutputError(f"{path}: JPEG quality must be an integer from 1 to 100, not {quality!r}.")
+    return path
+
+
+def write_tonemapped(path: str | os.PathLike, image: np.ndarray, settings: dict, *, bits: int = 8,
+                     quality: int = 95, reference: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
+    """Write an already tone-mapped sRGB image (float in [0, 1], (H, W, 3)) as a photo; see :func:`write_photo`."""
+    path = check_photo_options(path, bits, quality)
+    suffix = path.suffix.lower()
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or not np.all(np.isfinite(image)):
+        raise InputError(f"{path}: a photo needs a finite (H, W, 3) RGB image, not shape {image.shape}; "
+                         "nothing was written.")
     pixels = to_bits(image, bits)
     exif = camera_exif(reference)
     text = settings_text(settings)
@@ -189,7 +203,7 @@ def write_photo(path: str | os.PathLike, radiance: np.ndarray, operator: str = D
     mapping settings, and :class:`OutputError` for a bad suffix, bit depth or quality, an existing
     file without ``overwrite`` or an unusable folder; nothing is written then.
     """
-    path = Path(path)
+    path = check_photo_options(path, bits, quality)
     settings = tonemap_settings(operator, exposure, saturation, detail)
     radiance = check_radiance(path, radiance)
     image = tonemap(radiance, operator, exposure, saturation, detail)
