@@ -193,7 +193,7 @@ def merge_scene(scene_dir: Path, out_dir: Path, method: Callable, settings: dict
         remove_partials(folder, scene)
     marker_path(out_dir, scene).unlink(missing_ok=True)  # a stale marker must not outlive new outputs
     bracket = read_bracket(scene_dir)
-    result = method(bracket.images, bracket.exposures, reference_index=reference_index)
+    result = method.merge_bracket(bracket, reference_index=reference_index)
     warnings = result.warnings(frame_names(bracket))
     for warning in warnings if log else ():
         log(f"warning: {scene}: {warning}")

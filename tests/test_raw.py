@@ -19,7 +19,7 @@ import tifffile
 
 from diffhdr_diffusers.camera import Response, apply_camera
 from diffhdr_diffusers.errors import ExposureError, ImageReadError, InputError
-from diffhdr_diffusers.evaluation.baselines import naive_merge
+from diffhdr_diffusers.methods.classical import naive_merge
 from diffhdr_diffusers.io import (
     exposures_from_exif,
     load_bracket,

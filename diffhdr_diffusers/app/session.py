@@ -203,7 +203,7 @@ def merge(bracket, settings: MergeSettings, progress: Callable[[float, str], Non
         label = f"DiffHDR ({model or 'bundled model'}{', fast' if settings.fast else ''}, seed {settings.seed}"
         label += f", ensemble of {settings.ensemble})" if settings.ensemble > 1 else ")"
         progress(0.0, f"Sampling {settings.ensemble} sample{'s' if settings.ensemble > 1 else ''}")
-    result = method(bracket.images, bracket.exposures)
+    result = method.merge_bracket(bracket)
     warnings += result.warnings(frame_names(bracket))
     return MergeResult(radiance=result.radiance, reference=bracket.images[result.reference_index],
                        uncertainty=result.uncertainty, seconds=result.seconds, label=label, warnings=warnings,

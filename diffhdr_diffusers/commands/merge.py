@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, OutputError, word_message
-from ..io.formats import RADIANCE_SUFFIXES
+from ..io.formats import RADIANCE_OUTPUT_SUFFIXES
 from .options import CLI_WORDING, add_method_arguments, exposure_list, method_from_args, method_settings
 
 
@@ -33,13 +33,27 @@ def add_parser(subparsers) -> None:
                     "(--response) and saved with the output.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="a scene folder, or the images of one bracket")
     parser.add_argument("-o", "--output", action="append", metavar="OUT",
-                        help="output .hdr or .exr file; repeat to write both (an .exr records the response used)")
+                        help="output file, repeatable: linear radiance as .hdr, .exr (records the response used) or "
+                             ".dng (linear float DNG for raw editors), or a finished photo as .jpg, .png or .tif "
+                             "(tone mapped, with the reference frame's EXIF)")
     parser.add_argument("--out", metavar="DIR",
                         help="batch mode: INPUT is a folder of scene folders; write DIR/<scene>.hdr and DIR/<scene>.png "
                              "for each (resumable: finished scenes are skipped)")
     parser.add_argument("--format", default="hdr", metavar="hdr|exr|hdr,exr",
                         help="batch mode: radiance format(s) to write per scene (default hdr)")
     parser.add_argument("--preview", metavar="PNG", help="also write a tonemapped 8-bit PNG preview")
+    photo = parser.add_argument_group("finished photo (-o x.jpg|png|tif, --preview)")
+    photo.add_argument("--tonemap", default="natural", choices=("natural", "global", "none"),
+                       help="tone mapping: natural (local, keeps highlight and shadow detail; default), global "
+                            "(one curve), none (clipped sRGB)")
+    photo.add_argument("--tonemap-exposure", type=float, default=0.0, metavar="EV",
+                       help="brighten (+) or darken (-) the photo by EV stops (default 0)")
+    photo.add_argument("--saturation", type=float, default=1.0, help="colour saturation (default 1)")
+    photo.add_argument("--detail", type=float, default=1.0, help="local detail strength, natural only (default 1)")
+    photo.add_argument("--quality", type=int, default=95, help="JPEG quality 1-100 (default 95)")
+    photo.add_argument("--bits", type=int, default=8, choices=(8, 16), help="PNG/TIFF bit depth (default 8)")
+    parser.add_argument("--half-size", action="store_true",
+                        help="RAW frames: decode at half size (4x fewer pixels, much faster)")
     parser.add_argument("--exposures", type=exposure_list, metavar="EV,EV,EV",
                         help="exposures in EV stops (default: the folder's exposure file, else EXIF)")
     parser.add_argument("--uncertainty", metavar="EXR",
@@ -72,13 +86,21 @@ def describe_camera(camera) -> str:
 def run(args: argparse.Namespace) -> int | None:
     from ..devices import resolve_device
     from ..io import write_preview, write_radiance
+    from ..io.photo import write_photo
     from ..methods.frames import count_frames, frame_names, read_bracket
 
     if args.out is not None:
         return _run_batch(args)
     if not args.output:
         raise InputError("give -o OUT.hdr (or .exr) for one bracket, or --out DIR to merge a folder of scene folders.")
-    outputs = [_output(path, args.overwrite, RADIANCE_SUFFIXES) for path in args.output]
+    from ..io.photo import PHOTO_SUFFIXES, check_photo_options
+    from ..tonemapping import tonemap_settings
+
+    look = tonemap_settings(args.tonemap, args.tonemap_exposure, args.saturation, args.detail)
+    outputs = [_output(path, args.overwrite, RADIANCE_OUTPUT_SUFFIXES + PHOTO_SUFFIXES) for path in args.output]
+    for path in outputs:
+        if path.suffix.lower() in PHOTO_SUFFIXES:
+            check_photo_options(path, args.bits, args.quality)
     preview = _output(args.preview, args.overwrite, (".png",)) if args.preview else None
     if args.uncertainty and args.method == "diffhdr" and args.ensemble < 2:
         raise InputError("--uncertainty needs --ensemble K with K >= 2 (the std of one sample is not defined).")
@@ -93,18 +115,26 @@ def run(args: argparse.Namespace) -> int | None:
     count = count_frames(args.inputs) if all(Path(item).exists() for item in args.inputs) else 0
     if count >= 2:  # a bracket the method can't merge fails before it is read (fewer frames: the reader says so)
         method.reference_for(count, args.reference_index)
-    bracket = read_bracket(args.inputs, exposures=args.exposures)
+    bracket = read_bracket(args.inputs, exposures=args.exposures, half_size=args.half_size)
     print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
-    result = method(bracket.images, bracket.exposures, reference_index=args.reference_index)
+    result = method.merge_bracket(bracket, reference_index=args.reference_index)
     print(describe_camera(result.camera))
     for warning in result.warnings(frame_names(bracket)):
         _warn(warning)
     metadata = result.metadata()
+    reference = bracket.paths[result.reference_index] if bracket.paths else None
     for path in outputs:
-        print(f"wrote {write_radiance(path, result.radiance, overwrite=args.overwrite, metadata=metadata)}")
+        if path.suffix.lower() in PHOTO_SUFFIXES:
+            written = write_photo(path, result.radiance, look["operator"], look["exposure"], look["saturation"],
+                                  look["detail"], bits=args.bits, quality=args.quality, reference=reference,
+                                  overwrite=args.overwrite)
+        else:
+            written = write_radiance(path, result.radiance, overwrite=args.overwrite, metadata=metadata,
+                                     exif_source=reference)
+        print(f"wrote {written}")
     if preview:
-        print(f"wrote {write_preview(preview, result.radiance, overwrite=args.overwrite)}")
+        print(f"wrote {write_preview(preview, result.radiance, overwrite=args.overwrite, operator=look['operator'], exposure=look['exposure'], saturation=look['saturation'], detail=look['detail'], reference=reference)}")
     if uncertainty:
         print(f"wrote {write_radiance(uncertainty, result.uncertainty, overwrite=args.overwrite, metadata=metadata)}")
 

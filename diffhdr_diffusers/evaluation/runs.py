@@ -87,8 +87,7 @@ class MethodPredictor:
         response = self.response
         if response == "scene":
             response = scene_response(bracket.paths[0].parent)
-        result = self.method(bracket.images, bracket.exposures, reference_index=self.reference_index,
-                             response=response)
+        result = self.method.merge_bracket(bracket, reference_index=self.reference_index, response=response)
         return Prediction(result.radiance, result.uncertainty, result.camera, result.warnings(
             [path.name for path in bracket.paths]))
 

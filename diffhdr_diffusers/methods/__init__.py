@@ -65,6 +65,7 @@ class MergeResult:
         reference_index: the reference frame.
         seconds: wall time of the call; ``timing`` splits it into ``camera`` and ``merge``.
         method: the method's label.
+        notes: the bracket's own notes (frames sorted by exposure, EXIF that disagrees with the exposure file).
     """
 
     radiance: np.ndarray
@@ -75,6 +76,7 @@ class MergeResult:
     seconds: float
     timing: dict = field(default_factory=dict)
     method: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def fallback(self) -> bool:
@@ -83,7 +85,7 @@ class MergeResult:
 
     def warnings(self, names: Sequence[str] | None = None) -> list[str]:
         """One line per fallback (response, exposure correction, each rejected frame), frames named by ``names``."""
-        lines = [f"camera response: {warning}" for warning in self.camera.warnings]
+        lines = list(self.notes) + [f"camera response: {warning}" for warning in self.camera.warnings]
         for frame in self.rejected:
             name = names[frame.index] if names else f"frame {frame.index + 1}"
             lines.append(f"{name} not used: {frame.reason}; the merge uses the reference frame there.")
@@ -129,6 +131,19 @@ class Method:
                                                             self.gamma)) for index in failed]
         return MergeResult(np.asarray(radiance, dtype=np.float32), uncertainty, rejected, camera, reference_index,
                            end - start, {"camera": mapped - start, "merge": end - mapped}, self.label)
+
+    def merge_bracket(self, bracket, reference_index: int | None = None, response=None) -> MergeResult:
+        """Merge a :class:`~diffhdr_diffusers.io.Bracket` as read: a RAW bracket's frames are linear already, so
+        ``auto`` means the linear response for them, and their radiance leaves camera RGB for Rec.709 after the
+        merge (each sensor channel clips on its own there); the bracket's notes lead the warnings."""
+        chosen = self.response if response is None else response
+        if getattr(bracket, "response_hint", None) == "linear" and chosen == "auto":
+            chosen = "linear"
+        result = self(bracket.images, bracket.exposures, reference_index=reference_index, response=chosen)
+        if hasattr(bracket, "to_rec709"):
+            result.radiance = bracket.to_rec709(result.radiance)
+        result.notes = list(getattr(bracket, "warnings", []))
+        return result
 
     def reference_for(self, count: int, reference_index: int | None) -> int:
         """The reference frame of an N-frame bracket: ``reference_index``, or the middle frame (``N // 2``)."""

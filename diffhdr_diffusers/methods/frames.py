@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,16 +11,17 @@ from ..errors import InputError
 
 def count_frames(inputs: Sequence[str | os.PathLike]) -> int:
     """How many frames ``inputs`` hold: the image files given, or the LDR images of one scene folder."""
-    from ..io.scene import is_ldr, scene_entries
+    from ..io.scene import is_ldr, is_raw, scene_entries
 
     paths = [Path(item) for item in inputs]
     if len(paths) == 1 and paths[0].is_dir():
-        return sum(1 for path in scene_entries(paths[0]) if is_ldr(path))
+        return sum(1 for path in scene_entries(paths[0]) if is_ldr(path) or is_raw(path))
     return len(paths)
 
 
-def read_bracket(inputs: str | os.PathLike | Sequence[str | os.PathLike], exposures: Sequence[float] | None = None):
-    """:func:`~diffhdr_diffusers.io.load_bracket` of however many frames ``inputs`` hold."""
+def read_bracket(inputs: str | os.PathLike | Sequence[str | os.PathLike], exposures: Sequence[float] | None = None,
+                 half_size: bool = False):
+    """:func:`~diffhdr_diffusers.io.load_bracket` of however many frames ``inputs`` hold (2 to 9)."""
     from ..io import load_bracket
 
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
@@ -32,10 +32,7 @@ def read_bracket(inputs: str | os.PathLike | Sequence[str | os.PathLike], exposu
         where = f"{inputs[0]}: " if folder else ""
         found = f": {', '.join(Path(item).name for item in inputs)}" if inputs and not folder else ""
         raise InputError(f"{where}a bracket needs at least 2 frames (exposures of one scene), found {count}{found}.")
-    count_parameter = inspect.signature(load_bracket).parameters.get("num_images")
-    if count_parameter is None or count_parameter.default is None:  # a loader that counts the frames itself
-        return load_bracket(inputs, exposures=exposures)
-    return load_bracket(inputs, exposures=exposures, num_images=count)
+    return load_bracket(inputs, exposures=exposures, half_size=half_size)
 
 
 def frame_names(bracket) -> list[str]:
