@@ -179,7 +179,41 @@ def _write_json(path: Path, document: dict) -> None:
         temporary.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
 
 
-def merge_scene(scene_dir: Path, out_dir: Path, method: Callable, settings: dict, formats: Sequence[str],
+@dataclass(frozen=True)
+class Scene:
+    """One bracket of the batch: its output name and its inputs (one scene folder, or a card bracket's frames)."""
+
+    name: str
+    inputs: tuple[Path, ...]
+
+    def resolve(self) -> set[Path]:
+        return {path.resolve() for path in self.inputs}
+
+
+def find_scenes(shoot_dir: Path, group_by: str = "auto", log: Callable[[str], None] | None = None) -> list[Scene]:
+    """The batch's scenes: scene folders (``folder``), or a flat card folder's frames grouped into brackets by
+    :func:`~diffhdr_diffusers.io.grouping.group_frames` (``time``, ``count:N``). ``auto`` groups when
+    ``shoot_dir`` holds frames itself and no scene folders. Frames that fit no bracket are logged with the reason."""
+    from .evaluation import discover_scenes
+    from .io.formats import FRAME_SUFFIXES
+    from .io.grouping import group_frames
+
+    frames = sorted(path for path in shoot_dir.iterdir() if path.is_file() and path.suffix.lower() in FRAME_SUFFIXES
+                    and not path.name.startswith("."))
+    subfolders = [path for path in shoot_dir.iterdir() if path.is_dir() and not path.name.startswith(".")]
+    if group_by == "auto":
+        group_by = "time" if frames and not subfolders else "folder"
+    if group_by == "folder":
+        return [Scene(folder.name, (folder,)) for folder in discover_scenes(shoot_dir)]
+    if not frames:
+        raise InputError(f"{shoot_dir}: holds no frames to group; give a folder of frames (a card), or group by folder.")
+    grouping = group_frames(frames, by=group_by)
+    for path, reason in grouping.leftovers:
+        (log or (lambda message: print(message, file=sys.stderr)))(f"warning: {path.name} not merged: {reason}")
+    return [Scene(f"{paths[0].stem}-{paths[-1].stem}", tuple(paths)) for paths in grouping.brackets]
+
+
+def merge_scene(scene: Scene, out_dir: Path, method: Callable, settings: dict, formats: Sequence[str],
                 log: Callable[[str], None] | None = None, reference_index: int | None = None) -> tuple[float, list[str]]:
     """Load, merge and write one scene (outputs, then the done marker); returns the merge's seconds and warnings.
 
@@ -188,11 +222,11 @@ def merge_scene(scene_dir: Path, out_dir: Path, method: Callable, settings: dict
     from .io import write_preview, write_radiance
     from .methods.frames import frame_names, read_bracket
 
-    scene = scene_dir.name
+    inputs, scene = list(scene.inputs), scene.name
     for folder in (out_dir, out_dir / MARKER_DIR):
         remove_partials(folder, scene)
     marker_path(out_dir, scene).unlink(missing_ok=True)  # a stale marker must not outlive new outputs
-    bracket = read_bracket(scene_dir)
+    bracket = read_bracket(inputs[0] if len(inputs) == 1 else inputs)
     result = method.merge_bracket(bracket, reference_index=reference_index)
     warnings = result.warnings(frame_names(bracket))
     for warning in warnings if log else ():
@@ -201,9 +235,10 @@ def merge_scene(scene_dir: Path, out_dir: Path, method: Callable, settings: dict
     metadata = result.metadata()
     for name in names[:-1]:
         write_radiance(out_dir / name, result.radiance, overwrite=True, metadata=metadata)
-    write_preview(out_dir / names[-1], result.radiance, overwrite=True)
+    reference = bracket.paths[result.reference_index] if bracket.paths else None
+    write_preview(out_dir / names[-1], result.radiance, overwrite=True, reference=reference)
     outputs = {name: {"bytes": (out_dir / name).stat().st_size, "sha256": _sha256(out_dir / name)} for name in names}
-    marker = {"version": MARKER_VERSION, "scene": scene, "source": str(scene_dir), "settings": settings,
+    marker = {"version": MARKER_VERSION, "scene": scene, "source": [str(path) for path in inputs], "settings": settings,
               "exposures": [float(ev) for ev in bracket.exposures],
               "size": [int(result.radiance.shape[1]), int(result.radiance.shape[0])],
               "camera": metadata["camera"], "rejected": metadata["rejected"], "warnings": warnings,
@@ -239,6 +274,7 @@ def run_batch(
     log: Callable[[str], None] | None = None,
     progress: bool = True,
     reference_index: int | None = None,
+    group_by: str = "auto",
 ) -> BatchSummary:
     """Merge every scene under ``shoot_dir`` into ``out_dir`` (this process's share of them).
 
@@ -255,11 +291,12 @@ def run_batch(
         log: where warnings go (default: standard error).
         progress: show the progress bar (rank 0 only).
         reference_index: the reference frame of every bracket (default: its middle frame).
+        group_by: ``folder`` (scene folders), ``time`` or ``count:N`` (a flat card folder's frames, grouped into
+            brackets, see :func:`find_scenes`), or ``auto`` (grouped when ``shoot_dir`` holds frames itself).
 
     Returns:
         The :class:`BatchSummary`: of every rank on rank 0, of this rank's scenes elsewhere.
     """
-    from .evaluation import discover_scenes
     from .sharding import process_group
 
     log = log or (lambda message: print(message, file=sys.stderr))
@@ -269,8 +306,8 @@ def run_batch(
     shoot_dir, out_dir = Path(shoot_dir), Path(out_dir)
     if not shoot_dir.is_dir():
         raise InputError(f"{shoot_dir}: not a folder; give a folder of scene folders.")
-    scenes = discover_scenes(shoot_dir)
-    if out_dir.resolve() in {scene.resolve() for scene in scenes} or out_dir.resolve() == shoot_dir.resolve():
+    scenes = find_scenes(shoot_dir, group_by, log)
+    if out_dir.resolve() in set().union(*(scene.resolve() for scene in scenes)) or out_dir.resolve() == shoot_dir.resolve():
         raise OutputError(f"output folder {out_dir}: is an input folder; choose a separate output folder.")
     try:
         (out_dir / MARKER_DIR).mkdir(parents=True, exist_ok=True)
@@ -295,8 +332,8 @@ def run_batch(
 
     outcomes: list[SceneOutcome] = []
     try:
-        for scene_dir in mine:
-            scene = scene_dir.name
+        for entry in mine:
+            scene = entry.name
             if scene in finished:
                 for folder in (out_dir, out_dir / MARKER_DIR):
                     remove_partials(folder, scene)
@@ -310,7 +347,7 @@ def run_batch(
                 failures_here += 1
             else:
                 try:
-                    seconds, fallbacks = merge_scene(scene_dir, out_dir, method, settings, formats, log, reference_index)
+                    seconds, fallbacks = merge_scene(entry, out_dir, method, settings, formats, log, reference_index)
                     outcomes.append(SceneOutcome(scene, "fallback" if fallbacks else "done", " ".join(fallbacks),
                                                  seconds))
                 except (DiffHDRError, OSError, ValueError) as error:

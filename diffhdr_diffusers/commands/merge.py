@@ -39,6 +39,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", metavar="DIR",
                         help="batch mode: INPUT is a folder of scene folders; write DIR/<scene>.hdr and DIR/<scene>.png "
                              "for each (resumable: finished scenes are skipped)")
+    parser.add_argument("--group-by", default="auto", metavar="auto|time|count:N|folder",
+                        help="batch mode: how INPUT's brackets are found: folder (one per scene folder), time (a flat "
+                             "card folder's frames grouped by EXIF capture time and their repeating exposure "
+                             "pattern), count:N (every N frames in capture order); auto (default): time when INPUT "
+                             "holds frames and no sub-folders, else folder")
+    parser.add_argument("--dry-run", action="store_true", help="batch mode: list the brackets found, merge nothing")
     parser.add_argument("--format", default="hdr", metavar="hdr|exr|hdr,exr",
                         help="batch mode: radiance format(s) to write per scene (default hdr)")
     parser.add_argument("--preview", metavar="PNG", help="also write a tonemapped 8-bit PNG preview")
@@ -152,6 +158,15 @@ def _run_batch(args: argparse.Namespace) -> int:
     if used:
         raise InputError(f"{', '.join(used)}: not used with --out (each scene gets DIR/<scene>.hdr and .png, and its "
                          "exposures from its folder); drop them.")
+    if args.dry_run:
+        from ..batch import find_scenes
+
+        scenes = find_scenes(Path(args.inputs[0]), args.group_by)
+        for index, scene in enumerate(scenes, start=1):
+            print(f"{index}. {scene.name}: {len(scene.inputs)} {'frames' if len(scene.inputs) > 1 else 'folder'}: "
+                  f"{', '.join(path.name for path in scene.inputs)}")
+        print(f"{len(scenes)} brackets; nothing merged (--dry-run).")
+        return 0
     group = process_group()
     device = None
     if args.method == "diffhdr":
@@ -159,7 +174,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     method = method_from_args(args, device, progress=False)
     summary = run_batch(args.inputs[0], args.out, method, method_settings(args, method),
                         formats=args.format.replace(" ", "").split(","), overwrite=args.overwrite, group=group,
-                        reference_index=args.reference_index)
+                        reference_index=args.reference_index, group_by=args.group_by)
     if group.rank == 0:
         print(word_message(summary.text(), CLI_WORDING))
     return 1 if summary.failed else 0
