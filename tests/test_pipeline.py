@@ -159,10 +159,24 @@ def test_a_list_of_generators_works_with_shifted_windows(pipe, bracket):
     assert batch.mu_law.shape == (2, 45, 70, 3) and not np.array_equal(batch.mu_law[0], batch.mu_law[1])
 
 
-def test_shifted_windows_run_with_either_conditioning(pipe, bracket):
+def test_shifted_windows_run_with_either_conditioning(pipe, bracket, monkeypatch):
     whole = run(pipe, bracket, stride=32, shift_windows=True, condition_per_window=False).mu_law
     per_window = run(pipe, bracket, stride=32, shift_windows=True, condition_per_window=True).mu_law
     assert np.isfinite(whole).all() and np.isfinite(per_window).all() and not np.allclose(whole, per_window)
+    # Per-window features come from edge strips recomputed for each shifted grid; with an unbounded receptive
+    # radius the encoder runs on every whole window crop instead (the original's numerics): the same samples.
+    from diffhdr_diffusers.pipelines.window_features import WindowFeatures
+
+    edge_features = WindowFeatures._edge_features
+
+    def whole_windows(self):
+        self.radius = 10**6  # wider than any window: every "strip" is the window itself
+        return edge_features(self)
+
+    monkeypatch.setattr(WindowFeatures, "_edge_features", whole_windows)
+    exact = run(pipe, bracket, stride=32, shift_windows=True, condition_per_window=True).mu_law
+    np.testing.assert_allclose(per_window, exact, atol=1e-4)  # other conv shapes: float32 summation order
+    assert np.abs(exact - whole).max() > 1e-3
 
 
 def test_shifted_windows_end_on_a_half_overlapping_grid(pipe, bracket):
