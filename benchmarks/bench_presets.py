@@ -63,7 +63,7 @@ def main() -> None:
     for name, options in settings.items():
         seconds, scores = [], []
         for _, bracket, truth in brackets:
-            def run():
+            def run(bracket=bracket, options=options):
                 return pipe(bracket.images, bracket.exposures, generator=torch.Generator().manual_seed(0),
                             window_memory_budget=cpu_window_budget(), **options)
             run()  # warm-up

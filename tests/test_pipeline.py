@@ -7,7 +7,7 @@ from diffusers import DiffusionPipeline
 from merge_support import tiny_pipeline
 
 from diffhdr_diffusers import DiffHDRPipeline, allocator
-from diffhdr_diffusers.errors import InputError, ModelLoadError, SamplingError
+from diffhdr_diffusers.errors import InputError, SamplingError
 from diffhdr_diffusers.schedulers import original_ddim_scheduler
 
 EXPOSURES = [0.0, 2.0, 4.0]
@@ -240,16 +240,6 @@ def test_save_and_load_with_both_loaders(pipe, bracket, tmp_path):
             assert torch.equal(a, b)
         loaded.set_progress_bar_config(disable=True)
         np.testing.assert_allclose(run(loaded, bracket).mu_law, expected, atol=1e-5)
-
-
-def test_loader_refuses_foreign_code_and_non_pipeline_folders(pipe, tmp_path):
-    with pytest.raises(ModelLoadError, match="model_index.json"):
-        DiffHDRPipeline.from_pretrained(tmp_path)
-    pipe.save_pretrained(tmp_path)
-    (tmp_path / "unet" / "evil.py").write_text("raise SystemExit('ran untrusted code')\n")
-    with pytest.raises(ModelLoadError, match="evil.py"):
-        DiffHDRPipeline.from_pretrained(tmp_path)
-    assert isinstance(DiffHDRPipeline.from_pretrained(tmp_path, trust_remote_code=True), DiffHDRPipeline)
 
 
 def test_tapered_blending_keeps_constant_images_and_differs_from_uniform(pipe, bracket):
