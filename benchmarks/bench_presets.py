@@ -2,6 +2,7 @@
 
     python benchmarks/bench_presets.py                         # the bundled model on examples/, presets only
     python benchmarks/bench_presets.py --candidates            # also the candidate settings a preset could use
+    python benchmarks/bench_presets.py --candidates --only "preset,paper's fast" --repeats 3
     python benchmarks/bench_presets.py --model PATH --repeats 3
 
 Each setting runs on every scene folder of ``--scenes`` (default: the repository's ``examples/``, which carry a
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--scenes", default=str(ROOT / "examples"), help="folder of scene folders with HDRImg.hdr")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--candidates", action="store_true", help="also time the candidate settings")
+    parser.add_argument("--only", default=None, help="run only the settings whose names contain one of these comma-separated texts")
     args = parser.parse_args()
 
     import torch
@@ -54,6 +56,9 @@ def main() -> None:
     settings = {f"preset {name}": sampling_preset(name, pipe.config) for name in PRESETS}
     if args.candidates:
         settings.update(CANDIDATES)
+    if args.only:
+        wanted = [text for text in args.only.split(",") if text]
+        settings = {name: options for name, options in settings.items() if any(text in name for text in wanted)}
     scenes = sorted(path for path in Path(args.scenes).iterdir() if (path / "HDRImg.hdr").is_file())
     brackets = [(scene.name, load_bracket(scene), read_radiance(scene / "HDRImg.hdr")) for scene in scenes]
 
@@ -63,7 +68,7 @@ def main() -> None:
     for name, options in settings.items():
         seconds, scores = [], []
         for _, bracket, truth in brackets:
-            def run():
+            def run(bracket=bracket, options=options):
                 return pipe(bracket.images, bracket.exposures, generator=torch.Generator().manual_seed(0),
                             window_memory_budget=cpu_window_budget(), **options)
             run()  # warm-up

@@ -100,7 +100,7 @@ def test_failed_alignment_falls_back_to_the_reference(scene):
     assert np.isfinite(out.hdr).all()
     for frame in out.alignment_failures[0]:  # each says why, with the measured figure
         assert isinstance(frame, RejectedFrame) and "% of informative pixels consistent" in frame.reason
-    hdr, mu_law_image, uncertainty, failures = aligned_pipeline()(
+    hdr, _, uncertainty, failures = aligned_pipeline()(
         images, scene.exposures, generator=torch.Generator().manual_seed(0), return_dict=False)
     assert failures == [[0, 2]] and [f.reason for f in failures[0]] == [f.reason for f in out.alignment_failures[0]]
     np.testing.assert_array_equal(hdr, out.hdr)

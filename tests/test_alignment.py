@@ -207,8 +207,8 @@ def _plain_warp(image, flow, interpolation=cv2.INTER_LINEAR):
 
 @pytest.mark.parametrize("threads", ["1", "3"])
 def test_banded_full_resolution_stages_equal_the_plain_formulas(monkeypatch, threads):
-    from diffhdr_diffusers.alignment import flow as flow_module
     from diffhdr_diffusers import bands
+    from diffhdr_diffusers.alignment import flow as flow_module
     from diffhdr_diffusers.alignment import linearized
 
     monkeypatch.setattr(bands, "BAND_PIXELS", 1500)  # many bands of 16 rows on a small image

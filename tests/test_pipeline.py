@@ -7,7 +7,7 @@ from diffusers import DiffusionPipeline
 from merge_support import tiny_pipeline
 
 from diffhdr_diffusers import DiffHDRPipeline, allocator
-from diffhdr_diffusers.errors import InputError, ModelLoadError, SamplingError
+from diffhdr_diffusers.errors import InputError, SamplingError
 from diffhdr_diffusers.schedulers import original_ddim_scheduler
 
 EXPOSURES = [0.0, 2.0, 4.0]
@@ -160,7 +160,7 @@ def test_a_list_of_generators_works_with_shifted_windows(pipe, bracket):
 
 
 @pytest.mark.parametrize("condition_per_window", [False, True])
-def test_shifted_windows_run_with_either_conditioning(pipe, bracket, condition_per_window):
+def test_one_shifted_step_is_the_fixed_final_grid(pipe, bracket, condition_per_window):
     from diffhdr_diffusers.pipelines.tiling import final_stride
 
     # One step is the last step alone: the fixed half-overlapping grid, so exactly the unshifted run on that grid.
@@ -172,6 +172,26 @@ def test_shifted_windows_run_with_either_conditioning(pipe, bracket, condition_p
     # With more steps the grid moves, and each conditioning mode follows it.
     moving = run(pipe, bracket, stride=32, shift_windows=True, condition_per_window=condition_per_window).mu_law
     assert np.isfinite(moving).all() and not np.allclose(moving, fixed)
+
+
+def test_shifted_windows_run_with_either_conditioning(pipe, bracket, monkeypatch):
+    whole = run(pipe, bracket, stride=32, shift_windows=True, condition_per_window=False).mu_law
+    per_window = run(pipe, bracket, stride=32, shift_windows=True, condition_per_window=True).mu_law
+    assert np.isfinite(whole).all() and np.isfinite(per_window).all() and not np.allclose(whole, per_window)
+    # Per-window features come from edge strips recomputed for each shifted grid; with an unbounded receptive
+    # radius the encoder runs on every whole window crop instead (the original's numerics): the same samples.
+    from diffhdr_diffusers.pipelines.window_features import WindowFeatures
+
+    edge_features = WindowFeatures._edge_features
+
+    def whole_windows(self):
+        self.radius = 10**6  # wider than any window: every "strip" is the window itself
+        return edge_features(self)
+
+    monkeypatch.setattr(WindowFeatures, "_edge_features", whole_windows)
+    exact = run(pipe, bracket, stride=32, shift_windows=True, condition_per_window=True).mu_law
+    np.testing.assert_allclose(per_window, exact, atol=1e-4)  # other conv shapes: float32 summation order
+    assert np.abs(exact - whole).max() > 1e-3
 
 
 def test_shifted_windows_end_on_a_half_overlapping_grid(pipe, bracket):

@@ -9,10 +9,9 @@ from diffhdr_diffusers import DiffHDRPipeline
 from diffhdr_diffusers.data.synth import synthesize_scene
 from diffhdr_diffusers.errors import InputError
 from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
-from diffhdr_diffusers.merging import flow_merge_radiance
+from diffhdr_diffusers.merging import flow_merge_radiance, reference_image
 from diffhdr_diffusers.model_configs import build_models
 from diffhdr_diffusers.pipelines.resolution import guided_upsample, processing_size, resize_frames, upsample
-from diffhdr_diffusers.merging import reference_image
 from diffhdr_diffusers.schedulers import original_ddim_scheduler
 
 

@@ -172,17 +172,11 @@ class ClassicalMethod(Method):
 
 
 def fast_preset(config) -> dict:
-    """The fast preset for a pipeline ``config``: fewer steps on shifted non-overlapping windows, or nothing.
+    """The fast preset of a pipeline ``config`` (:func:`~diffhdr_diffusers.pipelines.presets.sampling_preset`):
+    at most half the default's UNet window passes, so never slower than the default."""
+    from ..pipelines.presets import sampling_preset
 
-    Shifted windows only pay off when they replace more steps than they add window passes, so a model whose own
-    default is already :data:`FAST_STEPS` steps or fewer (the bundled model: 4) keeps its defaults: the fast
-    preset is never slower than the default.
-    """
-    from ..pipelines.presets import FAST_PRESET
-
-    if config.default_num_inference_steps <= FAST_PRESET["num_inference_steps"]:
-        return {}
-    return dict(FAST_PRESET)
+    return sampling_preset("fast", config)
 
 
 class ModelMethod(Method):

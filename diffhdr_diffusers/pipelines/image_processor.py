@@ -14,9 +14,9 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 
 from ..alignment import RejectedFrame, rejected_frames
 from ..errors import InputError
+from ..hdr_domain import GAMMA, MU, from_model_units, inverse_mu_law, make_conditioning
 from ..io.decode import normalise_samples
 from ..io.formats import MIN_SIZE
-from ..hdr_domain import GAMMA, MU, from_model_units, inverse_mu_law, make_conditioning
 from ..merging import reference_image
 from ..prior import full_size_prior, prior_conditioning
 from .resolution import guided_upsample, processing_size, resize_frames, upsample
