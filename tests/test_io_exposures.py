@@ -101,11 +101,11 @@ def _jpeg_with_exif(path, time, brightness=0.5, f_number=4.0, iso=100):
 
 def test_identical_exif_times_ask_for_explicit_exposures(tmp_path):
     paths = [_jpeg_with_exif(tmp_path / f"{name}.jpg", 1 / 100, level) for name, level in (("a", 0.2), ("b", 0.5), ("c", 0.8))]
-    with pytest.raises(ExposureError, match=r"all exposures equal 0 EV.*give the exposures explicitly") as error:
+    with pytest.raises(ExposureError, match=r"all exposures equal 0 EV.*give the exposures in EV") as error:
         load_bracket(paths)
     assert "EXIF of a.jpg, b.jpg, c.jpg" in str(error.value) and "\n" not in str(error.value)
     _jpeg_with_exif(tmp_path / "c.jpg", 1 / 25, 0.8)
-    with pytest.raises(ExposureError, match=r"a.jpg, b.jpg have the same exposure \(0 EV\).*explicitly"):
+    with pytest.raises(ExposureError, match=r"a.jpg, b.jpg have the same exposure \(0 EV\).*give the exposures in EV"):
         load_bracket(paths)
 
 

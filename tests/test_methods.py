@@ -112,7 +112,7 @@ def test_auto_response_falls_back_with_a_warning_never_silently(tmp_path, capfd)
     camera = json.loads(read_radiance_metadata(tmp_path / "m.exr")["camera"])
     assert camera["source"].startswith("auto")
     # Whatever the estimator decides, a fallback is recorded and warned about; an estimate is neither.
-    warned = "warning: camera response:" in err
+    warned = "camera response not estimable" in err
     assert warned == camera["fallback"]
 
 
@@ -129,11 +129,11 @@ def test_a_bad_response_fails_before_any_work(tmp_path, capfd):
 
 
 def test_the_fast_preset_is_never_slower_than_the_default():
-    bundled = load_method(None).pipeline.config  # 4 steps by default
-    assert bundled.default_num_inference_steps <= FAST_PRESET["num_inference_steps"]
-    assert fast_preset(bundled) == {}
-    paper_like = type("Config", (), {"default_num_inference_steps": 25})()
-    assert fast_preset(paper_like) == FAST_PRESET
+    from diffhdr_diffusers.pipelines.presets import window_passes
+
+    bundled = load_method(None).pipeline.config  # 4 steps on small windows by default
+    fast = fast_preset(bundled)
+    assert fast and window_passes(bundled, fast) <= 0.5 * window_passes(bundled)
 
 
 def test_sampling_options_are_refused_by_a_classical_method():

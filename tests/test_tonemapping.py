@@ -180,7 +180,7 @@ def test_photo_refusals_leave_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     path = write_photo(tmp_path / "x.png", radiance)
     before = path.read_bytes()
-    with pytest.raises(OutputError, match="overwrite"):
+    with pytest.raises(OutputError, match="allow overwriting"):
         write_photo(path, radiance, "global")
     assert path.read_bytes() == before
 
