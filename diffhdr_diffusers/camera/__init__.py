@@ -62,6 +62,8 @@ def encode_canonical(frames: Sequence[np.ndarray], response: Response, gamma: fl
     (the same arrays) when ``response`` is exactly ``code**gamma``."""
     if response.is_gamma(gamma):
         return [np.asarray(frame, dtype=np.float32) for frame in frames]
+    if response.exact:  # a formula (sRGB, another gamma): exact, no table near black
+        return [np.power(response.linearize(frame), np.float32(1.0 / gamma)) for frame in frames]
     # One table from code to canonical code, interpolated linearly (two gathers a value), in row bands
     # on a few threads: fast at 12 MP.
     table = np.power(response.table.astype(np.float64), 1.0 / gamma)

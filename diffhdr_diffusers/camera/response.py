@@ -160,6 +160,11 @@ class Response:
             return out
         return np.interp(linear, table[:, 1], grid).astype(np.float32)
 
+    @property
+    def exact(self) -> bool:
+        """Whether the curve is a formula (sRGB, a gamma), not a table."""
+        return self._table is None
+
     def is_gamma(self, gamma: float) -> bool:
         """Whether this is exactly ``code**gamma`` (then frames need no re-encoding for a gamma pipeline)."""
         return self._table is None and self.gamma is not None and float(self.gamma) == float(gamma)
