@@ -12,7 +12,7 @@ import tifffile
 
 from diffhdr_diffusers.cli import build_parser, main
 from diffhdr_diffusers.data import DEFAULT_EV_SETS, synthesize_scene, synthesize_scenes, write_scene
-from diffhdr_diffusers.data.camera import CODES_16BIT
+from diffhdr_diffusers.data.camera import CODES_16BIT, CameraMix
 from diffhdr_diffusers.data.motion import OLD_CAMERA, displacement, draw_motion, draw_objects
 from diffhdr_diffusers.data.procedural import procedural_radiance
 from diffhdr_diffusers.data.splits import HELDOUT_MAPS, is_heldout, split_radiance_maps
@@ -258,8 +258,11 @@ def test_real_radiance_backgrounds(shared_data, tmp_path):
     [
         ({"num_scenes": 0}, "at least 1 scene"),
         ({"size": (8, 8)}, "at least 16 pixels"),
-        ({"ev_sets": [(0, 2)]}, "3 increasing values"),
-        ({"ev_sets": [(4, 2, 0)]}, "3 increasing values"),
+        ({"ev_sets": [(0,)]}, "2 to 9 increasing values"),
+        ({"ev_sets": [tuple(range(10))]}, "2 to 9 increasing values"),
+        ({"ev_sets": [(4, 2, 0)]}, "2 to 9 increasing values"),
+        ({"camera_mix": "phone"}, "--camera phone"),
+        ({"camera_mix": CameraMix(formats=("dng",)), "size": (33, 48)}, "even sides"),
         ({"radiance_dir": "/nonexistent/maps"}, "not a folder"),
         ({"procedural_fraction": 1.5}, r"\[0, 1\]"),
         ({"split": "train"}, "needs --radiance-dir"),
