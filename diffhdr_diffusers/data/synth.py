@@ -291,7 +291,7 @@ def synthesize_scene(
         "true_exposures": true_exposures,
         "reference_index": reference,
         "gamma": 2.2 if camera.curve == "gamma2.2" else None,
-        "camera": camera.to_dict(exposures, reference),
+        "camera": camera.to_dict(exposures, reference) | {"blur_steps": blur_steps},
         "camera_mix": mix.to_dict(),
         "source": source,
         "motion": bool(motion),
