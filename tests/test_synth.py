@@ -366,7 +366,7 @@ def test_cli_split_uses_only_that_split(shared_data, tmp_path, capsys, split):
 
 
 def _well_exposed_ratio(scene, frame: int, response: Response, band=(0.05, 0.7)) -> np.ndarray:
-    """Per channel, the median of linearised frame / (radiance * 2**nominal_ev) over pixels whose signal is in ``band``."""
+    """Per channel, the median of linearised frame / (radiance * 2**nominal_ev) where the signal lies in ``band``."""
     linear = response.linearize(scene.images[frame]).astype(np.float64)
     signal = scene.radiance.astype(np.float64) * 2.0 ** scene.exposures[frame]
     well = (signal > band[0]) & (signal < band[1])

@@ -93,7 +93,8 @@ def add_parser(subparsers) -> None:
         default=None,
         metavar="EVS",
         help="EV sets to draw from, comma-separated short to long, sets separated by ';' or repeated flags; "
-        "e.g. --ev-sets '-2,0,2;0,2,4' (default: '0,2,4;0,3,6;-2,0,2')",
+        "2 to 9 EVs each, e.g. --ev-sets '-2,0,2;-4,-2,0,2,4' (default: '0,2,4;0,3,6;-2,0,2'); the ground truth "
+        "is frame N//2 (from 0): the middle one, or for an even N the longer of the two middle frames",
     )
     parser.add_argument(
         "--procedural-fraction",
@@ -133,7 +134,7 @@ def add_parser(subparsers) -> None:
                         "equally often (curves x EV sets x formats scenes hold each once)")
     parser.add_argument("--static", action="store_true", help="no camera motion and no object motion")
     parser.add_argument(
-        "--no-noise", action="store_true", help="no sensor noise (clipping and 16-bit quantisation remain)"
+        "--no-noise", action="store_true", help="no sensor noise (clipping and quantisation remain)"
     )
     parser.add_argument(
         "--workers", type=int, default=min(os.cpu_count() or 1, 4), help="processes to use (default: CPUs, at most 4)"

@@ -331,7 +331,7 @@ def codes_to_float(codes: np.ndarray) -> np.ndarray:
 
 
 def saturated_fraction(codes: np.ndarray) -> float:
-    """Fraction of pixels with at least one channel at the top code (of its dtype; 2-D DNG mosaics at the white level)."""
+    """Fraction of pixels with a channel at the top code of its dtype (a 2-D DNG mosaic: at the white level)."""
     if codes.ndim == 2:
         return float(np.mean(codes >= DNG_WHITE))
     top = np.iinfo(codes.dtype).max if codes.dtype.kind == "u" else CODES_16BIT
@@ -339,7 +339,11 @@ def saturated_fraction(codes: np.ndarray) -> float:
 
 
 # sRGB D65 linear RGB from CIE XYZ: a DNG ColorMatrix1 that makes the camera's white-balanced RGB linear sRGB.
-XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314), (-0.9692660, 1.8760108, 0.0415560), (0.0556434, -0.2040259, 1.0572252))
+XYZ_TO_SRGB = (
+    (3.2404542, -1.5371385, -0.4985314),
+    (-0.9692660, 1.8760108, 0.0415560),
+    (0.0556434, -0.2040259, 1.0572252),
+)
 CAPTURE_TIME = "2026:12:01 12:00:00"
 
 

@@ -247,7 +247,8 @@ def synthesize_scene(
     frame_noise = [np.random.default_rng(child) for child in noise_seed.spawn(len(exposures))]  # one stream per frame
 
     reference = len(exposures) // 2
-    camera = draw_camera(np.random.default_rng(camera_seed), mix, len(exposures), reference, chosen_curve, chosen_format)
+    camera_rng = np.random.default_rng(camera_seed)
+    camera = draw_camera(camera_rng, mix, len(exposures), reference, chosen_curve, chosen_format)
     true_exposures = camera.true_exposures(exposures)
     blur_steps = camera.blur_steps(exposures, reference) if motion else [0.0] * len(exposures)
     times = camera.exposure_times(exposures, reference)
@@ -380,7 +381,8 @@ def _check_arguments(
         raise InputError(f"--size {size}: give HEIGHTxWIDTH, each at least 16 pixels (e.g. 256x384).")
     for ev_set in ev_sets:
         values = [float(ev) for ev in ev_set]
-        if not MIN_FRAMES <= len(values) <= MAX_FRAMES or any(later <= earlier for earlier, later in zip(values, values[1:])):
+        increasing = all(later > earlier for earlier, later in zip(values, values[1:]))
+        if not (MIN_FRAMES <= len(values) <= MAX_FRAMES and increasing):
             raise InputError(f"--ev-sets {ev_set}: each EV set needs {MIN_FRAMES} to {MAX_FRAMES} increasing values, "
                              "e.g. 0,2,4 or -4,-2,0,2,4.")
     if not 0.0 <= procedural_fraction <= 1.0:
