@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..alignment.flow import map_bands
 from ..hdr_domain import GAMMA
 from .estimate import CameraEstimate, estimate_camera
 from .response import CURVES, Response, parse_response
@@ -61,10 +62,32 @@ def encode_canonical(frames: Sequence[np.ndarray], response: Response, gamma: fl
     (the same arrays) when ``response`` is exactly ``code**gamma``."""
     if response.is_gamma(gamma):
         return [np.asarray(frame, dtype=np.float32) for frame in frames]
+    # One table from code to canonical code, interpolated linearly (two gathers a value), in row bands
+    # on a few threads: fast at 12 MP.
+    table = np.power(response.table.astype(np.float64), 1.0 / gamma)
+    base = table[:-1].astype(np.float32).ravel()
+    slope = np.diff(table, axis=0).astype(np.float32).ravel()
+    steps = len(table) - 1
+    channel = np.arange(3, dtype=np.int32)
     out = []
     for frame in frames:
-        linear = response.linearize(frame)
-        out.append(np.power(linear, np.float32(1.0 / gamma), out=linear))
+        frame = np.asarray(frame, dtype=np.float32)
+        canonical = np.empty_like(frame)
+
+        def band(y0: int, y1: int, frame=frame, canonical=canonical) -> None:
+            position = np.clip(frame[y0:y1], 0.0, 1.0)
+            position *= np.float32(steps)
+            index = position.astype(np.int32)
+            np.minimum(index, steps - 1, out=index)
+            position -= index
+            index *= 3
+            index += channel
+            np.take(base, index, out=canonical[y0:y1])
+            position *= np.take(slope, index)
+            canonical[y0:y1] += position
+
+        map_bands(band, *frame.shape[:2])
+        out.append(canonical)
     return out
 
 

@@ -1,26 +1,224 @@
-"""Estimate a camera's inverse response and the frames' true exposure ratios from one bracket (stub)."""
+"""Estimate a camera's inverse response and the frames' true exposure ratios from the bracket itself.
+
+The method needs no alignment and shrugs off camera shake, moving people and noise: it compares the
+frames' *histograms*, which motion barely changes. For two frames of one scene at exposures ``k_i``
+and ``k_j``, the ``q``-quantile of frame ``i``'s code values and the ``q``-quantile of frame ``j``'s
+see the same radiance (the response is monotone), so with ``L = log(inverse_response)``::
+
+    L(z_j(q)) - L(z_i(q)) = log(k_j / k_i)            for every quantile q both frames resolve
+
+(Grossberg and Nayar's brightness transfer function). ``L`` is a monotone piecewise-linear curve per
+channel (non-negative increments between knots, ``L(1) = 0``); the exposure ratios share one
+correction per frame, with the nominal EVs (exposure file, flag or EXIF) as a Gaussian prior. Quantiles
+where either frame is black or saturated are left out, so clipping never biases the fit. One linear
+least-squares problem with bounds (:func:`scipy.optimize.lsq_linear`) solves it.
+
+The ratios and the curve's overall steepness are only known together (``L`` and every ``log k`` can be
+scaled by one factor), so the prior fixes the steepness: the nominal ratios are kept unless the frames
+measurably disagree with one another, and any correction is reported.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .response import Response
+from ..errors import InputError
+from .response import TABLE_SIZE, Response
+
+LOW_CODE = 0.004  # codes at or below this are black: nothing to measure (the curve's toe is a power law there)
+DARK_CODE = 0.05  # observations of darker codes count less, in proportion
+HIGH_CODE = 0.97  # codes at or above this may be clipped
+KNOTS = np.linspace(math.log(LOW_CODE), 0.0, 20)  # in log code: a gamma curve is a straight line there
+QUANTILES = np.linspace(0.002, 0.998, 400)
+MARGIN = 0.06  # border share left out of the histograms (camera shake moves content across it)
+SAMPLE_PIXELS = 400_000
+SMOOTHNESS = 0.3  # weight of the curvature penalty on L (per knot)
+EV_PRIOR_SIGMA = 0.5  # stops: how far a frame's true exposure may plausibly sit from its nominal EV
+MIN_OBSERVATIONS = 40  # resolved quantiles per channel below which the curve is not estimable
+CORRECTION_REPORTED = 0.05  # stops: corrections at least this large are reported
+FALLBACK = "srgb"
 
 
 @dataclass
 class CameraEstimate:
-    """The result of :func:`estimate_camera`."""
+    """The result of :func:`estimate_camera`.
+
+    Attributes:
+        response: the estimated inverse response (or the fallback, see ``fallback``).
+        exposures: the EVs to merge with: the nominal ones, corrected by the measured ratios.
+        warnings: one line each: a fallback with its reason, or an exposure correction.
+        fallback: whether the bracket did not constrain the curve and :data:`FALLBACK` was used.
+        residual: RMS misfit of the quantile equations, in stops (``nan`` for a fallback).
+    """
 
     response: Response
     exposures: list[float]
     warnings: list[str] = field(default_factory=list)
     fallback: bool = False
+    residual: float = math.nan
 
 
-def estimate_camera(frames: Sequence[np.ndarray], exposures: Sequence[float], reference_index: int | None = None,
-                    ) -> CameraEstimate:
-    """Placeholder: sRGB with the nominal exposures (the estimator lands next)."""
-    return CameraEstimate(Response.srgb(), [float(ev) for ev in exposures], ["response estimation not implemented"], True)
+def _samples(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(n, 3) pixels of a frame's centre (without the border), subsampled for speed."""
+    height, width = frame.shape[:2]
+    dy, dx = int(height * MARGIN), int(width * MARGIN)
+    centre = frame[dy:height - dy or None, dx:width - dx or None].reshape(-1, frame.shape[2])
+    if len(centre) > SAMPLE_PIXELS:
+        step = len(centre) // SAMPLE_PIXELS
+        centre = centre[rng.integers(0, step) :: step]
+    return np.asarray(centre, dtype=np.float32)
+
+
+def _segment_weights(codes: np.ndarray) -> np.ndarray:
+    """(n, K-1) matrix ``A`` with ``L(code) = A @ increments`` (``L(1) = 0``, increments between knots)."""
+    # L(z) = -sum over segments above z of (the part of the segment above z) / (segment length) * increment
+    lower, upper = KNOTS[:-1], KNOTS[1:]
+    part = np.clip((upper[None, :] - np.log(codes)[:, None]) / (upper - lower)[None, :], 0.0, 1.0)
+    return -part
+
+
+def _design(pairs, channel_count, frame_count, reference_index):
+    """Rows ``[A_c(z_j) - A_c(z_i) | e_j - e_i] = log(k_j / k_i)`` for every resolved quantile pair."""
+    segments = len(KNOTS) - 1
+    rows, targets = [], []
+    for (i, j, channel, z_i, z_j, log_ratio) in pairs:
+        block = np.zeros((len(z_i), channel_count * segments + frame_count))
+        block[:, channel * segments:(channel + 1) * segments] = _segment_weights(z_j) - _segment_weights(z_i)
+        block[:, channel_count * segments + j] -= 1.0  # L(z_j) - L(z_i) = log ratio + e_j - e_i
+        block[:, channel_count * segments + i] += 1.0
+        # Dark levels are noisy and shift with noise more than bright ones: they only shape the toe.
+        weight = np.minimum(1.0, z_i / DARK_CODE)[:, None]
+        rows.append(block * weight)
+        targets.append(np.full(len(z_i), log_ratio) * weight[:, 0])
+    matrix, target = np.concatenate(rows), np.concatenate(targets)
+    return matrix, target
+
+
+def estimate_camera(
+    frames: Sequence[np.ndarray],
+    exposures: Sequence[float],
+    reference_index: int | None = None,
+) -> CameraEstimate:
+    """Estimate the inverse response (per channel) and the true EVs of one bracket.
+
+    Args:
+        frames: N >= 2 float (H, W, 3) frames in [0, 1] (code values as read), any order.
+        exposures: N nominal EVs: the prior for the ratios.
+        reference_index: the frame whose EV is kept as given (default ``N // 2`` of the sorted EVs).
+
+    Returns:
+        A :class:`CameraEstimate`. When the bracket cannot constrain the curve (too few frames
+        overlap in brightness, equal exposures, nearly all pixels clipped), it falls back to the sRGB
+        curve with the nominal EVs and says why in ``warnings``; it never raises for that.
+    """
+    from scipy.optimize import lsq_linear
+
+    evs = [float(ev) for ev in exposures]
+    if len(frames) != len(evs) or len(frames) < 2:
+        raise InputError(f"a response needs at least 2 frames with one EV each, got {len(frames)} frames, {len(evs)} EVs.")
+    order = np.argsort(evs, kind="stable")
+    if reference_index is None:
+        reference_index = int(order[len(order) // 2])
+
+    def fallback(reason: str) -> CameraEstimate:
+        return CameraEstimate(Response.from_curve(FALLBACK) if FALLBACK != "srgb" else Response.srgb(), evs,
+                              [f"camera response not estimable ({reason}); using the {FALLBACK} curve"], True)
+
+    if len(set(evs)) < len(evs):
+        return fallback("two frames have the same exposure")
+    rng = np.random.default_rng(0)
+    samples = [_samples(np.asarray(frame), rng) for frame in frames]
+    quantiles = [np.quantile(sample, QUANTILES, axis=0) for sample in samples]  # (Q, 3) each
+    channel_count = samples[0].shape[1]
+
+    pairs, resolved = [], np.zeros(channel_count, int)
+    for position in range(len(order) - 1):
+        for step in (1, 2):  # neighbours, and next-but-one frames (ties the chain together)
+            if position + step >= len(order):
+                continue
+            i, j = int(order[position]), int(order[position + step])
+            log_ratio = (evs[j] - evs[i]) * math.log(2.0)
+            for channel in range(channel_count):
+                z_i, z_j = quantiles[i][:, channel], quantiles[j][:, channel]
+                keep = (z_i > LOW_CODE) & (z_j < HIGH_CODE) & (z_j > z_i + 1.0 / 512)
+                if keep.sum() >= 3:
+                    pairs.append((i, j, channel, z_i[keep], z_j[keep], log_ratio))
+                    resolved[channel] += int(keep.sum())
+    if resolved.min() < MIN_OBSERVATIONS:
+        return fallback(f"only {int(resolved.min())} brightness levels seen in two frames, "
+                        f"{MIN_OBSERVATIONS} needed")
+
+    matrix, target = _design(pairs, channel_count, len(evs), reference_index)
+    scale = 1.0 / math.sqrt(len(target) / (channel_count * len(QUANTILES)))
+    matrix, target = matrix * scale, target * scale
+    segments = len(KNOTS) - 1
+    unknowns = channel_count * segments + len(evs)
+    # Curvature of L: differences of consecutive slopes, per channel.
+    widths = np.diff(KNOTS)
+    extra, extra_target = [], []
+    for channel in range(channel_count):
+        for m in range(segments - 1):
+            row = np.zeros(unknowns)
+            row[channel * segments + m] = -SMOOTHNESS / widths[m] * widths.mean()
+            row[channel * segments + m + 1] = SMOOTHNESS / widths[m + 1] * widths.mean()
+            extra.append(row)
+            extra_target.append(0.0)
+    for frame in range(len(evs)):  # the EV prior (the reference's correction is pinned to 0 by the bounds)
+        row = np.zeros(unknowns)
+        row[channel_count * segments + frame] = 1.0 / (EV_PRIOR_SIGMA * math.log(2.0))
+        extra.append(row)
+        extra_target.append(0.0)
+    full_matrix = np.concatenate([matrix, np.asarray(extra)])
+    full_target = np.concatenate([target, np.asarray(extra_target)])
+    lower = np.concatenate([np.full(channel_count * segments, 1e-4), np.full(len(evs), -math.log(2.0))])
+    upper = np.concatenate([np.full(channel_count * segments, np.inf), np.full(len(evs), math.log(2.0))])
+    lower[channel_count * segments + reference_index] = -1e-12
+    upper[channel_count * segments + reference_index] = 1e-12
+    solution = lsq_linear(full_matrix, full_target, bounds=(lower, upper), method="bvls")
+    if not np.all(np.isfinite(solution.x)):
+        return fallback("the fit did not converge")
+    misfit = float(np.sqrt(np.mean((matrix @ solution.x - target) ** 2)) / scale / math.log(2.0))
+
+    increments = solution.x[: channel_count * segments].reshape(channel_count, segments)
+    corrections = solution.x[channel_count * segments:] / math.log(2.0)
+    table = _table(increments)
+    measured = [ev + float(correction) for ev, correction in zip(evs, corrections)]
+    warnings = [
+        f"frame {index + 1}: measured exposure {measured[index]:+.2f} EV where {evs[index]:+.2f} was given "
+        f"({2 ** float(corrections[index]) - 1:+.0%}); merging with the measured value"
+        for index in range(len(evs)) if abs(corrections[index]) >= CORRECTION_REPORTED
+    ]
+    return CameraEstimate(Response("auto", table), measured, warnings, False, misfit)
+
+
+def _table(increments: np.ndarray) -> np.ndarray:
+    """(TABLE_SIZE, 3) inverse response from per-channel knot increments; a linear toe below the first knot."""
+    codes = np.linspace(0.0, 1.0, TABLE_SIZE)
+    columns = []
+    for channel_increments in increments:
+        log_knots = -np.concatenate([np.cumsum(channel_increments[::-1])[::-1], [0.0]])
+        values = np.exp(np.interp(np.log(np.maximum(codes, 1e-12)), KNOTS, log_knots))
+        toe = codes < LOW_CODE  # the first segment's slope continued down to black (a power law through 0)
+        slope = channel_increments[:3].sum() / (KNOTS[3] - KNOTS[0])  # the shadows' mean slope, as a power law
+        values[toe] = np.exp(log_knots[0]) * (codes[toe] / LOW_CODE) ** float(np.clip(slope, 1.0, 3.0))
+        columns.append(values)
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def estimate_response(brackets: Sequence[tuple[Sequence[np.ndarray], Sequence[float]]]) -> CameraEstimate:
+    """One response for a camera from several brackets (``[(frames, exposures), ...]``): each bracket is
+    estimated on its own and the curves are averaged in the log domain over those that did not fall back."""
+    estimates = [estimate_camera(frames, evs) for frames, evs in brackets]
+    usable = [estimate for estimate in estimates if not estimate.fallback]
+    if not usable:
+        return estimates[0] if estimates else CameraEstimate(Response.srgb(), [], ["no brackets given"], True)
+    log_tables = np.mean([np.log(np.maximum(e.response.table, 1e-12)) for e in usable], axis=0)
+    table = np.exp(log_tables)
+    table[0] = 0.0
+    warnings = [w for e in estimates for w in e.warnings]
+    return CameraEstimate(Response("calibrated", table.astype(np.float32)), usable[0].exposures, warnings, False,
+                          float(np.mean([e.residual for e in usable])))

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 
-TABLE_SIZE = 1024
+TABLE_SIZE = 4096
 FILE_FORMAT = "diffhdr-camera-response"
 FILE_VERSION = 1
 NAMED = ("linear", "srgb", "gamma:G", "auto", "FILE.json")
@@ -186,7 +186,7 @@ class Response:
     def from_dict(cls, data: dict, source: str = "response") -> Response:
         if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
             raise InputError(f"{source}: not a camera response file (no \"format\": \"{FILE_FORMAT}\"); "
-                             "make one with `diffhdr calibrate`.")
+                             "estimate one from the camera's brackets.")
         name = str(data.get("name", source))
         if "gamma" in data:
             return cls.from_gamma(float(data["gamma"]))
@@ -203,6 +203,7 @@ class Response:
             raise InputError(f"{source}: \"codes\" must rise strictly from 0 to 1.")
         grid = np.linspace(0.0, 1.0, TABLE_SIZE)
         table = np.stack([np.interp(grid, codes, inverse[c]) for c in range(3)], axis=1)
+        check_table(table.astype(np.float32), source)
         return cls(name, table)
 
     @classmethod
@@ -213,7 +214,7 @@ class Response:
         except FileNotFoundError:
             raise InputError(f"{path}: response file not found; check the path or use auto, srgb, linear or gamma:2.2.") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InputError(f"{path}: not a camera response file ({error}); make one with `diffhdr calibrate`.") from None
+            raise InputError(f"{path}: not a camera response file ({error}); estimate one from the camera's brackets.") from None
         return cls.from_dict(data, str(path))
 
     def __repr__(self) -> str:
@@ -228,7 +229,7 @@ def check_table(table: np.ndarray, source: str) -> None:
         raise InputError(f"{source}: the response holds non-finite values.")
     if np.any(np.diff(table, axis=0) < -1e-6):
         raise InputError(f"{source}: the response is not monotone (linear light must not fall as code values rise); "
-                         "re-estimate it with `diffhdr calibrate`.")
+                         "re-estimate it from the camera's brackets.")
     if np.any(np.abs(table[0]) > 1e-3) or np.any(np.abs(table[-1] - 1) > 1e-3):
         raise InputError(f"{source}: the response must map code 0 to 0 and code 1 to 1 "
                          f"(got {table[0].round(4).tolist()} and {table[-1].round(4).tolist()}).")
@@ -255,4 +256,4 @@ def parse_response(spec: str | Response | None) -> Response | str:
         return Response.from_curve(text)
     if text.lower().endswith(".json") or os.path.sep in text:
         return Response.load(text)
-    raise InputError(f"response {text!r}: use auto, linear, srgb, gamma:G or a .json file from `diffhdr calibrate`.")
+    raise InputError(f"response {text!r}: use auto, linear, srgb, gamma:G or a camera response .json file.")

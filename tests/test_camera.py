@@ -1,0 +1,144 @@
+"""The camera model: responses (named, tabulated, files), the estimator, and the canonical encoding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from diffhdr_diffusers.camera import CURVES, Response, apply_camera, encode_canonical, estimate_camera, parse_response
+from diffhdr_diffusers.errors import InputError
+from diffhdr_diffusers.io import read_radiance
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DESK = DATA / "real_hdr" / "Desk.exr"
+REAL_BRACKETS = DATA / "real_brackets"
+
+
+@pytest.fixture(scope="module")
+def desk() -> np.ndarray:
+    if not DESK.exists():
+        pytest.skip("shared radiance maps absent")
+    radiance = read_radiance(DESK)
+    radiance = cv2.resize(radiance, (radiance.shape[1] // 2, radiance.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return radiance / np.percentile(radiance, 99) * 2
+
+
+def capture(radiance, curve: str, evs, bits: int = 8, seed: int = 0, noise: float = 3e-4):
+    """A bracket of ``radiance`` through ``curve``, with read noise and quantisation."""
+    rng = np.random.default_rng(seed)
+    encode = Response.from_curve(curve).encode
+    levels = 2**bits - 1
+    return [np.round(encode(np.clip(radiance * 2.0**ev + rng.normal(0, noise, radiance.shape), 0, 1)) * levels) / levels
+            for ev in evs]
+
+
+@pytest.mark.parametrize("curve", sorted(CURVES))
+def test_curves_invert_exactly(curve):
+    response = Response.from_curve(curve)
+    codes = np.linspace(0, 1, 101, dtype=np.float32)
+    linear = response.linearize(codes)
+    assert linear[0] == pytest.approx(0, abs=1e-6) and linear[-1] == pytest.approx(1, abs=1e-6)
+    assert np.all(np.diff(linear) >= 0)
+    np.testing.assert_allclose(response.encode(linear), codes, atol=2e-3)
+
+
+def test_parse_response_names_and_errors(tmp_path):
+    assert parse_response("auto") == "auto"
+    assert parse_response("gamma:2.4").is_gamma(2.4)
+    assert parse_response("linear").is_gamma(1.0)
+    assert parse_response("srgb").name == "srgb"
+    with pytest.raises(InputError, match="use auto, linear, srgb, gamma:G"):
+        parse_response("banana")
+    with pytest.raises(InputError, match="gamma:G with a positive number"):
+        parse_response("gamma:x")
+
+
+def test_response_file_round_trip(tmp_path):
+    original = Response.from_curve("filmic")
+    path = tmp_path / "camera.json"
+    original.save(path)
+    loaded = parse_response(str(path))
+    codes = np.linspace(0, 1, 57, dtype=np.float32)
+    np.testing.assert_allclose(loaded.linearize(codes), original.linearize(codes), atol=2e-3)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda data: data["inverse"][1].reverse(), "not monotone"),
+    (lambda data: data.pop("inverse"), "needs \"codes\" and three \"inverse\""),
+    (lambda data: data.update(format="other"), "not a camera response file"),
+])
+def test_bad_response_file_is_one_line_naming_it(tmp_path, change, message):
+    data = Response.from_curve("filmic").to_dict()
+    change(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=message) as error:
+        parse_response(str(path))
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_gamma_response_leaves_frames_bit_identical():
+    rng = np.random.default_rng(0)
+    frames = [rng.random((16, 24, 3), dtype=np.float32) for _ in range(3)]
+    canonical, camera = apply_camera(frames, [-2, 0, 2], "gamma:2.2")
+    assert all(np.array_equal(a, b) for a, b in zip(canonical, frames))
+    assert camera.exposures == [-2, 0, 2] and not camera.warnings
+
+
+def test_canonical_encoding_linearises_through_the_response():
+    response = Response.from_curve("log_shoulder")
+    codes = np.random.default_rng(1).random((32, 32, 3), dtype=np.float32)
+    canonical = encode_canonical([codes], response)[0]
+    np.testing.assert_allclose(canonical**2.2, response.linearize(codes), atol=2e-3)
+
+
+@pytest.mark.parametrize("curve", ["srgb", "filmic", "log_shoulder", "gamma2.2"])
+def test_estimate_recovers_the_curve_shape(desk, curve):
+    evs = [-2.0, 0.0, 2.0]
+    estimate = estimate_camera(capture(desk, curve, evs), evs)
+    assert not estimate.fallback
+    truth = Response.from_curve(curve)
+    codes = np.linspace(0.1, 0.9, 17, dtype=np.float32)
+    # The curve's overall scale above the brightest unclipped code is not observable; its shape is.
+    shape_error = np.log2(estimate.response.linearize(codes) / truth.linearize(codes))
+    shape_error -= np.median(shape_error)
+    assert np.abs(shape_error).max() < 0.25, shape_error.round(2)
+    np.testing.assert_allclose(estimate.exposures, evs, atol=0.1)
+
+
+def test_estimate_measures_an_exposure_error(desk):
+    nominal, true = [-2.0, 0.0, 2.0], [-2.0, 0.0, 2.4]
+    estimate = estimate_camera(capture(desk, "srgb", true), nominal)
+    measured = np.asarray(estimate.exposures)
+    ratio = (measured[2] - measured[1]) / (measured[1] - measured[0])
+    assert ratio == pytest.approx(1.2, abs=0.06)
+    assert any("measured exposure" in warning for warning in estimate.warnings)
+
+
+@pytest.mark.parametrize("evs, reason", [([0.0, 0.0, 2.0], "same exposure"), ([-2.0, 0.0, 2.0], "brightness levels")])
+def test_estimate_falls_back_with_a_reason(evs, reason):
+    flat = [np.full((32, 32, 3), value, np.float32) for value in (0.0, 1.0, 1.0)]
+    estimate = estimate_camera(flat, evs)
+    assert estimate.fallback and reason in estimate.warnings[0] and "srgb" in estimate.warnings[0]
+    frames, camera = apply_camera(flat, evs)
+    assert camera.fallback and camera.source == "auto (fallback)"
+
+
+def test_real_bracket_merges_every_frame_with_auto():
+    """The real-camera regression: with gamma 2.2 every other frame was rejected; with auto none is."""
+    from diffhdr_diffusers.io import load_bracket
+    from diffhdr_diffusers.merging import flow_merge
+
+    if not (REAL_BRACKETS / "horse").is_dir():
+        pytest.skip("shared real brackets absent")
+    bracket = load_bracket(REAL_BRACKETS / "horse")
+    images = [cv2.resize(image, (512, 345), interpolation=cv2.INTER_AREA) for image in bracket.images]
+    assert any(flow_merge(images, bracket.exposures).alignment.failed)  # the gamma-2.2 assumption
+    frames, camera = apply_camera(images, bracket.exposures, "auto")
+    merged = flow_merge(frames, camera.exposures)
+    assert not any(merged.alignment.failed)
+    assert merged.radiance.max() > 1.2 / 2.0 ** camera.exposures[1]  # above the reference's clip level
