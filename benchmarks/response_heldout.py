@@ -41,6 +41,7 @@ from diffhdr_diffusers.metrics import psnr_l, psnr_mu
 
 RESPONSES = ("true", "auto", "gamma:2.2")
 SUBSETS = {"5 frames": (0, 1, 2, 3, 4), "3 of 5: -4,0,+4": (0, 2, 4), "3 of 5: -2,0,+2": (1, 2, 3)}
+MOTION_BANDS = ((1 / 3, "0-1/3"), (2 / 3, "1/3-2/3"), (1.0, "2/3-1"))  # the scenes' motion strength, in thirds
 TARGET_AUTO_VS_TRUE = 1.0  # dB PSNR-mu: auto at most this far below the true response
 TARGET_AUTO_VS_GAMMA = 6.0  # dB PSNR-mu: auto at least this far above gamma 2.2 on non-gamma scenes
 TARGET_GAMMA_LOSS = 0.2  # dB PSNR-mu: auto at most this far below gamma:2.2 on gamma scenes
@@ -85,7 +86,8 @@ def evaluate(data: Path, responses=RESPONSES) -> list[dict]:
         frames, exposures, target, params = load_scene(folder)
         reference = params["reference_index"]
         row = {"scene": folder.name, "curve": params["camera"]["curve"], "format": params["camera"]["format"],
-               "frames": len(frames), "source": params["source"].get("file"), "scores": {}, "subsets": {}}
+               "frames": len(frames), "source": params["source"].get("file"), "scores": {}, "subsets": {},
+               "true_exposures": params["true_exposures"], "motion_strength": params["motion_strength"]}
         for name in responses:
             row["scores"][name] = merge_and_score(frames, exposures, target, response_for(name, params), reference)
         canonical, _ = apply_camera(frames, exposures, response=response_for("true", params))
@@ -112,11 +114,15 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _median(values) -> float:
+    return float(np.median(list(values))) if values else float("nan")
+
+
 def group_table(rows: list[dict], key: str, title: str, responses=RESPONSES) -> str:
     groups = defaultdict(list)
     for row in rows:
         groups[row[key]].append(row)
-    groups["all"] = rows
+    groups = dict(sorted(groups.items())) | {"all": rows}
     header = (f"| {title} | scenes | " + " | ".join(f"PSNR-mu {name}" for name in responses) + " | "
               + " | ".join(f"PSNR-l {name}" for name in responses) + " | frames rejected ("
               + " / ".join(responses) + ") |")
@@ -173,15 +179,25 @@ def report(rows: list[dict]) -> str:
     camera_s = _mean(row["scores"]["auto"]["camera_s"] for row in rows if "auto" in row["scores"])
     merge_s = _mean(row["scores"]["auto"]["merge_s"] for row in rows if "auto" in row["scores"])
     floor = _mean(row["reference_only_psnr_mu"] for row in rows)
+    for row in rows:
+        row["motion"] = next(band for limit, band in MOTION_BANDS if row["motion_strength"] <= limit)
+    ev_errors = {name: [max(abs(used - true) for used, true in zip(row["scores"][name]["exposures_used"],
+                                                                    row["true_exposures"])) for row in rows]
+                 for name in ("true", "auto")}
+    evs_line = "Exposures merged at, against the true ones (largest \\|EV - true EV\\| per scene): " + "; ".join(
+        f"{'nominal' if name == 'true' else name} {_median(errors):.2f} stops median, over 0.2 on "
+        f"{sum(error > 0.2 for error in errors)} of {len(errors)} scenes" for name, errors in ev_errors.items()) + "."
     parts = [
         f"{len(rows)} scenes; the reference frame alone, linearised with the true response, scores {floor:.2f} dB "
         "PSNR-mu.",
         group_table(rows, "curve", "curve"),
         group_table(rows, "format", "format"),
         group_table(rows, "frames", "N"),
+        group_table(rows, "motion", "motion strength"),
         subset_table(rows),
         f"auto: fell back on {fallbacks} of {len(rows)} scenes; apply_camera {camera_s:.3f} s, flow_merge "
         f"{merge_s:.3f} s per bracket (mean).",
+        evs_line,
         "\n".join(f"- [{'x' if passed else ' '}] {text}" for text, _, passed in targets(rows)),
     ]
     return "\n\n".join(parts)
