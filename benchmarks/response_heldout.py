@@ -9,7 +9,7 @@ of 4 tone curves x 4 EV sets (N = 2, 3, 5, 7) x 3 formats exactly once, about 20
 
 then score it:
 
-    python benchmarks/response_heldout.py --data /work/heldout_realistic [--json rows.json]
+    python benchmarks/response_heldout.py --data /work/heldout_realistic [--json rows.json] [--ablation]
 
 Each scene's frames are read from their files (16-bit TIFF, 8-bit PNG, JPEG), mapped into the canonical
 encoding by :func:`~diffhdr_diffusers.camera.apply_camera` with each response (``true``: the scene's own
@@ -79,7 +79,20 @@ def merge_and_score(frames, exposures, target, response, reference_index) -> dic
     }
 
 
-def evaluate(data: Path, responses=RESPONSES) -> list[dict]:
+def ablation(frames, exposures, target, params) -> dict:
+    """auto's curve with the nominal EVs, and the true curve with auto's EVs: which of the two costs more."""
+    reference = params["reference_index"]
+    auto, camera = apply_camera(frames, exposures, response="auto", reference_index=reference)
+    true, _ = apply_camera(frames, exposures, response=response_for("true", params), reference_index=reference)
+    scores = {}
+    for label, (canonical, evs) in {"auto curve, nominal EVs": (auto, exposures),
+                                    "true curve, auto EVs": (true, camera.exposures)}.items():
+        radiance = flow_merge(canonical, evs, reference_index=reference).radiance
+        scores[label] = psnr_mu(to_model_units(radiance, exposures), to_model_units(target, exposures))
+    return scores
+
+
+def evaluate(data: Path, responses=RESPONSES, with_ablation: bool = False) -> list[dict]:
     rows = []
     folders = sorted(path for path in data.iterdir() if (path / "scene.json").is_file())
     for number, folder in enumerate(folders, 1):
@@ -93,6 +106,8 @@ def evaluate(data: Path, responses=RESPONSES) -> list[dict]:
         canonical, _ = apply_camera(frames, exposures, response=response_for("true", params))
         row["reference_only_psnr_mu"] = psnr_mu(to_model_units(reference_merge(canonical, exposures), exposures),
                                                 to_model_units(target, exposures))
+        if with_ablation:
+            row["ablation"] = ablation(frames, exposures, target, params)
         if len(frames) == 5:
             for label, picks in SUBSETS.items():
                 for name in ("true", "auto"):
@@ -187,6 +202,9 @@ def report(rows: list[dict]) -> str:
     evs_line = "Exposures merged at, against the true ones (largest \\|EV - true EV\\| per scene): " + "; ".join(
         f"{'nominal' if name == 'true' else name} {_median(errors):.2f} stops median, over 0.2 on "
         f"{sum(error > 0.2 for error in errors)} of {len(errors)} scenes" for name, errors in ev_errors.items()) + "."
+    if "ablation" in rows[0]:
+        ablation_line = "Ablation, PSNR-mu: " + "; ".join(
+            f"{label} {_mean(row['ablation'][label] for row in rows):.2f}" for label in rows[0]["ablation"]) + "."
     parts = [
         f"{len(rows)} scenes; the reference frame alone, linearised with the true response, scores {floor:.2f} dB "
         "PSNR-mu.",
@@ -198,6 +216,7 @@ def report(rows: list[dict]) -> str:
         f"auto: fell back on {fallbacks} of {len(rows)} scenes; apply_camera {camera_s:.3f} s, flow_merge "
         f"{merge_s:.3f} s per bracket (mean).",
         evs_line,
+        *([ablation_line] if "ablation" in rows[0] else []),
         "\n".join(f"- [{'x' if passed else ' '}] {text}" for text, _, passed in targets(rows)),
     ]
     return "\n\n".join(parts)
@@ -207,8 +226,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("/work/heldout_realistic"), help="the synthesised set")
     parser.add_argument("--json", type=Path, default=None, help="write the per-scene rows here")
+    parser.add_argument("--ablation", action="store_true",
+                        help="also merge with auto's curve at the nominal EVs and the true curve at auto's EVs")
     args = parser.parse_args()
-    rows = evaluate(args.data)
+    rows = evaluate(args.data, with_ablation=args.ablation)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     print()
