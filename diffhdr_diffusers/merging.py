@@ -19,15 +19,17 @@ Radiance is in literal EV units: ``R * 2**ev_i ~= ldr_i**gamma`` where frame ``i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .alignment import AlignmentResult, align_exposures, check_bracket, frame_flows, linearized
+from .alignment import (AlignmentResult, FrameAlignment, RejectedFrame, align_exposures, check_bracket, frame_flows,
+                        linearized, rejected_frames)
 from .alignment.exposure import WHITE_LEVEL, brightest
-from .alignment.flow import RowSource, map_bands, warp_into
-from .hdr_domain import GAMMA
+from .alignment.flow import RowSource, warp_into
+from .bands import map_bands
 from .errors import InputError
+from .hdr_domain import GAMMA, MU, linearize, model_exposures, mu_law
 
 BRIGHT_START = 0.5  # reference brightness above which shorter frames are asked for
 DARK_START = 0.5  # reference brightness below which longer frames are asked for
@@ -214,11 +216,27 @@ def flow_merge(
 
 @dataclass
 class FlowMergeRadiance:
-    """What :func:`flow_merge_radiance` returns with ``details=True``: the radiance and the frames whose alignment failed."""
+    """What :func:`flow_merge_radiance` returns with ``details=True``.
+
+    Attributes:
+        radiance: float32 (H, W, 3), as :func:`flow_merge`'s.
+        failed: per frame, whether alignment rejected it.
+        settings: the alignment's settings (:attr:`~diffhdr_diffusers.alignment.AlignmentResult.settings`).
+        reasons: per frame, why it was rejected (``None`` where it was not).
+        alignments: the full-size :class:`~diffhdr_diffusers.alignment.FrameAlignment` of every non-reference
+            frame, by index (to reuse the flows, e.g. resized for a downscaled copy of the bracket).
+    """
 
     radiance: np.ndarray
     failed: list[bool]
     settings: dict
+    reasons: list[str | None] = field(default_factory=list)
+    alignments: dict[int, FrameAlignment] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> list[RejectedFrame]:
+        """The rejected frames (indices), each with its reason."""
+        return rejected_frames(self.failed, self.reasons)
 
 
 def flow_merge_radiance(
@@ -238,8 +256,8 @@ def flow_merge_radiance(
 
     Args:
         images, exposures, reference_index, saturation_rule, **alignment_kwargs: as for :func:`flow_merge`.
-        details: return a :class:`FlowMergeRadiance` (radiance, per-frame ``failed``, alignment settings)
-            instead of the radiance alone.
+        details: return a :class:`FlowMergeRadiance` (radiance, per-frame ``failed`` and reasons, alignment settings,
+            the frames' full-size alignments) instead of the radiance alone.
     """
     frames, evs, reference_index = check_bracket(images, exposures, reference_index)
     flows = frame_flows(frames, evs, reference_index, **alignment_kwargs)
@@ -253,14 +271,14 @@ def flow_merge_radiance(
 
     def band(y0: int, y1: int) -> None:
         others = []
-        for index, (flow, confidence, failed, _) in aligned.items():
-            frame, ev = frames[index], evs[index]
+        for index, alignment in aligned.items():
+            frame, ev, flow = frames[index], evs[index], alignment.flow
             warped = np.empty((y1 - y0, width, 3), np.float32)
             frame_radiance = np.empty_like(warped)
             warp_into([frame, RowSource(frame, lambda rows, ev=ev: linearized(rows, ev, raw_gamma))], flow[y0:y1],
                       [warped, frame_radiance], rows=(y0, y1), parallel=False)
             np.clip(warped, 0.0, 1.0, out=warped)
-            others.append(_Other(ev, warped, frame_radiance, confidence[y0:y1], failed))
+            others.append(_Other(ev, warped, frame_radiance, alignment.confidence[y0:y1], alignment.failed))
         radiance[y0:y1], _ = _merge_rows(
             reference[y0:y1], linearized(reference[y0:y1], reference_ev, raw_gamma), reference_ev, others, gamma,
             saturation_rule, want_confidence=False,
@@ -269,8 +287,19 @@ def flow_merge_radiance(
     map_bands(band, height, width)
     if not details:
         return radiance
-    failed = [False if index == reference_index else aligned[index][2] for index in range(len(frames))]
-    return FlowMergeRadiance(radiance=radiance, failed=failed, settings=flows.settings)
+    failed = [False if index == reference_index else aligned[index].failed for index in range(len(frames))]
+    reasons = [None if index == reference_index else aligned[index].reason for index in range(len(frames))]
+    return FlowMergeRadiance(radiance=radiance, failed=failed, settings=flows.settings, reasons=reasons,
+                             alignments=aligned)
 
 
-__all__ = ["FlowMergeRadiance", "FlowMergeResult", "flow_merge", "flow_merge_radiance"]
+def reference_image(images: Sequence[np.ndarray], exposures: Sequence[float], gamma: float = GAMMA,
+                    mu: float = MU) -> np.ndarray:
+    """The reference (middle) frame alone: its HDR view ``ldr**gamma / 2**ev`` in the mu-law domain (constant
+    ``mu``), model units, float32 (H, W, 3). The paper model's guide for a downscaled run (it has no prior)."""
+    index = len(images) // 2
+    view = linearize(images[index], float(model_exposures(exposures)[index]), gamma)
+    return np.clip(mu_law(view, mu), 0.0, 1.0).astype(np.float32)
+
+
+__all__ = ["FlowMergeRadiance", "FlowMergeResult", "flow_merge", "flow_merge_radiance", "reference_image"]

@@ -11,11 +11,15 @@ The pipeline and the training data both build their inputs here, so the two cann
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .hdr_domain import GAMMA, MU, linearize, make_conditioning, model_exposures, mu_law
+from .hdr_domain import GAMMA, MU, make_conditioning, model_exposures, mu_law
+
+if TYPE_CHECKING:  # alignment imports OpenCV: only when a bracket is aligned
+    from .alignment import FrameAlignment
 
 
 def prior_channels(num_exposures: int) -> int:
@@ -31,18 +35,20 @@ class PriorConditioning:
         conditioning: float32 (H, W, 6 N + 3 + N): aligned ``[ldr, ldr**gamma / 2**ev]`` per exposure
             (model units), the prior's mu-law, the per-exposure confidences.
         prior: float32 (H, W, 3), the flow-merge's mu-law in model units, clipped to [0, 1].
-        failed: per exposure, whether its alignment was judged to have failed (the merge then fell back
-            to the reference there).
+        failed: per exposure, whether alignment rejected it (the merge then fell back to the reference there).
+        reasons: per exposure, why it was rejected, with the measured figure (``None`` where it was not).
     """
 
     conditioning: np.ndarray
     prior: np.ndarray
     failed: list[bool]
+    reasons: list[str | None] = field(default_factory=list)
 
 
 def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float], alignment: dict | None = None,
                        gamma: float = GAMMA, reference_index: int | None = None,
-                       prior: np.ndarray | None = None) -> PriorConditioning:
+                       prior: np.ndarray | None = None, mu: float = MU,
+                       frame_alignments: dict[int, FrameAlignment] | None = None) -> PriorConditioning:
     """Align the bracket, flow-merge it, and stack the aligned model's condition planes.
 
     Args:
@@ -54,40 +60,57 @@ def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float],
         reference_index: the reference frame; default the middle one.
         prior: a prior to use instead of this bracket's own flow-merge (the pipeline's downscaled runs pass the
             full-size prior, area-downscaled).
+        mu: the mu-law constant of the model's output domain (the pipeline's ``mu``).
+        frame_alignments: with ``prior``, the frames' alignments to warp with instead of aligning again (a
+            downscaled run passes those of the full-size prior, resized: :class:`FullSizePrior`).
     """
-    from .alignment import align_exposures
+    from .alignment import align_exposures, check_bracket, warp_bracket
     from .merging import flow_merge
 
     # In model units throughout, so that the network's inputs do not depend on the EVs' offset at all.
     evs = model_exposures(exposures)
     if prior is None:
         merged = flow_merge(images, evs, reference_index=reference_index, gamma=gamma, **(alignment or {}))
-        aligned, prior = merged.alignment, _as_prior(merged.radiance)
+        aligned, prior = merged.alignment, as_prior(merged.radiance, mu)
     else:  # only the alignment is needed
-        aligned = align_exposures(images, evs, reference_index, gamma=gamma, **(alignment or {}))
+        if frame_alignments is None:
+            aligned = align_exposures(images, evs, reference_index, gamma=gamma, **(alignment or {}))
+        else:
+            frames, evs, index = check_bracket(images, evs, reference_index)
+            aligned = warp_bracket(frames, evs, index, frame_alignments, gamma)
         prior = np.asarray(prior, np.float32)
     planes = [make_conditioning(aligned.images, evs, gamma), prior,
               np.stack(aligned.confidence, axis=-1).astype(np.float32)]
-    return PriorConditioning(np.concatenate(planes, axis=-1), prior, list(aligned.failed))
+    return PriorConditioning(np.concatenate(planes, axis=-1), prior, list(aligned.failed), list(aligned.reasons))
 
 
-def _as_prior(radiance: np.ndarray) -> np.ndarray:
-    return np.clip(mu_law(radiance), 0.0, 1.0).astype(np.float32)
+def as_prior(radiance: np.ndarray, mu: float = MU) -> np.ndarray:
+    """Radiance (model units) as a prior: its mu-law, clipped to [0, 1], float32."""
+    return np.clip(mu_law(radiance, mu), 0.0, 1.0).astype(np.float32)
 
 
-def prior_image(images: Sequence[np.ndarray], exposures: Sequence[float], alignment: dict | None = None,
-                gamma: float = GAMMA) -> np.ndarray:
-    """The prior of :func:`prior_conditioning` alone (float32 (H, W, 3), mu-law, model units), in bounded memory
-    (:func:`~diffhdr_diffusers.merging.flow_merge_radiance`): the full-size guide of a downscaled run."""
+@dataclass
+class FullSizePrior:
+    """The full-size guide of a downscaled aligned run, and the alignment it was merged with.
+
+    Attributes:
+        prior: float32 (H, W, 3), the flow-merge's mu-law in model units, clipped to [0, 1].
+        frame_alignments: every non-reference frame's :class:`~diffhdr_diffusers.alignment.FrameAlignment`,
+            resized to the processing size, so the conditioning reuses these flows instead of aligning again.
+    """
+
+    prior: np.ndarray
+    frame_alignments: dict[int, FrameAlignment]
+
+
+def full_size_prior(images: Sequence[np.ndarray], exposures: Sequence[float], alignment: dict | None = None,
+                    gamma: float = GAMMA, mu: float = MU, size: tuple[int, int] | None = None) -> FullSizePrior:
+    """The prior of :func:`prior_conditioning` alone, in bounded memory
+    (:func:`~diffhdr_diffusers.merging.flow_merge_radiance`), with its alignment resized to ``size``
+    ((height, width); default the frames' own)."""
     from .merging import flow_merge_radiance
 
-    return _as_prior(flow_merge_radiance(images, model_exposures(exposures), gamma=gamma, **(alignment or {})))
-
-
-def reference_image(images: Sequence[np.ndarray], exposures: Sequence[float], gamma: float = GAMMA,
-                    mu: float = MU) -> np.ndarray:
-    """The reference (middle) frame's HDR view ``ldr**gamma / 2**ev`` in the mu-law domain, model units, float32
-    (H, W, 3): the paper model's guide for a downscaled run (it has no prior)."""
-    index = len(images) // 2
-    view = linearize(images[index], float(model_exposures(exposures)[index]), gamma)
-    return np.clip(mu_law(view, mu), 0.0, 1.0).astype(np.float32)
+    merged = flow_merge_radiance(images, model_exposures(exposures), gamma=gamma, details=True, **(alignment or {}))
+    height, width = size or np.shape(images[0])[:2]
+    resized = {index: frame.resized(height, width) for index, frame in merged.alignments.items()}
+    return FullSizePrior(as_prior(merged.radiance, mu), resized)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from diffhdr_diffusers import DiffHDRPipeline
+from diffhdr_diffusers.alignment import RejectedFrame
 from diffhdr_diffusers.data import TrainingTransform
 from diffhdr_diffusers.data.synth import synthesize_scene
 from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
@@ -20,13 +21,13 @@ def scene():
     return synthesize_scene(seed=5, index=0, size=(64, 96), ev_sets=[(-2.0, 0.0, 2.0)])
 
 
-def aligned_pipeline(seed: int = 0, trained: bool = False) -> DiffHDRPipeline:
+def aligned_pipeline(seed: int = 0, trained: bool = False, **settings) -> DiffHDRPipeline:
     torch.manual_seed(seed)
     unet, encoder = build_models("aligned-tiny")
     if trained:  # a model that has learned something: its correction is not zero
         torch.nn.init.normal_(unet.conv_out.weight, std=0.01)
     pipe = DiffHDRPipeline(unet, encoder, original_ddim_scheduler("sample"), default_num_inference_steps=3,
-                           default_patch_size=32, default_stride=16, alignment={})
+                           default_patch_size=32, default_stride=16, alignment={}, **settings)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -39,10 +40,15 @@ def test_config_adds_prior_planes_and_keeps_the_paper_network_unchanged():
     assert not unet.conv_out.weight.any() and not unet.conv_out.bias.any()
 
 
-def test_an_untrained_aligned_model_returns_the_flow_merge(scene):
-    out = aligned_pipeline()(scene.images, scene.exposures, generator=torch.Generator().manual_seed(0))
+@pytest.mark.parametrize("mu", [5000.0, 100.0])
+@pytest.mark.parametrize("processing_resolution", [0, 64])
+def test_an_untrained_aligned_model_returns_the_flow_merge(scene, mu, processing_resolution):
+    """Whatever the pipeline's mu (the prior is built with it, not with the default 5000), and at a processing
+    resolution too (the guide comes back exactly where the model does not correct it)."""
+    out = aligned_pipeline(mu=mu)(scene.images, scene.exposures, generator=torch.Generator().manual_seed(0),
+                                  processing_resolution=processing_resolution)
     merged = flow_merge(scene.images, scene.exposures).radiance
-    expected = np.clip(mu_law(to_model_units(merged, scene.exposures)), 0, 1)
+    expected = np.clip(mu_law(to_model_units(merged, scene.exposures), mu), 0, 1)
     np.testing.assert_allclose(out.mu_law[0], expected, atol=1e-5)
     np.testing.assert_allclose(out.hdr[0], merged, rtol=1e-3, atol=1e-6)
     assert out.alignment_failures == [[]]
@@ -92,6 +98,13 @@ def test_failed_alignment_falls_back_to_the_reference(scene):
     out = aligned_pipeline()(images, scene.exposures, generator=torch.Generator().manual_seed(0))
     assert out.alignment_failures == [[0, 2]]
     assert np.isfinite(out.hdr).all()
+    for frame in out.alignment_failures[0]:  # each says why, with the measured figure
+        assert isinstance(frame, RejectedFrame) and "% of informative pixels consistent" in frame.reason
+    hdr, mu_law_image, uncertainty, failures = aligned_pipeline()(
+        images, scene.exposures, generator=torch.Generator().manual_seed(0), return_dict=False)
+    assert failures == [[0, 2]] and [f.reason for f in failures[0]] == [f.reason for f in out.alignment_failures[0]]
+    np.testing.assert_array_equal(hdr, out.hdr)
+    assert uncertainty is None
 
 
 def test_training_transform_targets_the_residual(scene):
@@ -105,6 +118,23 @@ def test_training_transform_targets_the_residual(scene):
     assert truth.min() >= -1e-3 and truth.max() <= full.max() + 1e-3
     assert target.abs().mean() < (truth - truth.mean()).abs().mean()  # the residual is smaller than the signal
     assert "s" in transform._priors  # computed once per scene
+
+
+def test_training_targets_use_the_pipelines_mu(scene):
+    """The prior and the target are in the pipeline's mu-law domain: prior + residual = mu_law(truth, mu) exactly."""
+    decoded = {"scene": "s", "images": scene.images, "exposures": scene.exposures, "radiance": scene.radiance}
+    truth = to_model_units(scene.radiance, scene.exposures)
+    merged = to_model_units(flow_merge(scene.images, scene.exposures).radiance, scene.exposures)
+    for mu in (5000.0, 100.0):
+        transform = TrainingTransform(crop_size=64, augment=False, seed=0, alignment={}, mu=mu)
+        conditioning, target = transform.transform_scene(decoded, np.random.default_rng(0))
+        prior = conditioning[18:21].numpy().transpose(1, 2, 0)
+        full_prior = np.clip(mu_law(merged, mu), 0, 1)
+        # the crop is 64 rows (all of them) at some column: find it from the prior
+        left = min(range(33), key=lambda x: np.abs(full_prior[:, x:x + 64] - prior).max())
+        np.testing.assert_allclose(prior, full_prior[:, left:left + 64], atol=1e-3)  # float16 storage
+        np.testing.assert_allclose(target.numpy().transpose(1, 2, 0) + prior, mu_law(truth[:, left:left + 64], mu),
+                                   atol=1e-6)
 
 
 def test_training_priors_are_kept_on_disk_and_read_back_exactly(scene, tmp_path):

@@ -130,7 +130,7 @@ def test_cli_and_overwrite(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "converted"
     assert main(["convert-original", str(path), str(out)]) == 0
     index = json.loads((out / "model_index.json").read_text())
-    assert index["_class_name"] == "DiffHDRPipeline"  # diffusers' plain layout; a push adds the shims
+    assert index["_class_name"] == ["pipeline_diffhdr", "DiffHDRPipeline"]  # saved with the shims: both loaders read it
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     umask = os.umask(0)
     os.umask(umask)

@@ -190,7 +190,7 @@ def _plain_merge(frames, evs, alignment, gamma=2.2):
 
 @pytest.mark.parametrize("threads", ["1", "2"])
 def test_banded_merge_and_the_bounded_memory_path_give_identical_radiance(monkeypatch, threads):
-    from diffhdr_diffusers.alignment import flow as flow_module
+    from diffhdr_diffusers import bands
     from diffhdr_diffusers.merging import FlowMergeRadiance
 
     scene = synthesize_scene(11, 0, size=(120, 160), ev_sets=[(-2.0, 0.0, 2.0)])
@@ -200,7 +200,7 @@ def test_banded_merge_and_the_bounded_memory_path_give_identical_radiance(monkey
     assert whole.alignment.failed == [True, False, False]
     np.testing.assert_array_equal(whole.radiance, _plain_merge(images, scene.exposures, whole.alignment))
 
-    monkeypatch.setattr(flow_module, "BAND_PIXELS", 2000)  # bands of 16 rows
+    monkeypatch.setattr(bands, "BAND_PIXELS", 2000)  # bands of 16 rows
     monkeypatch.setenv("DIFFHDR_BAND_THREADS", threads)
     banded = flow_merge(images, scene.exposures)
     np.testing.assert_array_equal(banded.radiance, whole.radiance)

@@ -54,27 +54,35 @@ def no_dynamic_code(monkeypatch):
     monkeypatch.setattr(loading, "get_class_from_dynamic_module", refuse)
 
 
-def test_save_writes_diffusers_plain_layout_and_loads_with_no_code_run(pipe, saved, no_dynamic_code):
+def test_save_writes_the_shim_layout_and_loads_with_no_code_run(pipe, saved, no_dynamic_code):
     index = json.loads((saved / "model_index.json").read_text())
-    assert index["_class_name"] == "DiffHDRPipeline"
-    assert index["unet"] == ["diffhdr_diffusers.models.unet", "DiffHDRUNet"]
-    assert not list(saved.rglob("*.py"))
+    assert index["_class_name"] == ["pipeline_diffhdr", "DiffHDRPipeline"]
+    assert index["unet"] == ["modeling_diffhdr_unet", "DiffHDRUNet"]
+    assert sorted(path.relative_to(saved).as_posix() for path in saved.rglob("*.py")) == sorted(
+        relative for relative, _, _ in hub_layout.SHIMS.values())
+    assert not hub_layout.untrusted_code(saved)
     loaded = DiffHDRPipeline.from_pretrained(saved)
     assert type(loaded) is DiffHDRPipeline and type(loaded.unet) is DiffHDRUNet
     assert weights_equal(pipe.unet, loaded.unet) and weights_equal(pipe.condition_encoder, loaded.condition_encoder)
     assert loaded.config.default_patch_size == 32 and loaded.name_or_path == str(saved)
 
 
+def test_the_generic_diffusers_loader_reads_a_local_save(pipe, saved):
+    """A diffusers user's first habit: save, then load with the generic class (as from the Hub)."""
+    loaded = DiffusionPipeline.from_pretrained(saved, trust_remote_code=True)
+    assert type(loaded) is DiffHDRPipeline and type(loaded.unet) is DiffHDRUNet
+    assert weights_equal(pipe.unet, loaded.unet) and weights_equal(pipe.condition_encoder, loaded.condition_encoder)
+    loaded.save_pretrained(saved.parent / "again")  # and saves the same layout back
+    assert not hub_layout.untrusted_code(saved.parent / "again")
+    assert (json.loads((saved.parent / "again" / "model_index.json").read_text())["unet"]
+            == ["modeling_diffhdr_unet", "DiffHDRUNet"])
+
+
 def test_a_plain_diffusers_save_loads_too(pipe, tmp_path, no_dynamic_code):
     DiffusionPipeline.save_pretrained(pipe, tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["unet"] == ["diffhdr_diffusers.models.unet", "DiffHDRUNet"] and not list(tmp_path.rglob("*.py"))
     assert weights_equal(pipe.unet, DiffHDRPipeline.from_pretrained(tmp_path).unet)
-
-
-def test_hub_layout_loads_without_running_its_shims(pipe, saved, no_dynamic_code):
-    hub_layout.write_shims(saved)
-    assert json.loads((saved / "model_index.json").read_text())["unet"] == ["modeling_diffhdr_unet", "DiffHDRUNet"]
-    loaded = DiffHDRPipeline.from_pretrained(saved)
-    assert weights_equal(pipe.unet, loaded.unet) and loaded.name_or_path == str(saved)
 
 
 def test_none_loads_the_bundled_model(no_dynamic_code):

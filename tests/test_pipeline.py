@@ -211,14 +211,13 @@ def test_non_finite_sampling_fails_with_the_step(pipe, bracket):
 def test_save_and_load_with_both_loaders(pipe, bracket, tmp_path):
     from diffhdr_diffusers.pipelines import hub_layout
 
-    pipe.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == "DiffHDRPipeline"
-    assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").is_file()
-    expected = run(pipe, bracket).mu_law
-    ours = DiffHDRPipeline.from_pretrained(tmp_path)
-    hub_layout.write_shims(tmp_path)  # the Hub layout, which the generic loader needs
+    pipe.save_pretrained(tmp_path)  # with the shims, which the generic loader needs
     assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == ["pipeline_diffhdr",
                                                                                        "DiffHDRPipeline"]
+    assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert not hub_layout.untrusted_code(tmp_path)
+    expected = run(pipe, bracket).mu_law
+    ours = DiffHDRPipeline.from_pretrained(tmp_path)
     generic = DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
     for loaded in (ours, generic):
         assert type(loaded) is DiffHDRPipeline

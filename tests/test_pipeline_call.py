@@ -267,3 +267,31 @@ def test_cpu_sampling_runs_channels_last_and_restores_the_layout(pipe, bracket):
     run(pipe, bracket, num_inference_steps=2, callback_on_step_end=record)
     assert layouts == [True, True]
     assert all(p.is_contiguous() for p in pipe.unet.parameters())  # saved weights stay contiguous
+
+
+def test_the_fast_preset_is_never_slower_than_the_default():
+    """Counted on real runs: the UNet window evaluations of the bundled model (its default is 4 steps of small
+    windows, where the paper's shifted grid cost more: 211 window passes against 160 at 1000x1500) and of a
+    paper-shaped config (the shifted grid: 60 against 3,825)."""
+    from diffhdr_diffusers.pipelines.presets import FAST_PRESET, PRESETS, sampling_preset, window_passes
+
+    bundled = DiffHDRPipeline.from_pretrained()
+    bundled.set_progress_bar_config(disable=True)
+    evaluated = []
+    bundled.unet.register_forward_hook(lambda module, args, output: evaluated.append(args[0].shape[0]))
+    bracket = make_bracket(96, 144)
+    windows = {}
+    for name in PRESETS:
+        evaluated.clear()
+        run(bundled, bracket, **sampling_preset(name, bundled.config))
+        windows[name] = sum(evaluated)
+    assert 0 < windows["fast"] <= windows["default"] / 2, windows
+    assert window_passes(bundled.config, FAST_PRESET) > window_passes(bundled.config)  # why it is not the shifted grid
+    assert sampling_preset("fast", bundled.config) == {"num_inference_steps": 2}
+
+    paper = {"default_num_inference_steps": 25, "default_patch_size": 512, "default_stride": 64,
+             "default_processing_resolution": 0}
+    assert sampling_preset("fast", paper) == FAST_PRESET and sampling_preset("default", paper) == {}
+    assert window_passes(paper, FAST_PRESET) <= window_passes(paper) / 50
+    with pytest.raises(InputError, match="fast"):
+        sampling_preset("fastest", paper)

@@ -12,7 +12,7 @@ from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
 from diffhdr_diffusers.merging import flow_merge_radiance
 from diffhdr_diffusers.model_configs import build_models
 from diffhdr_diffusers.pipelines.resolution import guided_upsample, processing_size, resize_frames, upsample
-from diffhdr_diffusers.prior import reference_image
+from diffhdr_diffusers.merging import reference_image
 from diffhdr_diffusers.schedulers import original_ddim_scheduler
 
 
@@ -62,8 +62,29 @@ def test_guided_upsampling_carries_a_correction_and_keeps_full_size_detail():
     assert np.abs(doubled - 2 * full).mean() < 0.1 * np.abs(full).mean()
 
 
-def test_an_untrained_aligned_model_returns_the_full_size_flow_merge(scene):
+class CountingDIS:
+    """OpenCV's DIS flow, counting its calls (a stand-in for ``cv2.DISOpticalFlow_create``)."""
+
+    calls = 0
+
+    def __init__(self, preset):
+        self.dis = DIS_CREATE(preset)
+
+    def calc(self, *args):
+        CountingDIS.calls += 1
+        return self.dis.calc(*args)
+
+
+DIS_CREATE = cv2.DISOpticalFlow_create
+
+
+def test_an_untrained_aligned_model_returns_the_full_size_flow_merge(scene, monkeypatch):
+    monkeypatch.setattr(cv2, "DISOpticalFlow_create", CountingDIS)
+    CountingDIS.calls = 0
     out = call(pipeline("aligned-tiny"), scene, processing_resolution=72)
+    # A bracket is aligned once (forward and backward flow per non-reference frame): the processing-size
+    # conditioning warps with the full-size prior's flows, resized, instead of aligning again (8 calls before).
+    assert CountingDIS.calls == 4
     merged = flow_merge_radiance(scene.images, scene.exposures)
     assert out.hdr.shape == (1, 96, 144, 3)
     np.testing.assert_allclose(out.mu_law[0], np.clip(mu_law(to_model_units(merged, scene.exposures)), 0, 1),

@@ -69,3 +69,33 @@ def grey_u8(image: np.ndarray) -> np.ndarray:
     """8-bit grey (channel mean) of an LDR image in [0, 1], as dense flow wants it."""
     grey = np.asarray(image, dtype=np.float32).mean(axis=2)
     return np.clip(grey * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+MEASURE_LOW, MEASURE_HIGH = 0.1, 0.9  # LDR levels (brightest channel) trusted for measuring an exposure
+MIN_MEASURED = 64  # pixels needed to measure an exposure
+
+
+def measured_exposure(reference: np.ndarray, warped: np.ndarray, mask: np.ndarray, gamma: float = GAMMA) -> float | None:
+    """A frame's exposure relative to the reference, in stops, measured on matching pixels.
+
+    Args:
+        reference: the reference frame, float (H, W, 3) LDR.
+        warped: the other frame warped onto it.
+        mask: bool (H, W), pixels where the two show the same point (say, where the flow is consistent).
+        gamma: the inverse response exponent.
+
+    Returns:
+        The median of ``log2(linear(warped) / linear(reference))`` (channel means) over the masked pixels that
+        are well exposed in both frames (``None`` with fewer than :data:`MIN_MEASURED`): the frame's EV minus
+        the reference's, for a correct response and correct EVs.
+    """
+    well = mask & _well_exposed(reference) & _well_exposed(warped)
+    if int(well.sum()) < MIN_MEASURED:
+        return None
+    linear = lambda image: np.mean(np.asarray(image, np.float32)[well] ** np.float32(gamma), axis=-1)  # noqa: E731
+    return float(np.median(np.log2(linear(warped) / np.maximum(linear(reference), np.float32(1e-8)))))
+
+
+def _well_exposed(image: np.ndarray) -> np.ndarray:
+    level = brightest(image)
+    return (level > MEASURE_LOW) & (level < MEASURE_HIGH)

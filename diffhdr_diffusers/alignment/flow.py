@@ -7,12 +7,10 @@ up with the reference.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import cv2
 import numpy as np
 
+from ..bands import map_bands
 from ..errors import InputError
 
 FLOW_PRESETS = {
@@ -52,11 +50,13 @@ def dense_flow(reference: np.ndarray, frame: np.ndarray, preset: str = "medium")
 
 
 def resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resample a flow field to (height, width), scaling its vectors with the image."""
+    """Resample a flow field to (height, width), scaling its vectors with the image (bilinear; area-averaged when
+    shrinking)."""
     if flow.shape[:2] == (height, width):
         return flow
     scale_x, scale_y = width / flow.shape[1], height / flow.shape[0]
-    resized = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+    interpolation = cv2.INTER_AREA if scale_x <= 1 and scale_y <= 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(flow, (width, height), interpolation=interpolation)
     resized[..., 0] *= np.float32(scale_x)
     resized[..., 1] *= np.float32(scale_y)
     return resized
@@ -67,45 +67,6 @@ def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     xs = np.arange(width, dtype=np.float32)[None, :].repeat(height, axis=0)
     ys = np.arange(height, dtype=np.float32)[:, None].repeat(width, axis=1)
     return xs, ys
-
-
-BAND_PIXELS = 1 << 19  # full-resolution work runs in horizontal bands of about this many pixels
-
-
-def bands(height: int, width: int, band_pixels: int | None = None):
-    """``(y0, y1)`` row ranges covering ``height`` rows, each about ``band_pixels`` (default :data:`BAND_PIXELS`)
-    pixels, at least 16 rows."""
-    rows = max(16, (BAND_PIXELS if band_pixels is None else band_pixels) // max(width, 1))
-    for start in range(0, height, rows):
-        yield start, min(start + rows, height)
-
-
-def band_workers() -> int:
-    """Threads that full-resolution bands run on: ``DIFFHDR_BAND_THREADS``, else the usable CPUs (at most 4)."""
-    value = os.environ.get("DIFFHDR_BAND_THREADS", "")
-    if value.strip().isdigit() and int(value) > 0:
-        return int(value)
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 4))
-
-
-def map_bands(fn, height: int, width: int, parallel: bool = True, band_pixels: int | None = None) -> None:
-    """Call ``fn(y0, y1)`` for every band of :func:`bands`, on a few threads (numpy and OpenCV release the GIL).
-
-    Each call must write only its own rows, so the result does not depend on the order or the threads.
-    """
-    spans = list(bands(height, width, band_pixels))
-    workers = band_workers() if parallel else 1
-    if workers == 1 or len(spans) == 1:
-        for y0, y1 in spans:
-            fn(y0, y1)
-        return
-    with ThreadPoolExecutor(max_workers=min(workers, len(spans))) as pool:
-        for future in [pool.submit(fn, y0, y1) for y0, y1 in spans]:
-            future.result()
 
 
 def homography_flow(

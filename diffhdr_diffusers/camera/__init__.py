@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..alignment.flow import map_bands
+from ..bands import map_bands
 from ..hdr_domain import GAMMA
 from .estimate import CameraEstimate, estimate_camera
 from .response import CURVES, Response, parse_response

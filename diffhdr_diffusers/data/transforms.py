@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..hdr_domain import GAMMA, make_conditioning
 from ..errors import DatasetError
+from ..hdr_domain import GAMMA, MU, make_conditioning, mu_law, to_model_units
 from ..io.atomic import atomic_path
-from ..hdr_domain import mu_law, to_model_units
 from .decode import decode_ldr, decode_radiance
 
 
@@ -72,8 +71,8 @@ class TrainingTransform:
 
     Use as ``dataset.with_transform(TrainingTransform(128, seed=0))``. Each row becomes
     ``conditioning``: float32 tensor (6 * N, crop, crop), per exposure ``[ldr, ldr ** 2.2 / 2 ** ev]``
-    (EV relative to the shortest), and ``target``: float32 tensor (3, crop, crop), the mu-law of the
-    ground-truth radiance in model units (not clipped, as in the original). The same crop, flip and rotation apply
+    (EV relative to the shortest), and ``target``: float32 tensor (3, crop, crop), the mu-law (constant ``mu``) of
+    the ground-truth radiance in model units (not clipped, as in the original). The same crop, flip and rotation apply
     to every channel of both.
 
     With ``alignment`` (an aligned model's pipeline setting), ``conditioning`` is the aligned variant's
@@ -88,6 +87,7 @@ class TrainingTransform:
         seed: ``None`` draws fresh randomness on every call; an int makes the crops a function of
             ``(seed, epoch, scene)`` (see :meth:`rng`).
         gamma: the inverse camera response exponent of the conditioning.
+        mu: the mu-law constant of the target (and of an aligned model's prior): the pipeline's ``mu``.
         alignment: ``None`` for the paper's inputs, else the settings of the aligned variant.
         prior_cache_dir: with ``alignment``, a folder where each scene's aligned conditioning is kept on disk
             (one ``.npz`` per scene and settings, written atomically), so a resumed or repeated run does not
@@ -95,13 +95,14 @@ class TrainingTransform:
     """
 
     def __init__(self, crop_size: int = 128, augment: bool = True, seed: int | None = None, gamma: float = GAMMA,
-                 alignment: dict | None = None, prior_cache_dir: str | os.PathLike | None = None):
+                 alignment: dict | None = None, prior_cache_dir: str | os.PathLike | None = None, mu: float = MU):
         if crop_size < 1:
             raise ValueError(f"crop_size={crop_size}: must be a positive number of pixels.")
         self.crop_size = int(crop_size)
         self.augment = augment
         self.seed = seed
         self.gamma = gamma
+        self.mu = mu
         self.alignment = alignment
         self.prior_cache_dir = None if prior_cache_dir is None else Path(prior_cache_dir)
         self.epoch = 0
@@ -124,7 +125,10 @@ class TrainingTransform:
         scene = decoded["scene"]
         if scene in self._priors:
             return self._priors[scene]
-        settings = json.dumps({"alignment": self.alignment, "gamma": self.gamma}, sort_keys=True)
+        settings = {"alignment": self.alignment, "gamma": self.gamma}
+        if self.mu != MU:  # the default's cache files keep their names
+            settings["mu"] = self.mu
+        settings = json.dumps(settings, sort_keys=True)
         path = None if self.prior_cache_dir is None else self.prior_cache_dir / (
             f"{re.sub(r'[^A-Za-z0-9_.-]', '_', scene)}-{zlib.crc32(settings.encode()):08x}.npz")
         if path is not None and path.is_file():
@@ -133,7 +137,8 @@ class TrainingTransform:
         else:
             from ..prior import prior_conditioning
 
-            prepared = prior_conditioning(decoded["images"], decoded["exposures"], self.alignment, self.gamma)
+            prepared = prior_conditioning(decoded["images"], decoded["exposures"], self.alignment, self.gamma,
+                                          mu=self.mu)
             arrays = (prepared.conditioning.astype(np.float16), prepared.prior.astype(np.float16))
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +162,7 @@ class TrainingTransform:
         left = int(rng.integers(0, width - size + 1))
         flip, turns = bool(rng.random() < 0.5), int(rng.integers(4))
         window = (slice(top, top + size), slice(left, left + size))
-        target = mu_law(to_model_units(radiance[window], decoded["exposures"])).astype(np.float32)
+        target = mu_law(to_model_units(radiance[window], decoded["exposures"]), self.mu).astype(np.float32)
         if self.alignment is None:
             conditioning = make_conditioning(
                 [image[window] for image in decoded["images"]], decoded["exposures"], self.gamma

@@ -1,16 +1,18 @@
 """The two folder layouts of a saved DiffHDR pipeline, and the one way a pipeline folder goes to the Hub.
 
-**Plain layout** (what [`~diffusers.DiffusionPipeline.save_pretrained`] writes): ``model_index.json`` names
-our installed classes by module path, ``"unet": ["diffhdr_diffusers.models.unet", "DiffHDRUNet"]``.
-``DiffHDRPipeline.from_pretrained`` loads it with diffusers' own loader, and no code from the folder runs.
+**Plain layout** (what diffusers' own [`~diffusers.DiffusionPipeline.save_pretrained`] writes):
+``model_index.json`` names our installed classes by module path,
+``"unet": ["diffhdr_diffusers.models.unet", "DiffHDRUNet"]``. ``DiffHDRPipeline.from_pretrained`` loads it with
+diffusers' own loader, and no code from the folder runs. diffusers' generic ``DiffusionPipeline.from_pretrained``
+cannot: it resolves a plain ``_class_name`` only inside ``diffusers``.
 
-**Hub layout** (what :func:`push_folder` uploads): the plain layout plus three re-export modules ("shims")
-that only import our installed classes, and a ``model_index.json`` that names them, e.g.
-``"unet": ["modeling_diffhdr_unet", "DiffHDRUNet"]``. They earn their place because diffusers' generic
-``DiffusionPipeline.from_pretrained("user/repo", trust_remote_code=True)`` refuses a Hub repo whose
-components come from another library unless ``<component>/<module>.py`` exists there, and resolves a
-plain ``_class_name`` only inside ``diffusers``. ``DiffHDRPipeline.from_pretrained`` reads this layout too,
-without running the shims: :func:`plain_view` maps it back to the plain layout.
+**Shim layout** (what ``DiffHDRPipeline.save_pretrained`` writes, so also what :func:`push_folder` uploads): the
+plain layout plus three re-export modules ("shims") that only import our installed classes, and a
+``model_index.json`` that names them, e.g. ``"unet": ["modeling_diffhdr_unet", "DiffHDRUNet"]``. With them the
+generic ``DiffusionPipeline.from_pretrained(folder_or_repo, trust_remote_code=True)`` works, locally as from the
+Hub (which also refuses components from another library unless ``<component>/<module>.py`` exists there).
+``DiffHDRPipeline.from_pretrained`` reads this layout too, without running the shims: :func:`plain_view` maps it
+back to the plain layout after :func:`untrusted_code` has checked that the Python files are exactly our shims.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def _installed_modules() -> dict[str, list[str]]:
 
 
 def write_shims(folder: str | Path) -> None:
-    """Turn a saved pipeline folder into the Hub layout: write the shims and point ``model_index.json`` at them."""
+    """Turn a saved pipeline folder into the shim layout: write the shims and point ``model_index.json`` at them
+    (again on a folder already in it: the same files)."""
     folder = Path(folder)
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text())
@@ -81,7 +84,7 @@ def untrusted_code(folder: str | Path) -> list[str]:
 
 @contextmanager
 def plain_view(folder: str | Path) -> Iterator[Path]:
-    """``folder`` itself if it is in the plain layout; for the Hub layout, a temporary folder that links to its
+    """``folder`` itself if it is in the plain layout; for the shim layout, a temporary folder that links to its
     component folders next to a ``model_index.json`` naming the installed modules, so that diffusers' loader
     imports nothing from the folder (it would otherwise need ``trust_remote_code`` to run the shims)."""
     folder = Path(folder)
@@ -108,7 +111,7 @@ def plain_view(folder: str | Path) -> Iterator[Path]:
 def push_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
                 commit_message: str | None = None, create_pr: bool = False,
                 ignore_patterns: Sequence[str] | None = None):
-    """Upload a saved pipeline folder to a Hub model repo (created if needed), in the Hub layout.
+    """Upload a saved pipeline folder to a Hub model repo (created if needed), in the shim layout.
 
     The one upload path of the library: [`~DiffHDRPipeline.save_pretrained`] with ``push_to_hub=True``,
     [`~DiffHDRPipeline.push_to_hub`], ``diffhdr convert-original --push-to-hub`` and the training script's

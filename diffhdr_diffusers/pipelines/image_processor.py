@@ -12,11 +12,13 @@ import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 
+from ..alignment import RejectedFrame, rejected_frames
 from ..errors import InputError
 from ..io.decode import normalise_samples
 from ..io.formats import MIN_SIZE
 from ..hdr_domain import GAMMA, MU, from_model_units, inverse_mu_law, make_conditioning
-from ..prior import prior_conditioning, prior_image, reference_image
+from ..merging import reference_image
+from ..prior import full_size_prior, prior_conditioning
 from .resolution import guided_upsample, processing_size, resize_frames, upsample
 
 if TYPE_CHECKING:
@@ -73,7 +75,8 @@ class PreparedBrackets:
         conditioning: float32 (B, C, H, W) condition-encoder input.
         exposures: every bracket's EVs as given (literal units); the output is returned in these units.
         prior: float32 (B, 3, H, W) flow-merge prior (mu-law, model units) of an aligned model, else None.
-        failed: per bracket, the exposures whose alignment failed (empty without alignment).
+        failed: per bracket, the exposures that alignment rejected, each a
+            :class:`~diffhdr_diffusers.alignment.RejectedFrame` (an int with its ``reason``); None without alignment.
         full_guides: with a ``processing_resolution`` below the input size (the conditioning is then of
             area-downscaled frames), every bracket's guide of the way back at the input size (see
             :mod:`~diffhdr_diffusers.pipelines.resolution`), float32 (H, W, 3): the full-size flow-merge prior,
@@ -86,7 +89,7 @@ class PreparedBrackets:
     conditioning: torch.Tensor
     exposures: list[list[float]]
     prior: torch.Tensor | None = None
-    failed: list[list[int]] | None = None
+    failed: list[list[RejectedFrame]] | None = None
     full_guides: list[np.ndarray] | None = None
     guide: torch.Tensor | None = None
 
@@ -131,8 +134,10 @@ class DiffHDRImageProcessor(ConfigMixin):
 
         Without ``alignment`` (the paper's model) the conditioning is ``[ldr, ldr**gamma / 2**ev]`` per exposure,
         (B, 6 N, H, W). With it (a dict of :func:`~diffhdr_diffusers.alignment.align_exposures` settings), the
-        frames are aligned and flow-merged first (:func:`~diffhdr_diffusers.prior.prior_conditioning`). With a
-        ``processing_resolution`` below the longest side, all of it is built from area-downscaled frames.
+        frames are aligned and flow-merged first (:func:`~diffhdr_diffusers.prior.prior_conditioning`), with the
+        pipeline's ``gamma`` and ``mu``. With a ``processing_resolution`` below the longest side, all of it is built
+        from area-downscaled frames; an aligned model's frames are then warped with the flows of the full-size
+        prior, resized, so the bracket is aligned once.
         """
         if _is_batch(images):
             if len(images) != len(exposures) or not all(isinstance(e, (list, tuple, np.ndarray)) for e in exposures):
@@ -148,32 +153,31 @@ class DiffHDRImageProcessor(ConfigMixin):
         evs = [bracket_exposures for _, bracket_exposures in brackets]
         height, width = brackets[0][0][0].shape[:2]
         size = processing_size(height, width, processing_resolution, MIN_SIZE)
+        gamma, mu = self.config.gamma, self.config.mu
         full_guides = guides = None
+        alignments = [None] * len(brackets)
         if size != (height, width):
-            full_guides = [self.full_size_guide(f, e, alignment) for f, e in brackets]
+            if alignment is None:
+                full_guides = [reference_image(f, e, gamma, mu) for f, e in brackets]
+            else:
+                full_priors = [full_size_prior(f, e, alignment, gamma, mu, size) for f, e in brackets]
+                full_guides = [full.prior for full in full_priors]
+                alignments = [full.frame_alignments for full in full_priors]
+                del full_priors
             guides = [resize_frames([guide], size)[0] for guide in full_guides]
             brackets = [(resize_frames(frames, size), bracket_exposures) for frames, bracket_exposures in brackets]
         if alignment is None:
-            prepared = PreparedBrackets(to_tensor([make_conditioning(f, e, self.config.gamma) for f, e in brackets]),
-                                        evs)
+            prepared = PreparedBrackets(to_tensor([make_conditioning(f, e, gamma) for f, e in brackets]), evs)
         else:
-            priors = [prior_conditioning(f, e, alignment, self.config.gamma, prior=None if guides is None else g)
-                      for (f, e), g in zip(brackets, guides or [None] * len(brackets))]
+            priors = [prior_conditioning(f, e, alignment, gamma, prior=g, mu=mu, frame_alignments=a)
+                      for (f, e), g, a in zip(brackets, guides or [None] * len(brackets), alignments)]
             prepared = PreparedBrackets(to_tensor([p.conditioning for p in priors]), evs,
                                         to_tensor([p.prior for p in priors]),
-                                        [[i for i, failed in enumerate(p.failed) if failed] for p in priors])
+                                        [rejected_frames(p.failed, p.reasons) for p in priors])
         if full_guides is not None:
             prepared.full_guides = full_guides
             prepared.guide = to_tensor(guides) if prepared.prior is None else prepared.prior
         return prepared
-
-    def full_size_guide(self, frames: Sequence[np.ndarray], exposures: Sequence[float],
-                        alignment: dict | None) -> np.ndarray:
-        """The guide of the way back at the input size, float32 (H, W, 3): the flow-merge prior (aligned
-        models, in bounded memory) or the reference frame's HDR view, in mu-law model units."""
-        if alignment is None:
-            return reference_image(frames, exposures, self.config.gamma, self.config.mu)
-        return prior_image(frames, exposures, alignment, self.config.gamma)
 
     def match_input_resolution(self, mu_law_image: torch.Tensor, uncertainty: torch.Tensor | None,
                                prepared: PreparedBrackets) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -1,9 +1,11 @@
 """Saving and loading of [`DiffHDRPipeline`]: diffusers' own loaders behind a thin wrapper.
 
-[`~DiffusionPipeline.save_pretrained`] writes the plain layout and [`~DiffusionPipeline.from_pretrained`] reads
-it, running no code from the folder. The wrapper maps "no path" to the bundled demo model, refuses unknown
-keyword arguments and foreign Python files, and turns load failures into one-line [`~errors.ModelLoadError`]s;
-saving adds a filled model card and an optional push that keeps it.
+Saving writes diffusers' layout plus the re-export shims ([`~pipelines.hub_layout`]), so that a saved folder
+loads the same way everywhere: with [`DiffHDRPipeline.from_pretrained`] (which runs no code from the folder) and
+with diffusers' generic `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`, locally as from the
+Hub. The wrapper maps "no path" to the bundled demo model, refuses unknown keyword arguments and foreign Python
+files, and turns load failures into one-line [`~errors.ModelLoadError`]s; saving adds a filled model card and an
+optional push that keeps it.
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ class DiffHDRLoadingMixin:
                         variant: str | None = None, max_shard_size: int | str | None = None,
                         push_to_hub: bool = False, model_card: dict | None = None, **kwargs):
         r"""
-        Save with [`~DiffusionPipeline.save_pretrained`] (diffusers' plain layout), write a model card, and
-        optionally push.
+        Save with [`~DiffusionPipeline.save_pretrained`], add the re-export shims
+        ([`~pipelines.hub_layout.write_shims`]) so that diffusers' generic loader reads the folder too, write a
+        model card, and optionally push.
 
         Args:
             save_directory (`str` or `os.PathLike`): the folder to write.
@@ -72,6 +75,7 @@ class DiffHDRLoadingMixin:
                              f"repo_id, {', '.join(PUSH_OPTIONS)} besides its named arguments.")
         super().save_pretrained(save_directory, safe_serialization=safe_serialization, variant=variant,
                                 max_shard_size=max_shard_size)
+        hub_layout.write_shims(save_directory)
         if push_to_hub and repo_id is None:
             repo_id = Path(save_directory).name
         write_model_card(save_directory, repo_id=repo_id, **(model_card or {}))
@@ -111,8 +115,8 @@ class DiffHDRLoadingMixin:
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`, *optional*):
-                A pipeline folder or a Hub repo id, in diffusers' plain layout or in the Hub layout
-                (see [`~pipelines.hub_layout`]). `None` loads the demo model bundled with the package.
+                A pipeline folder or a Hub repo id, as [`~DiffHDRPipeline.save_pretrained`] writes it (with the
+                shims) or in diffusers' plain layout (see [`~pipelines.hub_layout`]). `None` loads the demo model bundled with the package.
             trust_remote_code (`bool`, defaults to `False`):
                 Accept a folder with Python files other than our re-export shims. They are still never run:
                 this loader does not pass `trust_remote_code` on to diffusers.

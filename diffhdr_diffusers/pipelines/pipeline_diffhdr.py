@@ -20,6 +20,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..alignment import RejectedFrame
 from ..errors import InputError, SamplingError
 from ..hdr_domain import GAMMA, MU
 from ..models import ConditionEncoder, DiffHDRUNet
@@ -63,15 +64,17 @@ class DiffHDRPipelineOutput(BaseOutput):
         uncertainty (`np.ndarray` or `torch.Tensor`, *optional*):
             With `ensemble_size` > 1: the per-pixel standard deviation of the samples in the mu-law domain, in
             [0, 0.5], same layout as `mu_law`. `None` for a single sample.
-        alignment_failures (`list[list[int]]`, *optional*):
-            Aligned models only: per bracket, the exposures whose alignment failed (say, frames of another
-            scene); the prior there is the reference frame alone. `None` for the paper's model.
+        alignment_failures (`list[list[RejectedFrame]]`, *optional*):
+            Aligned models only: per bracket, the exposures that alignment rejected (say, frames of another scene,
+            or of an unexpected exposure); the prior there is the reference frame alone. Each is a
+            [`~diffhdr_diffusers.alignment.RejectedFrame`]: the frame's index (an `int`) with its `reason`, one line
+            with the measured figure. `None` for the paper's model.
     """
 
     hdr: np.ndarray | torch.Tensor | list
     mu_law: np.ndarray | torch.Tensor
     uncertainty: np.ndarray | torch.Tensor | None = None
-    alignment_failures: list[list[int]] | None = None
+    alignment_failures: list[list[RejectedFrame]] | None = None
 
 
 class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
@@ -101,8 +104,10 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
             confidence, and samples the residual around the prior in the mu-law domain.
         gamma (`float`, defaults to 2.2): the inverse camera response of the conditioning input
             (`ldr**gamma / 2**ev`), that the model was trained with; passed to the image processor.
-        mu (`float`, defaults to 5000): the mu-law constant of the model's output domain; passed to the image
-            processor. Both are saved with the pipeline (``model_index.json``), so a model records its own.
+        mu (`float`, defaults to 5000): the mu-law constant of the model's output domain (an aligned model's prior,
+            its output and the guides of a downscaled run); passed to the image processor. Both are saved with the
+            pipeline (``model_index.json``), so a model records its own; a model trains with its own too
+            ([`~diffhdr_diffusers.data.TrainingTransform`]'s `mu`).
     """
 
     model_cpu_offload_seq = "condition_encoder->unet"
@@ -321,7 +326,8 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
                 `"model_output"` (the step's tiled UNet output).
 
         Returns:
-            [`DiffHDRPipelineOutput`] or `tuple`: `(hdr, mu_law, uncertainty)` when `return_dict` is `False`.
+            [`DiffHDRPipelineOutput`] or `tuple`: `(hdr, mu_law, uncertainty, alignment_failures)` when
+            `return_dict` is `False`.
         """
         config = self.config
         num_inference_steps = config.default_num_inference_steps if num_inference_steps is None else num_inference_steps
@@ -404,6 +410,6 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
                                                                           match_input_resolution)
         self.maybe_free_model_hooks()
         if not return_dict:
-            return hdr, mu_law_image, uncertainty
+            return hdr, mu_law_image, uncertainty, prepared.failed
         return DiffHDRPipelineOutput(hdr=hdr, mu_law=mu_law_image, uncertainty=uncertainty,
                                      alignment_failures=prepared.failed)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ..alignment.flow import map_bands
+from ..bands import map_bands
 from ..errors import InputError
 
 # Window radius of the local linear fit (processing-size pixels) and its regulariser (a variance in the mu-law

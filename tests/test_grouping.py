@@ -1,0 +1,86 @@
+"""Grouping a flat card folder into brackets from real EXIF written by Pillow."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
+
+from diffhdr_diffusers.errors import InputError
+from diffhdr_diffusers.io.grouping import group_frames
+
+START = datetime(2026, 7, 1, 12, 0, 0)
+
+
+def shoot(path: Path, when: datetime, exposure: float, bias: float = 0.0) -> Path:
+    """A small JPEG with DateTimeOriginal, SubsecTimeOriginal, ExposureTime, FNumber, ISO and the bias."""
+    exif = Image.Exif()
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003] = when.strftime("%Y:%m:%d %H:%M:%S")
+    sub[0x9291] = f"{when.microsecond // 10000:02d}"
+    time = Fraction(exposure).limit_denominator(100000)
+    sub[0x829A] = IFDRational(time.numerator, time.denominator)
+    sub[0x829D] = IFDRational(8, 1)
+    sub[0x8827] = 100
+    sub[0x9204] = IFDRational(int(bias * 3), 3)
+    level = int(np.clip(40 * exposure * 250, 0, 255))
+    Image.fromarray(np.full((8, 12, 3), level, np.uint8)).save(path, exif=exif)
+    return path
+
+
+def card(tmp_path: Path) -> tuple[list[list[str]], list[Path]]:
+    """Three 3-frame brackets shot back to back (0, -2, +2, at 0.3 s intervals), a pause, one 5-frame
+    bracket, and a lone frame; file names interleave the brackets."""
+    expected, paths = [], []
+    when = START
+    base = 1 / 125
+    names = iter(f"IMG_{number:04d}.JPG" for number in (7, 1, 4, 8, 2, 5, 9, 3, 6, 10, 11, 12, 13, 14, 15))
+    for _ in range(3):
+        group = []
+        for bias in (0, -2, 2):
+            group.append(shoot(tmp_path / next(names), when, base * 2.0**bias, bias))
+            when += timedelta(seconds=0.3)
+        expected.append(sorted(p.name for p in group))
+        paths += group
+    when += timedelta(seconds=20)
+    group = []
+    for bias in (0, -1, 1, -2, 2):
+        group.append(shoot(tmp_path / next(names), when, base * 2.0**bias, bias))
+        when += timedelta(seconds=0.25)
+    expected.append(sorted(p.name for p in group))
+    paths += group
+    lone = shoot(tmp_path / next(names), when + timedelta(seconds=30), base)
+    return expected, paths + [lone]
+
+
+def test_groups_interleaved_brackets_from_exif(tmp_path):
+    expected, paths = card(tmp_path)
+    shuffled = sorted(paths, key=lambda p: p.name[::-1])
+    grouping = group_frames(shuffled)
+    assert [sorted(p.name for p in group) for group in grouping.brackets] == expected
+    assert [(path.name, reason) for path, reason in grouping.leftovers] == [(paths[-1].name, "no other frame within 2 s")]
+    listing = grouping.describe()
+    assert listing[3].startswith("bracket 4: 5 frames") and listing[-1].startswith("not grouped: ")
+
+
+def test_count_and_folder_grouping(tmp_path):
+    expected, paths = card(tmp_path)
+    by_count = group_frames(paths[:9], by="count:3")
+    assert [sorted(p.name for p in group) for group in by_count.brackets] == expected[:3]
+    leftover = group_frames(paths[:10], by="count:3").leftovers
+    assert len(leftover) == 1 and "do not make a bracket of 3" in leftover[0][1]
+    assert len(group_frames(paths, by="folder").brackets) == 1
+    with pytest.raises(InputError, match="use time, count:N"):
+        group_frames(paths, by="exif")
+
+
+def test_frames_without_time_are_reported(tmp_path):
+    plain = tmp_path / "plain.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(plain)
+    grouping = group_frames([plain])
+    assert grouping.brackets == [] and "no capture time" in grouping.leftovers[0][1]
