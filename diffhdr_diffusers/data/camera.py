@@ -129,6 +129,15 @@ CAMERA_MIXES: dict[str, CameraMix] = {
 ``realistic`` (every curve, TIFF/PNG/JPEG, 3 % exposure and white-balance errors, motion blur)."""
 
 
+def resolve_camera_mix(mix: CameraMix | str) -> CameraMix:
+    """A :class:`CameraMix`, or its name in :data:`CAMERA_MIXES`; an unknown name raises :class:`InputError`."""
+    if isinstance(mix, CameraMix):
+        return mix
+    if mix not in CAMERA_MIXES:
+        raise InputError(f"--camera {mix}: use one of {', '.join(CAMERA_MIXES)}.")
+    return CAMERA_MIXES[mix]
+
+
 @dataclass(frozen=True)
 class Camera:
     """One scene's camera, as drawn by :func:`draw_camera` (all of it goes into ``scene.json``).

@@ -37,7 +37,6 @@ from ..io.atomic import atomic_folder
 from ..io.exposures import EXPOSURE_TXT
 from ..io.formats import GROUND_TRUTH_NAME, KALANTARI_LDR_NAMES, RADIANCE_SUFFIXES
 from .camera import (
-    CAMERA_MIXES,
     DNG_BLACK,
     DNG_WHITE,
     Camera,
@@ -47,6 +46,7 @@ from .camera import (
     codes_to_float,
     draw_camera,
     encode,
+    resolve_camera_mix,
     saturated_fraction,
     sensor_signal,
     write_frame,
@@ -227,7 +227,7 @@ def synthesize_scene(
         balanced: take the curve, EV set and format from ``index`` (see :func:`_scene_choices`).
     """
     height, width = size
-    mix = CAMERA_MIXES[camera_mix] if isinstance(camera_mix, str) else camera_mix
+    mix = resolve_camera_mix(camera_mix)
     seeds = np.random.SeedSequence(seed, spawn_key=(index,)).spawn(5)  # the first four as before the camera mix
     content_seed, object_seed, motion_seed, noise_seed, camera_seed = seeds
     content_rng = np.random.default_rng(content_seed)
@@ -450,10 +450,7 @@ def synthesize_scenes(
     if procedural_fraction is None:
         procedural_fraction = (0.0 if split == "heldout" else 0.5) if radiance_maps else 1.0
     motion_strength = tuple(float(value) for value in motion_strength)
-    if isinstance(camera_mix, str):
-        if camera_mix not in CAMERA_MIXES:
-            raise InputError(f"--camera {camera_mix}: use one of {', '.join(CAMERA_MIXES)}.")
-        camera_mix = CAMERA_MIXES[camera_mix]
+    camera_mix = resolve_camera_mix(camera_mix)
     _check_arguments(num_scenes, size, ev_sets, procedural_fraction, motion_strength, camera_mix)
     out_dir = Path(out_dir)
     try:
