@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from diffhdr_diffusers.data.synth import DEFAULT_EV_SETS, find_radiance_maps, synthesize_scene
-from diffhdr_diffusers.evaluation.baselines import naive_merge, reference_merge
+from diffhdr_diffusers.methods.classical import naive_merge, reference_merge
 from diffhdr_diffusers.hdr_domain import to_model_units
 from diffhdr_diffusers.merging import flow_merge
 from diffhdr_diffusers.metrics import compute_metrics

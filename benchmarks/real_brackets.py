@@ -27,7 +27,6 @@ Targets (issue 22): no frame rejected, ``above clip`` mostly (> 50 %), ``rho hi`
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import cv2
@@ -35,10 +34,9 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from diffhdr_diffusers.alignment.exposure import BLACK_LEVEL, WHITE_LEVEL
-from diffhdr_diffusers.camera import apply_camera
-from diffhdr_diffusers.evaluation.baselines import naive_merge, reference_merge
+from diffhdr_diffusers.errors import InputError
 from diffhdr_diffusers.io import load_bracket
-from diffhdr_diffusers.merging import flow_merge
+from diffhdr_diffusers.methods import load_method, load_pipeline
 
 BRACKETS = ("pingpong", "horse", "sculpture_garden")
 SAMPLES = 200_000
@@ -89,7 +87,7 @@ def coarse(image: np.ndarray) -> np.ndarray:
     return cv2.resize(np.asarray(image, np.float32), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
 
 
-def score(images, evs, reference_index, radiance, rejected) -> dict:
+def score(images, clip_ev, reference_index, radiance, rejected) -> dict:
     reference = images[reference_index]
     short, long = register(images[0], reference), register(images[-1], reference)
     images = [coarse(image) for image in (reference, short, long)]
@@ -105,7 +103,7 @@ def score(images, evs, reference_index, radiance, rejected) -> dict:
     black &= long_level <= np.quantile(long_level, min(1.0, 1.2 * (ref_max <= BLACK_LEVEL).mean()))
     exposed = (ref_max > 0.1) & (ref_max < 0.9)
     output = luminance(radiance)
-    clip_level = 1.0 / 2.0 ** evs[reference_index]  # the brightest radiance the reference frame can express
+    clip_level = 1.0 / 2.0**clip_ev  # the brightest radiance the reference frame can express
     return {
         "rejected": rejected,
         "hi px": saturated.mean(),
@@ -117,44 +115,41 @@ def score(images, evs, reference_index, radiance, rejected) -> dict:
     }
 
 
-def methods(model: str | None):
-    def reference_only(images, evs, reference_index):
-        return reference_merge(images, evs), 0
-
-    def naive(images, evs, reference_index):
-        frames, camera = apply_camera(images, evs, "auto", reference_index=reference_index)
-        return naive_merge(frames, camera.exposures), 0
-
-    def flow(response):
-        def run(images, evs, reference_index):
-            frames, camera = apply_camera(images, evs, response, reference_index=reference_index)
-            merged = flow_merge(frames, camera.exposures, reference_index=reference_index)
-            return merged.radiance, int(sum(merged.alignment.failed))
-        return run
-
-    table = {"reference frame": reference_only, "naive merge (auto response)": naive,
-             "flow-merge, gamma:2.2": flow("gamma:2.2"), "flow-merge, auto": flow("auto")}
+def methods(model: str | None) -> dict:
+    """Label -> a merge method of the project's one methods layer, with the response it applies."""
+    table = {"reference frame": load_method("reference", response="auto"),
+             "naive merge (auto response)": load_method("naive-merge", response="auto"),
+             "flow-merge, gamma:2.2": load_method("flow-merge", response="gamma:2.2"),
+             "flow-merge, auto": load_method("flow-merge", response="auto")}
+    if model is not None:
+        table["model, auto"] = load_method(load_pipeline(None if model == "bundled" else model, progress=False), response="auto")
     return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "../shared/data/real_brackets"))
-    parser.add_argument("--model", default=None, help="also score a pipeline folder (default: classical methods only)")
+    parser.add_argument("--model", default=None,
+                        help="also score a model: a pipeline folder, or 'bundled' (default: classical methods only)")
     args = parser.parse_args()
     data = Path(args.data)
     if not data.is_dir():
         raise SystemExit(f"{data}: no real brackets here; pass --data")
     print("| bracket | method | rejected | reference saturated | above clip | rho hi | rho lo | rho mid | max / clip | s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
+    table = methods(args.model)
     for name in BRACKETS:
         bracket = load_bracket(data / name)
         reference_index = len(bracket.images) // 2
-        for label, method in methods(args.model).items():
-            start = time.perf_counter()
-            radiance, rejected = method(bracket.images, bracket.exposures, reference_index)
-            seconds = time.perf_counter() - start
-            row = score(bracket.images, bracket.exposures, reference_index, radiance, rejected)
+        for label, method in table.items():
+            try:
+                result = method.merge_bracket(bracket, reference_index=reference_index)
+            except InputError as error:
+                print(f"| {name} | {label} | {error} |")
+                continue
+            row = score(bracket.images, result.camera.exposures[reference_index], reference_index, result.radiance,
+                        len(result.rejected))
+            seconds = result.seconds
             print(f"| {name} | {label} | {row['rejected']} | {row['hi px']:.1%} | {row['above clip']:.0%} | "
                   f"{row['rho hi']:.3f} | {row['rho lo']:.3f} | {row['rho mid']:.4f} | {row['max']:.1f} | {seconds:.1f} |")
 

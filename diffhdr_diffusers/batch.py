@@ -6,7 +6,8 @@ folder that :func:`~diffhdr_diffusers.evaluation.discover_scenes` finds under ``
 
     <scene>.hdr                linear radiance (and/or <scene>.exr, see ``formats``)
     <scene>.png                tonemapped 8-bit preview
-    done/<scene>.json          the scene's done marker, written last (settings and output sizes)
+    done/<scene>.json          the scene's done marker, written last (settings, the camera response used,
+                               frames not used, output sizes)
     shards/rank-<N>.json       per-process summary of the last run
     summary.json               the whole run's summary (done, skipped, failed with reasons)
 
@@ -18,13 +19,17 @@ merged again from scratch (their leftover outputs and temporary files are replac
 written atomically (temporary sibling, then rename) and the marker comes last, so a run killed at
 any moment (even SIGKILL) and started again loses nothing and redoes only the unfinished scenes.
 
+Fallbacks: a scene merged with a fallback (a frame not used, or a default response where the estimate failed)
+is finished but not "done": it gets the status ``fallback`` and its own count, with the warnings as its reason.
+
 Failures: a scene that cannot be read or merged (a :class:`~diffhdr_diffusers.errors.DiffHDRError`,
 an ``OSError`` or a ``ValueError``) fails alone; its one-line reason goes into the summary, and the
 run goes on. Out-of-memory and other unexpected errors stop the run.
 
-Sharding: process ``rank`` of ``world_size`` (:func:`~diffhdr_diffusers.evaluation.process_group`)
-merges ``scenes[rank::world_size]`` (:func:`~diffhdr_diffusers.evaluation.shard`); rank 0 prints the
-overall progress bar and, once every rank has written its shard file, the summary of all ranks.
+Sharding (:mod:`diffhdr_diffusers.sharding`): under ``accelerate launch`` each process merges its share from
+``split_between_processes`` and rank 0 gathers the outcomes with ``gather_object``; without a launcher
+(``RANK``/``WORLD_SIZE`` only) process ``rank`` merges ``scenes[rank::world_size]`` and rank 0 reads the
+others' shard files. Rank 0 prints the overall progress bar and the summary of all ranks.
 """
 
 from __future__ import annotations
@@ -39,13 +44,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .errors import DiffHDRError, InputError, OutputError
+from .errors import ALLOW_OVERWRITE, DiffHDRError, InputError, OutputError
 
 MARKER_DIR = "done"
 FORMATS = ("hdr", "exr")
-MARKER_VERSION = 1
+MARKER_VERSION = 2
 # Settings of a merge that do not change its result (and so do not make a finished scene stale).
 NEUTRAL_SETTINGS = ("inputs", "output", "out", "preview", "overwrite", "device", "func", "command",
                     "trust_remote_code", "format", "shard_timeout")
@@ -55,7 +58,8 @@ _PARTIAL = re.compile(r"^\.(?P<stem>.+)\.(?:[0-9a-f]{8}\.partial(?:\.[^.]*)?|[A-
 
 @dataclass
 class SceneOutcome:
-    """What happened to one scene: ``status`` is ``"done"``, ``"skipped"`` or ``"failed"``."""
+    """What happened to one scene: ``status`` is ``"done"``, ``"fallback"`` (merged, with the warnings as
+    ``reason``), ``"skipped"`` or ``"failed"``."""
 
     scene: str
     status: str
@@ -78,17 +82,19 @@ class BatchSummary:
         return [outcome for outcome in self.outcomes if outcome.status == "failed"]
 
     def text(self) -> str:
-        """The human summary: counts, then one line per failed scene with its reason."""
-        done = [outcome for outcome in self.outcomes if outcome.status == "done"]
-        seconds = sum(outcome.seconds for outcome in done)
-        lines = [f"{len(self.outcomes)} scenes: {len(done)} done, {self.count('skipped')} skipped (already finished), "
-                 f"{len(self.failed)} failed" + (f"; {seconds / len(done):.2f} s per merged scene" if done else "")]
-        lines += [f"  failed {outcome.scene}: {outcome.reason}" for outcome in self.failed]
+        """The human summary: counts, then one line per scene merged with a fallback or failed, with its reason."""
+        merged = [outcome for outcome in self.outcomes if outcome.status in ("done", "fallback")]
+        seconds = sum(outcome.seconds for outcome in merged)
+        lines = [f"{len(self.outcomes)} scenes: {self.count('done')} done, {self.count('fallback')} merged with a "
+                 f"fallback, {self.count('skipped')} skipped (already finished), {len(self.failed)} failed"
+                 + (f"; {seconds / len(merged):.2f} s per merged scene" if merged else "")]
+        lines += [f"  {outcome.status} {outcome.scene}: {outcome.reason}" for outcome in self.outcomes
+                  if outcome.status in ("fallback", "failed")]
         return "\n".join(lines)
 
     def to_json(self) -> dict:
-        return {"processes": self.processes, "done": self.count("done"), "skipped": self.count("skipped"),
-                "failed": len(self.failed),
+        return {"processes": self.processes, "done": self.count("done"), "fallback": self.count("fallback"),
+                "skipped": self.count("skipped"), "failed": len(self.failed),
                 "scenes": [{"scene": o.scene, "status": o.status, "reason": o.reason, "seconds": round(o.seconds, 3)}
                            for o in self.outcomes]}
 
@@ -173,67 +179,80 @@ def _write_json(path: Path, document: dict) -> None:
         temporary.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
 
 
-def merge_scene(scene_dir: Path, out_dir: Path, merge: Callable, settings: dict, formats: Sequence[str],
-                log: Callable[[str], None] | None = None) -> float:
-    """Load, merge and write one scene (outputs, then the done marker); returns the merge's seconds."""
-    from .io import load_bracket, write_preview, write_radiance
+@dataclass(frozen=True)
+class Scene:
+    """One bracket of the batch: its output name and its inputs (one scene folder, or a card bracket's frames)."""
 
-    scene = scene_dir.name
+    name: str
+    inputs: tuple[Path, ...]
+
+    def resolve(self) -> set[Path]:
+        return {path.resolve() for path in self.inputs}
+
+
+def find_scenes(shoot_dir: Path, group_by: str = "auto", log: Callable[[str], None] | None = None) -> list[Scene]:
+    """The batch's scenes: scene folders (``folder``), or a flat card folder's frames grouped into brackets by
+    :func:`~diffhdr_diffusers.io.grouping.group_frames` (``time``, ``count:N``). ``auto`` groups when
+    ``shoot_dir`` holds frames itself and no scene folders. Frames that fit no bracket are logged with the reason."""
+    from .evaluation import discover_scenes
+    from .io.formats import FRAME_SUFFIXES
+    from .io.grouping import group_frames
+
+    frames = sorted(path for path in shoot_dir.iterdir() if path.is_file() and path.suffix.lower() in FRAME_SUFFIXES
+                    and not path.name.startswith("."))
+    subfolders = [path for path in shoot_dir.iterdir() if path.is_dir() and not path.name.startswith(".")]
+    if group_by == "auto":
+        group_by = "time" if frames and not subfolders else "folder"
+    if group_by == "folder":
+        return [Scene(folder.name, (folder,)) for folder in discover_scenes(shoot_dir)]
+    if not frames:
+        raise InputError(f"{shoot_dir}: holds no frames to group; give a folder of frames (a card), or group by folder.")
+    grouping = group_frames(frames, by=group_by)
+    for path, reason in grouping.leftovers:
+        (log or (lambda message: print(message, file=sys.stderr)))(f"warning: {path.name} not merged: {reason}")
+    return [Scene(f"{paths[0].stem}-{paths[-1].stem}", tuple(paths)) for paths in grouping.brackets]
+
+
+def merge_scene(scene: Scene, out_dir: Path, method: Callable, settings: dict, formats: Sequence[str],
+                log: Callable[[str], None] | None = None, reference_index: int | None = None) -> tuple[float, list[str]]:
+    """Load, merge and write one scene (outputs, then the done marker); returns the merge's seconds and warnings.
+
+    ``method`` is a :class:`~diffhdr_diffusers.methods.Method`.
+    """
+    from .io import write_preview, write_radiance
+    from .methods.frames import frame_names, read_bracket
+
+    inputs, scene = list(scene.inputs), scene.name
     for folder in (out_dir, out_dir / MARKER_DIR):
         remove_partials(folder, scene)
     marker_path(out_dir, scene).unlink(missing_ok=True)  # a stale marker must not outlive new outputs
-    bracket = load_bracket(scene_dir)
-    start = time.perf_counter()
-    radiance, failures = merge(bracket)
-    seconds = time.perf_counter() - start
-    if failures and log:
-        names = ", ".join(bracket.paths[i].name if bracket.paths else f"exposure {i + 1}" for i in failures)
-        log(f"warning: {scene}: could not align {names} to the reference; the merge uses the reference frame there.")
+    bracket = read_bracket(inputs[0] if len(inputs) == 1 else inputs)
+    result = method.merge_bracket(bracket, reference_index=reference_index)
+    warnings = result.warnings(frame_names(bracket))
+    for warning in warnings if log else ():
+        log(f"warning: {scene}: {warning}")
     names = output_names(scene, formats)
+    metadata = result.metadata()
     for name in names[:-1]:
-        write_radiance(out_dir / name, radiance, overwrite=True)
-    write_preview(out_dir / names[-1], radiance, overwrite=True)
+        write_radiance(out_dir / name, result.radiance, overwrite=True, metadata=metadata)
+    reference = bracket.paths[result.reference_index] if bracket.paths else None
+    write_preview(out_dir / names[-1], result.radiance, overwrite=True, reference=reference)
     outputs = {name: {"bytes": (out_dir / name).stat().st_size, "sha256": _sha256(out_dir / name)} for name in names}
-    marker = {"version": MARKER_VERSION, "scene": scene, "source": str(scene_dir), "settings": settings,
+    marker = {"version": MARKER_VERSION, "scene": scene, "source": [str(path) for path in inputs], "settings": settings,
               "exposures": [float(ev) for ev in bracket.exposures],
-              "size": [int(radiance.shape[1]), int(radiance.shape[0])],
-              "alignment_failures": [int(i) for i in failures], "outputs": outputs}
+              "size": [int(result.radiance.shape[1]), int(result.radiance.shape[0])],
+              "camera": metadata["camera"], "rejected": metadata["rejected"], "warnings": warnings,
+              "outputs": outputs}
     _write_json(marker_path(out_dir, scene), marker)
-    return seconds
+    return result.seconds, (warnings if result.fallback else [])
 
 
 def _check_formats(formats: Sequence[str]) -> list[str]:
     formats = list(dict.fromkeys(formats))
     unknown = [name for name in formats if name not in FORMATS]
     if not formats or unknown:
-        raise InputError(f"--format {','.join(formats)}: choose hdr, exr or hdr,exr.")
+        raise InputError(f"radiance formats {','.join(formats)}: choose hdr, exr or hdr,exr.")
     return formats
-
-
-def scene_folders(shoot_dir: Path) -> list[Path]:
-    """The scene folders under ``shoot_dir``: :func:`~diffhdr_diffusers.evaluation.discover_scenes`, which checks
-    every scene; if one fails its check, the folders its scanner finds, unchecked, so that scene fails alone."""
-    from .errors import DatasetError
-    from .evaluation import discover_scenes
-
-    try:
-        return discover_scenes(shoot_dir)
-    except DatasetError as error:
-        from .data.scenes import find_scene_folders, split_folder
-
-        try:
-            folders = find_scene_folders(split_folder(shoot_dir, "test"))
-        except (DatasetError, OSError):
-            raise error from None
-        if not folders:
-            raise
-    seen: dict[str, Path] = {}
-    for folder in folders:
-        if folder.name in seen:
-            raise DatasetError(f"{shoot_dir}: scene folders {seen[folder.name]} and {folder} share the name "
-                               f"{folder.name!r}, but outputs are named after the scene folder; merge them separately.")
-        seen[folder.name] = folder
-    return folders
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -246,7 +265,7 @@ def _progress(total: int, initial: int, enabled: bool):
 def run_batch(
     shoot_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
-    merge: Callable,
+    method: Callable,
     settings: dict,
     formats: Sequence[str] = ("hdr",),
     overwrite: bool = False,
@@ -254,27 +273,31 @@ def run_batch(
     shard_timeout: float = 3600.0,
     log: Callable[[str], None] | None = None,
     progress: bool = True,
+    reference_index: int | None = None,
+    group_by: str = "auto",
 ) -> BatchSummary:
     """Merge every scene under ``shoot_dir`` into ``out_dir`` (this process's share of them).
 
     Args:
         shoot_dir: a folder of scene folders (any layout :func:`~diffhdr_diffusers.evaluation.discover_scenes` reads).
         out_dir: output folder (created); see the module docstring for its layout.
-        merge: ``bracket -> (radiance, failed_exposure_indices)``.
-        settings: what decides the merge's result (method, model, steps, ...); part of every done marker,
-            so a scene finished with other settings is not taken as finished.
+        method: a :class:`~diffhdr_diffusers.methods.Method` (``load_method``).
+        settings: what decides the merge's result (method, model, steps, response, ...); part of every done
+            marker, so a scene finished with other settings is not taken as finished.
         formats: radiance formats to write, ``"hdr"`` and/or ``"exr"``.
         overwrite: merge every scene again, finished or not.
-        group: a :class:`~diffhdr_diffusers.evaluation.ProcessGroup` (default: from the environment).
-        shard_timeout: seconds rank 0 waits for the other ranks' shard files (without a process group).
+        group: a :class:`~diffhdr_diffusers.sharding.ProcessGroup` (default: from the environment).
+        shard_timeout: seconds rank 0 waits for the other ranks' shard files (without a launcher).
         log: where warnings go (default: standard error).
         progress: show the progress bar (rank 0 only).
+        reference_index: the reference frame of every bracket (default: its middle frame).
+        group_by: ``folder`` (scene folders), ``time`` or ``count:N`` (a flat card folder's frames, grouped into
+            brackets, see :func:`find_scenes`), or ``auto`` (grouped when ``shoot_dir`` holds frames itself).
 
     Returns:
         The :class:`BatchSummary`: of every rank on rank 0, of this rank's scenes elsewhere.
     """
-    from .evaluation import process_group, shard
-    from .evaluation.runs import _collect_shards, _shard_path
+    from .sharding import process_group
 
     log = log or (lambda message: print(message, file=sys.stderr))
     formats = _check_formats(formats)
@@ -283,20 +306,17 @@ def run_batch(
     shoot_dir, out_dir = Path(shoot_dir), Path(out_dir)
     if not shoot_dir.is_dir():
         raise InputError(f"{shoot_dir}: not a folder; give a folder of scene folders.")
-    scenes = scene_folders(shoot_dir)
-    if not scenes:
-        raise InputError(f"{shoot_dir}: no scene folders found; give a folder of scene folders (one bracket each).")
-    if out_dir.resolve() in {scene.resolve() for scene in scenes} or out_dir.resolve() == shoot_dir.resolve():
-        raise OutputError(f"--out {out_dir}: is an input folder; choose a separate output folder.")
+    scenes = find_scenes(shoot_dir, group_by, log)
+    if out_dir.resolve() in set().union(*(scene.resolve() for scene in scenes)) or out_dir.resolve() == shoot_dir.resolve():
+        raise OutputError(f"output folder {out_dir}: is an input folder; choose a separate output folder.")
     try:
         (out_dir / MARKER_DIR).mkdir(parents=True, exist_ok=True)
         (out_dir / "shards").mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError(f"--out {out_dir}: cannot create it ({error.strerror or error}); choose a writable folder.") from None
+        raise OutputError(f"output folder {out_dir}: cannot create it ({error.strerror or error}); choose a writable folder.") from None
     remove_partials(out_dir / "shards", f"rank-{group.rank}")
-    _shard_path(out_dir, group.rank).unlink(missing_ok=True)
 
-    mine = shard(scenes, group.rank, group.world_size)
+    mine = group.split(scenes)
     finished = set() if overwrite else {scene.name for scene in mine if is_finished(out_dir, scene.name, settings, formats)}
     names = [scene.name for scene in scenes]
     show = progress and group.rank == 0
@@ -312,8 +332,8 @@ def run_batch(
 
     outcomes: list[SceneOutcome] = []
     try:
-        for scene_dir in mine:
-            scene = scene_dir.name
+        for entry in mine:
+            scene = entry.name
             if scene in finished:
                 for folder in (out_dir, out_dir / MARKER_DIR):
                     remove_partials(folder, scene)
@@ -323,12 +343,13 @@ def run_batch(
             start = time.perf_counter()
             if not overwrite and stale_marker(out_dir, scene, settings):
                 outcomes.append(SceneOutcome(scene, "failed", f"{out_dir} holds its outputs merged with other settings; "
-                                             "pass --overwrite or choose another --out"))
+                                             f"{ALLOW_OVERWRITE}, or choose another output folder"))
                 failures_here += 1
             else:
                 try:
-                    seconds = merge_scene(scene_dir, out_dir, merge, settings, formats, log)
-                    outcomes.append(SceneOutcome(scene, "done", seconds=seconds))
+                    seconds, fallbacks = merge_scene(entry, out_dir, method, settings, formats, log, reference_index)
+                    outcomes.append(SceneOutcome(scene, "fallback" if fallbacks else "done", " ".join(fallbacks),
+                                                 seconds))
                 except (DiffHDRError, OSError, ValueError) as error:
                     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                     outcomes.append(SceneOutcome(scene, "failed", reason, time.perf_counter() - start))
@@ -338,12 +359,10 @@ def run_batch(
         bar.close()
 
     local = BatchSummary(outcomes, processes=group.world_size)
-    _write_json(_shard_path(out_dir, group.rank), {"rank": group.rank, "world_size": group.world_size, **local.to_json()})
-    if group.barrier is not None:
-        group.barrier()
-    if group.rank != 0:
+    documents = group.gather({"rank": group.rank, "world_size": group.world_size, **local.to_json()},
+                             out_dir / "shards", shard_timeout)
+    if documents is None:
         return local
-    documents = _collect_shards(out_dir, group, shard_timeout) if group.world_size > 1 else [local.to_json()]
     order = {name: index for index, name in enumerate(names)}
     everything = [SceneOutcome(row["scene"], row["status"], row["reason"], row["seconds"])
                   for document in documents for row in document["scenes"]]

@@ -20,9 +20,9 @@ import signal
 import sys
 from collections.abc import Callable
 
-from .errors import DiffHDRError
+from .errors import DiffHDRError, word_message
 
-COMMANDS = ("merge", "synth", "evaluate", "convert_original", "app")
+COMMANDS = ("merge", "calibrate", "synth", "evaluate", "convert_original", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def run_command(prog: str, command: Callable[[], int | None]) -> int:
     """Run ``command()`` the way every entry point of the library does; returns the process exit code.
 
     A :class:`~diffhdr_diffusers.errors.DiffHDRError` is printed as ``"<prog>: error: <message>"`` with its
-    ``exit_code`` and no traceback. Ctrl-C and SIGTERM unwind as ``KeyboardInterrupt`` (so atomic writers
+    ``exit_code`` and no traceback, its remedies in the CLI's words (``--exposures``, ``--overwrite``, ...). Ctrl-C and SIGTERM unwind as ``KeyboardInterrupt`` (so atomic writers
     remove their temporary files) and exit with 130. The previous SIGTERM handler comes back afterwards, so
     calling this from Python leaves the process as it was. ``command`` may return an exit code; `None` is 0.
     Used by ``diffhdr``, ``python -m diffhdr_diffusers.commands.evaluate`` and ``training/train_diffhdr.py``.
@@ -53,7 +53,9 @@ def run_command(prog: str, command: Callable[[], int | None]) -> int:
     try:
         return command() or 0
     except DiffHDRError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        from .commands.options import CLI_WORDING
+
+        print(f"{prog}: error: {word_message(str(error), CLI_WORDING)}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; no partial output was left.", file=sys.stderr)

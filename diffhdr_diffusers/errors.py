@@ -51,3 +51,18 @@ class CheckpointError(DiffHDRError):
 
 class MissingDependencyError(DiffHDRError, ImportError):
     """An optional package that a requested feature needs is not installed."""
+
+
+# Remedies that library messages name in domain words. Each front end may say them in its own terms
+# (:func:`word_message`): the CLI names its flags, the web app its boxes.
+GIVE_EXPOSURES = "give the exposures in EV, one per frame, short to long"
+ALLOW_OVERWRITE = "allow overwriting to replace it"
+USE_FLOW_MERGE = "merge it with the classical flow-merge instead"
+TRUST_FOREIGN_CODE = "trust the folder's code explicitly"
+
+
+def word_message(message: str, wording: dict[str, str]) -> str:
+    """``message`` with each remedy phrase of ``wording`` replaced by the front end's words for it."""
+    for phrase, words in wording.items():
+        message = message.replace(phrase, words)
+    return message

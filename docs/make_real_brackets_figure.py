@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from diffhdr_diffusers import DiffHDRPipeline
-from diffhdr_diffusers.evaluation.baselines import reference_merge
+from diffhdr_diffusers.methods.classical import reference_merge
 from diffhdr_diffusers.io import atomic_path, load_bracket, tonemap_preview
 from diffhdr_diffusers.merging import flow_merge
 

@@ -40,3 +40,21 @@ def synthetic_scenes(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_scenes")
     synthesize_scenes(root / "Training", 3, size=(64, 96), seed=0)
     return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A saved tiny random-weights pipeline (``merge_support.save_tiny_pipeline``)."""
+    from merge_support import save_tiny_pipeline
+
+    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_model") / "model")
+
+
+@pytest.fixture
+def scene(tmp_path) -> Path:
+    """A 36x20 Kalantari-style scene folder of gamma-2.2 frames at EV 0, 2, 4 (``merge_support.write_scene``)."""
+    from merge_support import write_scene
+
+    folder = tmp_path / "scene"
+    write_scene(folder, size=(20, 36))
+    return folder

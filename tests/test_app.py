@@ -65,7 +65,7 @@ def _set_number(page, selector: str, value: str) -> None:
     box.press("Enter")
 
 
-def _merge(page, expected: str = "Done") -> str:
+def _merge(page, expected: str = "camera response") -> str:
     page.locator("#merge").click()
     return _expect_status(page, expected)
 
@@ -91,7 +91,10 @@ def test_app_in_a_browser(tmp_path):
 
         # 2. Merge with flow-merge.
         page.locator("#method").get_by_text("flow-merge", exact=True).click()
-        _merge(page)
+        status = _merge(page)
+        # The response used is shown; a fallback (the auto estimate failing) is said in the status, never silent.
+        assert "camera response" in status
+        assert ("(auto (fallback))" in status) == status.startswith("Merged with a fallback:"), status
         assert "flow-merge" in page.locator("#timing").inner_text()
         first_source, first = _image(page, "#preview")
         assert first.shape[:2] == (256, 384)
@@ -143,12 +146,15 @@ def test_app_in_a_browser(tmp_path):
         page.locator("#exposures textarea, #exposures input").first.fill("4, 2, 0")
         assert "Error" in _merge(page, "not increasing")
 
-        # ... and the next good bracket (a bundled example, picked from the list) merges.
+        # ... and the next good bracket (a bundled example, picked from the list) merges, with a chosen response.
         page.locator("#example input").click()
         page.get_by_role("option", name=EXAMPLE.name).click()
         _expect_status(page, "Ready")
         page.locator("#method").get_by_text("flow-merge", exact=True).click()
-        _merge(page)
+        page.locator("#response input").click()
+        page.get_by_role("option", name="gamma:2.2").click()
+        status = _merge(page, "camera response gamma:2.2 (gamma:2.2)")
+        assert status.startswith("Done:"), status
         _, again = _image(page, "#preview")
         assert again.shape[:2] == (256, 384)
 

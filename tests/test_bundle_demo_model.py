@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from merge_support import save_tiny_pipeline
-from test_evaluate_baselines import write_scenes
+from merge_support import write_scenes
 
 from diffhdr_diffusers import DiffHDRPipeline
 

@@ -1,5 +1,6 @@
 """``diffhdr merge --method flow-merge``: no model, literal EVs as users type them, a warning when alignment fails."""
 
+import json
 import re
 
 import numpy as np
@@ -7,6 +8,7 @@ from merge_support import run_cli
 
 from diffhdr_diffusers.data.synth import synthesize_scene
 from diffhdr_diffusers.io import read_radiance, write_ldr
+from diffhdr_diffusers.io.radiance import read_radiance_metadata
 from diffhdr_diffusers.merging import flow_merge
 
 
@@ -18,14 +20,14 @@ def _write(folder, images):
 def test_flow_merge_from_the_command_line_in_the_exposures_units(tmp_path, capfd):
     scene = synthesize_scene(seed=2, index=0, size=(48, 64), ev_sets=[(-2.0, 0.0, 2.0)])
     paths = _write(tmp_path / "in", scene.images)
-    code, out, err = run_cli(["merge", *paths, "--method", "flow-merge", "--exposures", "-2,0,2",
-                              "-o", tmp_path / "m.exr", "--preview", tmp_path / "m.png"], capfd)
+    code, out, err = run_cli(["merge", *paths, "--method", "flow-merge", "--exposures", "-2,0,2", "--response",
+                              "gamma:2.2", "-o", tmp_path / "m.exr", "--preview", tmp_path / "m.png"], capfd)
     assert code == 0, err
     assert "warning" not in err and (tmp_path / "m.png").is_file()
     merged = read_radiance(tmp_path / "m.exr")
     np.testing.assert_allclose(merged, flow_merge(scene.images, [-2.0, 0.0, 2.0]).radiance, rtol=2e-3, atol=1e-6)
-    code, _, err = run_cli(["merge", *paths, "--method", "flow-merge", "--exposures", "0,2,4",
-                            "-o", tmp_path / "shifted.exr"], capfd)
+    code, _, err = run_cli(["merge", *paths, "--method", "flow-merge", "--exposures", "0,2,4", "--response",
+                            "gamma:2.2", "-o", tmp_path / "shifted.exr"], capfd)
     assert code == 0, err
     np.testing.assert_allclose(read_radiance(tmp_path / "shifted.exr"), merged / 4, rtol=1e-6)
 
@@ -34,9 +36,12 @@ def test_frames_of_another_scene_warn_in_one_line_and_still_merge(tmp_path, capf
     scene = synthesize_scene(seed=2, index=0, size=(48, 64), ev_sets=[(0.0, 2.0, 4.0)])
     other = synthesize_scene(seed=9, index=5, size=(48, 64), ev_sets=[(0.0, 2.0, 4.0)])
     paths = _write(tmp_path / "in", [other.images[0], scene.images[1], scene.images[2]])
-    code, _, err = run_cli(["merge", *paths, "--method", "flow-merge", "--exposures", "0,2,4",
-                            "-o", tmp_path / "m.hdr"], capfd)
+    code, _, err = run_cli(["merge", *paths, "--method", "flow-merge", "--exposures", "0,2,4", "--response",
+                            "gamma:2.2", "-o", tmp_path / "m.exr"], capfd)
     assert code == 0, err
     warnings = [line for line in err.splitlines() if "warning" in line]
-    assert len(warnings) == 1 and re.search(r"could not align 0\.tif", warnings[0]), err
-    assert "Traceback" not in err and (tmp_path / "m.hdr").is_file()
+    # One line: the frame, why, and the exposure ratio measured against the reference.
+    assert len(warnings) == 1 and re.search(r"0\.tif not used: .*exposure ratio [\d.]+ measured where 0\.25 was "
+                                            r"expected", warnings[0]), err
+    assert json.loads(read_radiance_metadata(tmp_path / "m.exr")["rejected"])[0]["index"] == 0
+    assert "Traceback" not in err

@@ -11,23 +11,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from merge_support import EXPOSURES, run_cli, save_tiny_pipeline, write_scene
+from merge_support import EXPOSURES, run_cli
 
 from diffhdr_diffusers import DiffHDRPipeline
 from diffhdr_diffusers.io import load_bracket, read_radiance
 from diffhdr_diffusers.schedulers import scheduler_from_name
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny_model") / "model")
-
-
-@pytest.fixture
-def scene(tmp_path):
-    folder = tmp_path / "scene"
-    write_scene(folder, size=(20, 36))
-    return folder
 
 
 def expected(model_dir, scene, seed=0, scheduler=None, **options) -> np.ndarray:
@@ -41,6 +29,9 @@ def expected(model_dir, scene, seed=0, scheduler=None, **options) -> np.ndarray:
 
 
 def merge(capfd, *argv) -> tuple[str, str]:
+    """Run ``diffhdr merge``; the test brackets are gamma-2.2 encoded, so that response unless one is given."""
+    if "--response" not in argv:
+        argv = (*argv, "--response", "gamma:2.2")
     code, out, err = run_cli(["merge", *argv], capfd)
     assert code == 0, err
     assert "Traceback" not in err
@@ -51,6 +42,7 @@ def test_writes_every_output_and_says_where(scene, model_dir, tmp_path, capfd):
     hdr, exr, png = tmp_path / "m.hdr", tmp_path / "m.exr", tmp_path / "m.png"
     out, err = merge(capfd, scene, "-o", hdr, "-o", exr, "--preview", png, "--model", model_dir)
     assert out.splitlines() == ["Merging scene: 3 exposures at EV 0, 2, 4, 36x20 pixels",
+                                "camera response gamma:2.2 (gamma:2.2), exposures EV 0, 2, 4",
                                 f"wrote {hdr}", f"wrote {exr}", f"wrote {png}"]
     assert "2/2" in err  # the progress bar ran to the last of the model's 2 default steps
     reference = expected(model_dir, scene)

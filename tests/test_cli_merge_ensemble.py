@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from merge_support import run_cli
-from test_cli_merge import model_dir, scene  # noqa: F401 (the same fixtures as the plain merge tests)
 
 from diffhdr_diffusers import DiffHDRPipeline
 from diffhdr_diffusers.io import load_bracket, read_radiance
@@ -14,7 +13,7 @@ from diffhdr_diffusers.io import load_bracket, read_radiance
 def test_ensemble_and_uncertainty_are_the_pipelines(scene, model_dir, tmp_path, capfd):
     exr, spread = tmp_path / "m.exr", tmp_path / "u.exr"
     code, out, err = run_cli(["merge", scene, "-o", exr, "--model", model_dir, "--seed", "5", "--ensemble", "3",
-                              "--uncertainty", spread], capfd)
+                              "--uncertainty", spread, "--response", "gamma:2.2"], capfd)
     assert code == 0, err
     assert out.splitlines()[-2:] == [f"wrote {exr}", f"wrote {spread}"]
     pipe = DiffHDRPipeline.from_pretrained(model_dir)

@@ -8,17 +8,13 @@ import math
 
 import numpy as np
 import pytest
-from test_evaluate_baselines import write_scenes
+from merge_support import write_scenes
 
 from diffhdr_diffusers.commands.evaluate import main
 from diffhdr_diffusers.errors import OutputError
-from diffhdr_diffusers.evaluation import (
-    BaselinePredictor,
-    ProcessGroup,
-    discover_scenes,
-    run_evaluation,
-    shard,
-)
+from diffhdr_diffusers.evaluation import MethodPredictor, discover_scenes, run_evaluation
+from diffhdr_diffusers.methods import load_method
+from diffhdr_diffusers.sharding import ProcessGroup
 from diffhdr_diffusers.io import load_bracket, read_radiance
 from diffhdr_diffusers.metrics import compute_metrics
 
@@ -26,6 +22,10 @@ from diffhdr_diffusers.metrics import compute_metrics
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     return write_scenes(tmp_path_factory.mktemp("kalantari"), num_scenes=3, size=(32, 48))
+
+
+def BaselinePredictor(name):  # noqa: N802 (reads as the predictor it builds)
+    return MethodPredictor(load_method(name, response="gamma:2.2"))
 
 
 def _means(out_dir):
@@ -91,7 +91,7 @@ def test_errors_are_one_line_messages(scenes, tmp_path, capsys):
 
 
 def test_sharded_run_matches_a_single_process_run(scenes, tmp_path):
-    assert [p.name for p in shard(discover_scenes(scenes), 1, 2)] == ["scene_001"]
+    assert [p.name for p in ProcessGroup(1, 2).split(discover_scenes(scenes))] == ["scene_001"]
     predictor = BaselinePredictor("naive-merge")
     single = tmp_path / "single"
     run_evaluation(scenes, single, predictor, log=None)
@@ -166,13 +166,13 @@ def test_tiny_pipeline_ensemble_writes_uncertainty(scenes, tiny_model, tmp_path)
 
 
 def test_rank_and_world_size_come_from_the_environment(monkeypatch):
-    from diffhdr_diffusers.evaluation import process_group
+    from diffhdr_diffusers.sharding import process_group
 
     monkeypatch.delenv("MASTER_ADDR", raising=False)
     monkeypatch.setenv("RANK", "2")
     monkeypatch.setenv("WORLD_SIZE", "3")
     group = process_group()
-    assert (group.rank, group.world_size, group.barrier) == (2, 3, None)
+    assert (group.rank, group.world_size, group.state) == (2, 3, None)
 
 
 @pytest.mark.slow
@@ -189,7 +189,73 @@ def test_accelerate_launch_shards_scenes_across_two_processes(scenes, tmp_path):
     result = subprocess.run(command, check=False, env={**os.environ, "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "[rank 1] 1/1 scene_001" in result.stdout and "[rank 0] 2/2 scene_002" in result.stdout
+    # accelerate's split_between_processes: contiguous shares, the first rank takes the extra scene.
+    assert "[rank 0] 2/2 scene_001" in result.stdout and "[rank 1] 1/1 scene_002" in result.stdout
     document = json.loads((out / "metrics.json").read_text())
     assert document["settings"]["processes"] == 2
     assert [row["scene"] for row in document["scenes"]] == ["scene_000", "scene_001", "scene_002"]
+
+
+def test_scores_are_of_the_radiance_as_stored_unless_model_units_are_asked(scenes, tmp_path, capsys):
+    shifted = tmp_path / "shifted"
+    write_scenes(shifted, num_scenes=1, size=(32, 48))
+    (shifted / "scene_000" / "exposure.txt").write_text("-2\n0\n2\n")  # the ground truth stays as written
+    assert main([str(shifted), "--method", "reference", "--out", str(tmp_path / "stored")]) == 0
+    assert "scored as stored" in capsys.readouterr().out
+    assert main([str(shifted), "--method", "reference", "--out", str(tmp_path / "model"), "--units", "model"]) == 0
+    assert "scored in model units" in capsys.readouterr().out
+    bracket = load_bracket(shifted / "scene_000")
+    prediction = BaselinePredictor("reference")(bracket).radiance
+    stored = compute_metrics(prediction, read_radiance(bracket.ground_truth))
+    assert _means(tmp_path / "stored")["psnr_l"] == pytest.approx(stored["psnr_l"], rel=1e-9)
+    # Model units scale both by 2**-2: PSNR-l's fixed peak then moves the score by 20 log10(4) = 12.04 dB.
+    assert _means(tmp_path / "model")["psnr_l"] == pytest.approx(stored["psnr_l"] + 12.04, abs=0.01)
+    assert json.loads((tmp_path / "stored" / "metrics.json").read_text())["settings"]["scores"] == "stored"
+
+
+def test_evaluate_takes_the_shared_sampling_options(scenes, tiny_model, tmp_path):
+    # --fast, --device and --window-blend come with the shared option group.
+    args = [str(scenes), "--model", str(tiny_model), "--steps", "2", "--patch-size", "32", "--stride", "16",
+            "--limit", "1", "--device", "cpu", "--window-blend", "uniform", "--fast", "--out", str(tmp_path / "m")]
+    assert main(args) == 0
+    settings = json.loads((tmp_path / "m" / "metrics.json").read_text())["settings"]
+    assert settings["window_blend"] == "uniform" and settings["response"] == "gamma:2.2"
+
+
+def test_response_true_uses_each_scenes_recorded_response(scenes, tmp_path, capsys):
+    from diffhdr_diffusers.camera import apply_camera
+
+    recorded = tmp_path / "recorded"
+    write_scenes(recorded, num_scenes=1, size=(32, 48))
+    assert main([str(recorded), "--method", "naive-merge", "--response", "true", "--out", str(tmp_path / "x")]) == 2
+    assert "scene.json" in capsys.readouterr().err
+    (recorded / "scene_000" / "scene.json").write_text(json.dumps({"response": "srgb"}))
+    assert main([str(recorded), "--method", "naive-merge", "--response", "true", "--out", str(tmp_path / "y")]) == 0
+    bracket = load_bracket(recorded / "scene_000")
+    frames, camera = apply_camera(bracket.images, bracket.exposures, "srgb")
+    expected = compute_metrics(load_method("naive-merge").merge(frames, camera.exposures, 1)[0],
+                               read_radiance(bracket.ground_truth))
+    assert _means(tmp_path / "y")["psnr_mu"] == pytest.approx(expected["psnr_mu"], rel=1e-9)
+    assert _means(tmp_path / "y")["psnr_mu"] != pytest.approx(_means_of(scenes, tmp_path)["psnr_mu"], rel=1e-6)
+
+
+def _means_of(scenes, tmp_path):
+    out = tmp_path / "gamma"
+    assert main([str(scenes), "--method", "naive-merge", "--limit", "1", "--out", str(out)]) == 0
+    return _means(out)
+
+
+def test_scenes_of_any_size_are_evaluated(tmp_path):
+    from diffhdr_diffusers.data.synth import synthesize_scene
+    from diffhdr_diffusers.io import write_ldr, write_radiance
+
+    evs = (-4.0, -2.0, 0.0, 2.0, 4.0)
+    scene = synthesize_scene(seed=2, index=0, size=(96, 128), ev_sets=[evs])
+    folder = tmp_path / "set" / "five"
+    folder.mkdir(parents=True)
+    for index, image in enumerate(scene.images):
+        write_ldr(folder / f"{index}.tif", image)
+    (folder / "exposure.txt").write_text("".join(f"{ev:g}\n" for ev in evs))
+    write_radiance(folder / "HDRImg.hdr", scene.radiance)
+    assert main([str(tmp_path / "set"), "--method", "flow-merge", "--out", str(tmp_path / "out")]) == 0
+    assert _means(tmp_path / "out")["scenes"] == 1 and math.isfinite(_means(tmp_path / "out")["psnr_mu"])

@@ -6,7 +6,7 @@ import torch
 
 from diffhdr_diffusers import DiffHDRPipeline
 from diffhdr_diffusers.cli import attach_negative_values, build_parser
-from diffhdr_diffusers.evaluation.baselines import BASELINES
+from diffhdr_diffusers.methods.classical import BASELINES
 from diffhdr_diffusers.hdr_domain import from_model_units, linearize, make_conditioning, model_exposures, to_model_units
 from diffhdr_diffusers.model_configs import build_models
 from diffhdr_diffusers.schedulers import original_ddim_scheduler

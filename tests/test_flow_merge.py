@@ -11,7 +11,7 @@ import pytest
 from diffhdr_diffusers.alignment import align_exposures
 from diffhdr_diffusers.alignment.exposure import WHITE_LEVEL
 from diffhdr_diffusers.data.synth import find_radiance_maps, synthesize_scene
-from diffhdr_diffusers.evaluation.baselines import reference_merge
+from diffhdr_diffusers.methods.classical import reference_merge
 from diffhdr_diffusers.hdr_domain import linearize, to_model_units
 from diffhdr_diffusers.merging import FlowMergeResult, flow_merge, flow_merge_radiance
 from diffhdr_diffusers.metrics import compute_metrics

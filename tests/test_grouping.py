@@ -84,3 +84,33 @@ def test_frames_without_time_are_reported(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(plain)
     grouping = group_frames([plain])
     assert grouping.brackets == [] and "no capture time" in grouping.leftovers[0][1]
+
+
+def textured_card(tmp_path: Path) -> Path:
+    """The card of :func:`card`, with frames of a real texture (a crop of a gradient with stripes) so they merge."""
+    folder = tmp_path / "card"
+    folder.mkdir()
+    card(folder)
+    y, x = np.mgrid[0:48, 0:64]
+    radiance = ((0.02 + 0.5 * x / 64) * (1.2 + np.sin(y / 3.0)))[..., None] * np.array([1.0, 0.9, 0.8])
+    for path in folder.iterdir():
+        with Image.open(path) as image:
+            exif = image.getexif()
+            time = float(exif.get_ifd(0x8769)[0x829A])
+        frame = np.clip(radiance * time * 125, 0, 1) ** (1 / 2.2)
+        Image.fromarray((frame * 255 + 0.5).astype(np.uint8)).save(path, exif=exif)
+    return folder
+
+
+def test_card_folder_merges_bracket_by_bracket(tmp_path, capfd):
+    from merge_support import run_cli
+
+    folder = textured_card(tmp_path)
+    code, out, err = run_cli(["merge", str(folder), "--out", str(tmp_path / "out"), "--dry-run"], capfd)
+    assert code == 0 and "4 brackets; nothing merged" in out and "IMG_0015.JPG not merged" in err
+    assert not (tmp_path / "out").exists()
+    code, out, err = run_cli(["merge", str(folder), "--out", str(tmp_path / "out"), "--method", "flow-merge",
+                              "--response", "gamma:2.2"], capfd)
+    assert code == 0, err
+    written = sorted(path.name for path in (tmp_path / "out").glob("*.hdr"))
+    assert len(written) == 4 and all(name.startswith("IMG_") for name in written)

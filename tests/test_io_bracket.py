@@ -47,8 +47,11 @@ def test_files_with_explicit_exposures(tmp_path):
     files = [scene / "a.tif", scene / "b.tif", scene / "c.tif"]
     bracket = load_bracket(files, exposures=[0, 1, 2])
     assert bracket.paths == files and bracket.exposures == [0.0, 1.0, 2.0] and bracket.ground_truth is None
-    with pytest.raises(ExposureError, match="wrong order"):
-        load_bracket(files, exposures=[0, 2, 1])
+    assert bracket.warnings == [] and bracket.response_hint is None and bracket.camera_to_rec709 is None
+    # Out of order: sorted by exposure, with a note naming the new order.
+    bracket = load_bracket(files, exposures=[0, 2, 1])
+    assert [path.name for path in bracket.paths] == ["a.tif", "c.tif", "b.tif"] and bracket.exposures == [0, 1, 2]
+    assert bracket.warnings == ["frames sorted by exposure, short to long: a.tif (+0 EV), c.tif (+1 EV), b.tif (+2 EV)."]
 
 
 @pytest.mark.parametrize(
@@ -67,25 +70,62 @@ def test_real_bracket_folders(shared_data, scene, exposures, first):
     assert means == sorted(means)
 
 
-def test_real_files_exif_in_wrong_order(shared_data):
+def test_real_files_exif_in_wrong_order_are_sorted(shared_data):
     folder = shared_data / "real_brackets" / "pingpong"
-    with pytest.raises(ExposureError, match="wrong order"):
-        load_bracket([folder / "Img2.JPG", folder / "Img1.JPG", folder / "Img3.JPG"])
+    bracket = load_bracket([folder / "Img2.JPG", folder / "Img1.JPG", folder / "Img3.JPG"])
+    assert [path.name for path in bracket.paths] == ["Img1.JPG", "Img2.JPG", "Img3.JPG"]
+    assert bracket.exposures == pytest.approx([-2, 0, 2.0589], abs=1e-3)
+    assert len(bracket.warnings) == 1 and "sorted by exposure" in bracket.warnings[0]
 
 
-@pytest.mark.parametrize("count", [1, 2, 4])
+@pytest.mark.parametrize("count", [1, 10])
 def test_wrong_number_of_files(tmp_path, count):
-    scene = _make_scene(tmp_path / "s", names=[f"{index}.tif" for index in range(4)], exposures=None, ground_truth=False)
-    files = sorted(scene.glob("*.tif"))[:count]
-    with pytest.raises(InputError, match=f"expected 3 images.*got {count}") as error:
-        load_bracket(files if count > 1 else files[0], exposures=[0, 1, 2])
-    assert files[0].name in str(error.value)
+    scene = _make_scene(tmp_path / "s", names=[f"{index}.tif" for index in range(count)], exposures=None, ground_truth=False)
+    files = sorted(scene.glob("*.tif"))
+    with pytest.raises(InputError, match=f"{count} frames? .*a bracket holds 2 to 9 exposures") as error:
+        load_bracket(files if count > 1 else files[0], exposures=list(range(count)))
+    assert files[0].name in str(error.value) and "--" not in str(error.value)
+    with pytest.raises(InputError, match=f"{count} frames? .*a bracket holds 2 to 9 exposures") as error:
+        load_bracket(scene, exposures=list(range(count)))
+
+
+def test_required_count_is_checked(tmp_path):
+    scene = _make_scene(tmp_path / "s", names=("a.tif", "b.tif"), exposures="0\n2\n")
+    with pytest.raises(InputError, match=r"expected 3 LDR images, found 2: a.tif, b.tif; this needs exactly 3"):
+        load_bracket(scene, num_images=3)
+    assert len(load_bracket(scene).images) == 2
 
 
 def test_scene_with_extra_image_lists_them(tmp_path):
     scene = _make_scene(tmp_path / "s", names=("a.tif", "b.tif", "c.tif", "d.png"))
-    with pytest.raises(InputError, match="found 4: a.tif, b.tif, c.tif, d.png"):
+    with pytest.raises(ExposureError, match=r"3 exposures for 4 images \(a.tif, b.tif, c.tif, d.png\)") as error:
         load_bracket(scene)
+    assert "exactly one image per exposure" not in str(error.value)
+
+
+@pytest.mark.parametrize("count", [2, 5, 7, 9])
+def test_any_number_of_exposures_in_any_order(tmp_path, count):
+    """A folder of N frames whose names are not in exposure order: sorted by the exposure file, with a note."""
+    evs = [2 * index - count + 1 for index in range(count)]  # e.g. -4, -2, 0, 2, 4
+    shuffled = [(index + 1) % count for index in range(count)]  # names out of exposure order
+    names = [f"frame{index}.png" for index in range(count)]
+    scene = _make_scene(tmp_path / "s", names=names, ground_truth=False,
+                        exposures="".join(f"{evs[shuffled[index]]}\n" for index in range(count)))
+    bracket = load_bracket(scene)
+    assert bracket.exposures == [float(ev) for ev in evs] and len(bracket.images) == count
+    assert [path.name for path in bracket.paths] == [names[shuffled.index(index)] for index in range(count)]
+    assert bracket.reference_index == count // 2
+    assert any("sorted by exposure" in warning for warning in bracket.warnings)
+
+
+def test_files_one_by_one_read_their_folder_exposure_file(tmp_path):
+    scene = _make_scene(tmp_path / "s", names=("a.tif", "b.tif", "c.tif"), exposures="-2\n0\n2\n", ground_truth=False)
+    bracket = load_bracket([scene / "c.tif", scene / "a.tif"])
+    assert [path.name for path in bracket.paths] == ["a.tif", "c.tif"] and bracket.exposures == [-2.0, 2.0]
+    (scene / "exposure.txt").unlink()
+    (scene / "exposure_times.txt").write_text("1/400\n1/100\n1/25\n")
+    # Times give ratios only: the bracket's own reference (the second of two) is EV 0.
+    assert load_bracket([scene / "b.tif", scene / "c.tif"]).exposures == pytest.approx([-2.0, 0.0])
 
 
 def test_scene_without_exposures_says_what_to_add(tmp_path):
@@ -93,13 +133,16 @@ def test_scene_without_exposures_says_what_to_add(tmp_path):
     (scene / "exposures.txt").write_text("0\n1\n2\n")  # misnamed
     with pytest.raises(ExposureError, match="exposure.txt") as error:
         load_bracket(scene)
-    assert "exposures.txt" in str(error.value) and "pass the exposures" in str(error.value)
+    assert "exposures.txt" in str(error.value) and "give the exposures in EV" in str(error.value)
+    assert str(error.value).count("explicitly") == 1 and "--" not in str(error.value)
     assert load_bracket(scene, exposures=[0, 1, 2]).exposures == [0.0, 1.0, 2.0]
 
 
 def test_scene_with_bad_exposure_file(tmp_path):
-    with pytest.raises(ExposureError, match="all exposures equal"):
+    with pytest.raises(ExposureError, match="all exposures equal.*give the exposures explicitly"):
         load_bracket(_make_scene(tmp_path / "equal", exposures="0\n0\n0\n"))
+    with pytest.raises(ExposureError, match="a.tif, c.tif have the same exposure"):
+        load_bracket(_make_scene(tmp_path / "repeat", exposures="0\n1\n0\n"))
     with pytest.raises(ExposureError, match="2 exposures for 3 images"):
         load_bracket(_make_scene(tmp_path / "short", exposures="0\n2\n"))
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
+import numpy as np
 import pytest
+from PIL import Image, TiffImagePlugin
 
 from diffhdr_diffusers.errors import ExposureError
 from diffhdr_diffusers.io import (
     exposures_from_exif,
+    load_bracket,
     read_exposure_times_txt,
     read_exposure_txt,
     read_relative_exposures_txt,
@@ -78,10 +82,48 @@ def test_exif_on_real_bracket(shared_data):
     assert exposures_from_exif([folder / "Img3.JPG", folder / "Img1.JPG"]) == pytest.approx([math.log2(1000 / 60), 0.0])
 
 
-def test_exif_missing_tells_to_pass_exposures(shared_data):
-    with pytest.raises(ExposureError, match="--exposures") as error:
+def test_exif_missing_tells_to_give_exposures(shared_data):
+    with pytest.raises(ExposureError, match="give the exposures in EV") as error:
         exposures_from_exif([shared_data / "real_brackets" / "horse" / "1.png"])
-    assert "1.png" in str(error.value)
+    assert "1.png" in str(error.value) and "--" not in str(error.value)  # no front end's flag in a library error
+
+
+def _jpeg_with_exif(path, time, brightness=0.5, f_number=4.0, iso=100):
+    """A real JPEG whose Exif IFD holds the exposure time, f-number and ISO (written by Pillow)."""
+    exif = Image.Exif()
+    exif_ifd = exif.get_ifd(0x8769)
+    exif_ifd[0x829A] = TiffImagePlugin.IFDRational(Fraction(time).limit_denominator(100000))
+    exif_ifd[0x829D] = f_number
+    exif_ifd[0x8827] = iso
+    Image.fromarray(np.full((16, 24, 3), round(brightness * 255), np.uint8)).save(path, exif=exif, quality=95)
+    return path
+
+
+def test_identical_exif_times_ask_for_explicit_exposures(tmp_path):
+    paths = [_jpeg_with_exif(tmp_path / f"{name}.jpg", 1 / 100, level) for name, level in (("a", 0.2), ("b", 0.5), ("c", 0.8))]
+    with pytest.raises(ExposureError, match=r"all exposures equal 0 EV.*give the exposures explicitly") as error:
+        load_bracket(paths)
+    assert "EXIF of a.jpg, b.jpg, c.jpg" in str(error.value) and "\n" not in str(error.value)
+    _jpeg_with_exif(tmp_path / "c.jpg", 1 / 25, 0.8)
+    with pytest.raises(ExposureError, match=r"a.jpg, b.jpg have the same exposure \(0 EV\).*explicitly"):
+        load_bracket(paths)
+
+
+def test_exif_contradicting_the_exposure_file_is_one_line_warning(tmp_path):
+    for name, time, level in (("a", 1 / 400, 0.2), ("b", 1 / 100, 0.5), ("c", 1 / 25, 0.8)):
+        _jpeg_with_exif(tmp_path / f"{name}.jpg", time, level)
+    (tmp_path / "exposure.txt").write_text("-2\n0\n2\n")
+    assert load_bracket(tmp_path).warnings == []  # agrees with the EXIF
+    (tmp_path / "exposure.txt").write_text("-1\n0\n1\n")
+    bracket = load_bracket(tmp_path)
+    assert bracket.exposures == [-1, 0, 1]  # the file wins
+    (warning,) = bracket.warnings
+    assert "exposure.txt gives -1.00, +0.00, +1.00 EV" in warning and "EXIF of a.jpg, b.jpg, c.jpg" in warning
+    assert "-2.00, +0.00, +2.00 EV" in warning and "\n" not in warning
+    # EXIF alone orders and spaces the frames; ISO and aperture count too.
+    _jpeg_with_exif(tmp_path / "c.jpg", 1 / 100, 0.8, f_number=2.0, iso=100)
+    (tmp_path / "exposure.txt").unlink()
+    assert load_bracket(tmp_path).exposures == pytest.approx([-2, 0, 2], abs=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -171,18 +171,6 @@ def test_load_failures_are_one_line_model_load_errors(saved, tmp_path):
         DiffHDRPipeline.from_pretrained(str(tmp_path / "missing" / "deeper" / "folder"))
 
 
-def test_foreign_python_files_are_refused_and_never_run(saved):
-    (saved / "unet" / "diffhdr_diffusers.models.unet.py").write_text("raise SystemExit('ran untrusted code')\n")
-    with pytest.raises(ModelLoadError, match="diffhdr_diffusers.models.unet.py"):
-        DiffHDRPipeline.from_pretrained(saved)
-    # Accepting the folder still runs nothing: diffusers never gets trust_remote_code.
-    with pytest.raises(ModelLoadError, match="trust_remote_code"):
-        DiffHDRPipeline.from_pretrained(saved, trust_remote_code=True)
-    (saved / "unet" / "diffhdr_diffusers.models.unet.py").unlink()
-    (saved / "unet" / "helpers.py").write_text("raise SystemExit('ran untrusted code')\n")
-    assert isinstance(DiffHDRPipeline.from_pretrained(saved, trust_remote_code=True), DiffHDRPipeline)
-
-
 def test_loaded_pipeline_samples_like_the_saved_one(pipe, saved):
     rng = np.random.default_rng(0)
     radiance = rng.random((20, 36, 3)) * 0.3

@@ -283,12 +283,16 @@ def run_validation(pipeline: DiffHDRPipeline, brackets: list[dict], args, step: 
     from diffhdr_diffusers.io import tonemap_preview
     from diffhdr_diffusers.metrics import psnr_l, psnr_mu
 
+    from diffhdr_diffusers.methods import load_method
+
+    # The merge path of every entry point; the synthetic validation frames are gamma-2.2 encoded.
+    method = load_method(pipeline, response="gamma:2.2", num_inference_steps=args.validation_inference_steps,
+                         seed=args.seed)
     scores, previews = [], []
     for bracket in brackets:
-        output = pipeline(bracket["images"], bracket["exposures"], num_inference_steps=args.validation_inference_steps,
-                          generator=torch.Generator().manual_seed(args.seed))
-        # Scored in model units (the shortest exposure at EV 0), as `diffhdr evaluate` does.
-        prediction, target = (to_model_units(image, bracket["exposures"]) for image in (output.hdr[0], bracket["radiance"]))
+        merged = method(bracket["images"], bracket["exposures"])
+        # Scored in model units (the shortest exposure at EV 0), the scale of the training targets.
+        prediction, target = (to_model_units(image, bracket["exposures"]) for image in (merged.radiance, bracket["radiance"]))
         scores.append({"scene": bracket["scene"], "psnr_mu": float(psnr_mu(prediction, target)),
                        "psnr_l": float(psnr_l(prediction, target))})
         previews.append(np.concatenate([tonemap_preview(prediction), tonemap_preview(bracket["radiance"])], axis=1))

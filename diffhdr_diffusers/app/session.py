@@ -16,7 +16,6 @@ import re
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,9 @@ def _exposure_file_names() -> tuple[str, ...]:
 
 
 def _is_exposure_file(path: Path) -> bool:
-    return path.name.lower() in _exposure_file_names()
+    from ..io.scene import is_exposure_file
+
+    return is_exposure_file(path)
 
 
 def example_brackets(folder: Path = EXAMPLES_DIR) -> dict[str, list[Path]]:
@@ -123,12 +124,10 @@ def stage_upload(paths: Sequence[str | Path], folder: Path) -> Path:
 
 
 def read_bracket(folder: Path, exposures: Sequence[float] | None = None):
-    """``load_bracket`` of a staged upload: as many images as it holds, EVs typed, from its file or from EXIF."""
-    from ..io import load_bracket
-    from ..io.ldr import LDR_SUFFIXES
+    """The staged upload as a bracket: as many images as it holds, EVs typed, from its file or from EXIF."""
+    from ..methods.frames import read_bracket as read_frames
 
-    count = sum(1 for path in folder.iterdir() if path.suffix.lower() in LDR_SUFFIXES)
-    return load_bracket(folder, exposures=exposures, num_images=count)
+    return read_frames(folder, exposures=exposures)
 
 
 @dataclass
@@ -138,6 +137,7 @@ class MergeSettings:
     fast: bool = True
     seed: int = 0
     ensemble: int = 1
+    response: str = "auto"  # the camera response: auto, srgb, linear, gamma:G
 
 
 @dataclass
@@ -148,6 +148,13 @@ class MergeResult:
     seconds: float
     label: str
     warnings: list[str] = field(default_factory=list)
+    camera: dict = field(default_factory=dict)  # the camera model applied (CameraModel.to_dict())
+    fallback: bool = False  # a frame was not used or the response fell back
+
+    @property
+    def response_text(self) -> str:
+        """The response used and how it was chosen, e.g. ``srgb (auto (fallback))``."""
+        return f"{self.camera.get('response', '?')} ({self.camera.get('source', '?')})"
 
 
 _PIPELINES: dict[str, object] = {}
@@ -156,56 +163,31 @@ _PIPELINE_LOCK = threading.Lock()
 
 def load_pipeline(model: str | None):
     """A cached :class:`~diffhdr_diffusers.DiffHDRPipeline` (``None``: the bundled model) on the best device."""
-    from ..devices import default_device
-    from ..pipelines import DiffHDRPipeline
+    from ..methods import load_pipeline as load
 
     key = model or ""
     with _PIPELINE_LOCK:
         if key not in _PIPELINES:
-            pipe = DiffHDRPipeline.from_pretrained(model or None)
-            pipe = pipe.to(default_device())
+            pipe = load(model or None)
             pipe.set_progress_bar_config(disable=False, desc="Sampling")
             _PIPELINES[key] = pipe
         return _PIPELINES[key]
 
 
-def _sample_ensemble(pipe, bracket, settings: MergeSettings, progress: Callable[[float, str], None]):
-    """Mean radiance and mu-law std of ``settings.ensemble`` samples with seeds seed..seed+K-1."""
-    import torch
-
-    from ..hdr_domain import from_model_units, inverse_mu_law
-    from ..pipelines.presets import FAST_PRESET
-
-    options = dict(FAST_PRESET) if settings.fast else {}
-    samples, failures = [], set()
-    for k in range(settings.ensemble):
-        progress(k / settings.ensemble, f"Sample {k + 1} of {settings.ensemble}")
-        generator = torch.Generator("cpu").manual_seed(settings.seed + k)
-        # Once the pipeline takes ``ensemble_size``, this loop becomes one call with ensemble_size=settings.ensemble.
-        output = pipe(bracket.images, bracket.exposures, generator=generator, **options)
-        samples.append(np.asarray(output.mu_law[0], dtype=np.float32))
-        failures.update((output.alignment_failures or [[]])[0])
-    stack = np.stack(samples)
-    radiance = np.asarray(from_model_units(inverse_mu_law(stack.mean(axis=0)), bracket.exposures), dtype=np.float32)
-    uncertainty = stack.std(axis=0).astype(np.float32) if settings.ensemble > 1 else None
-    return radiance, uncertainty, sorted(failures)
-
-
 def merge(bracket, settings: MergeSettings, progress: Callable[[float, str], None] = lambda fraction, text: None) -> MergeResult:
-    """Merge a loaded bracket with the chosen method; raises ``DiffHDRError`` for unusable settings."""
+    """Merge a loaded bracket with the chosen method (:mod:`diffhdr_diffusers.methods`, as the CLI does); raises
+    ``DiffHDRError`` for unusable settings."""
+    from ..methods import load_method
+    from ..methods.frames import frame_names
+
     if settings.method not in METHODS:
         raise InputError(f"method {settings.method!r}: choose one of {', '.join(METHODS)}.")
     if not 1 <= int(settings.ensemble) <= MAX_ENSEMBLE:
         raise InputError(f"ensemble {settings.ensemble}: choose 1 to {MAX_ENSEMBLE} samples.")
-    start = time.perf_counter()
     warnings: list[str] = []
-    uncertainty = None
     if settings.method == METHOD_FLOW:
-        from ..merging import flow_merge
-
         progress(0.0, "Aligning and merging")
-        merged = flow_merge(bracket.images, bracket.exposures)
-        radiance, failures = merged.radiance, [i for i, failed in enumerate(merged.alignment.failed) if failed]
+        method = load_method("flow-merge", response=settings.response)
         label = "flow-merge"
         if settings.ensemble > 1:
             warnings.append("flow-merge is deterministic: the ensemble (uncertainty) applies to the model only.")
@@ -216,21 +198,20 @@ def merge(bracket, settings: MergeSettings, progress: Callable[[float, str], Non
             if not model:
                 raise InputError("model: type a model folder or a Hub repo id (user/name), or pick the bundled model.")
         progress(0.0, "Loading the model")
-        pipe = load_pipeline(model)
-        radiance, uncertainty, failures = _sample_ensemble(pipe, bracket, settings, progress)
+        method = load_method(load_pipeline(model), response=settings.response, fast=settings.fast,
+                             seed=settings.seed, ensemble=settings.ensemble)
         label = f"DiffHDR ({model or 'bundled model'}{', fast' if settings.fast else ''}, seed {settings.seed}"
         label += f", ensemble of {settings.ensemble})" if settings.ensemble > 1 else ")"
-    if failures:
-        names = ", ".join(bracket.paths[i].name for i in failures)
-        warnings.append(f"could not align {names} to the reference; the merge uses the reference frame there.")
-    seconds = time.perf_counter() - start
-    reference = bracket.images[len(bracket.images) // 2]
-    return MergeResult(radiance=np.asarray(radiance, dtype=np.float32), reference=reference, uncertainty=uncertainty,
-                       seconds=seconds, label=label, warnings=warnings)
+        progress(0.0, f"Sampling {settings.ensemble} sample{'s' if settings.ensemble > 1 else ''}")
+    result = method.merge_bracket(bracket)
+    warnings += result.warnings(frame_names(bracket))
+    return MergeResult(radiance=result.radiance, reference=bracket.images[result.reference_index],
+                       uncertainty=result.uncertainty, seconds=result.seconds, label=label, warnings=warnings,
+                       camera=result.camera.to_dict(), fallback=result.fallback)
 
 
-def write_downloads(radiance: np.ndarray, folder: Path, stem: str) -> tuple[Path, Path]:
-    """Write ``<stem>.hdr`` and ``<stem>.exr`` into a fresh ``folder``; return both paths."""
+def write_downloads(radiance: np.ndarray, folder: Path, stem: str, metadata: dict | None = None) -> tuple[Path, Path]:
+    """Write ``<stem>.hdr`` and ``<stem>.exr`` (with ``metadata``, e.g. the camera) into a fresh ``folder``."""
     from ..io import write_radiance
 
     if folder.exists():
@@ -238,7 +219,7 @@ def write_downloads(radiance: np.ndarray, folder: Path, stem: str) -> tuple[Path
     folder.mkdir(parents=True)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "merged"
     return (write_radiance(folder / f"{stem}.hdr", radiance, overwrite=True),
-            write_radiance(folder / f"{stem}.exr", radiance, overwrite=True))
+            write_radiance(folder / f"{stem}.exr", radiance, overwrite=True, metadata=metadata))
 
 
 class SessionFolders:

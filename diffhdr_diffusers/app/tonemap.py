@@ -1,8 +1,8 @@
-"""Display helpers of the web app: tonemapping at a chosen exposure, LDR frames and uncertainty as 8-bit RGB.
+"""Display helpers of the web app: tone mapping at a chosen exposure, LDR frames and uncertainty as 8-bit RGB.
 
-:func:`tonemap_at` is :func:`diffhdr_diffusers.io.tonemap_preview` (the same auto-exposure, extended
-Reinhard curve and sRGB encoding) with an extra exposure offset in stops: at 0 stops both give the
-same image, and each stop doubles the light the curve sees. The radiance itself is never changed, so
+:func:`tonemap_at` is :func:`diffhdr_diffusers.io.tonemap_preview` (the library's default ``natural``
+operator, :mod:`diffhdr_diffusers.tonemapping`) with the exposure offset in stops: at 0 stops both
+give the same image, and each stop doubles the light. The radiance itself is never changed, so
 moving the app's exposure slider re-tonemaps the kept merge without merging again.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import tonemap_preview
-from ..io.preview import LUMINANCE_WEIGHTS, PREVIEW_PERCENTILE, PREVIEW_WHITE
+from ..io.preview import tonemap_preview
+from ..tonemapping import DEFAULT_OPERATOR
 
 # Inferno-like ramp (dark purple -> red -> yellow), linearly interpolated between these stops.
 _UNCERTAINTY_STOPS = np.array(
@@ -21,26 +21,10 @@ _UNCERTAINTY_STOPS = np.array(
 )
 
 
-def tonemap_at(radiance: np.ndarray, stops: float = 0.0) -> np.ndarray:
-    """Tonemap linear RGB radiance (H, W, 3) to uint8 sRGB, ``stops`` brighter than the automatic exposure.
-
-    The automatic exposure maps the 99.5th percentile of luminance to the curve's white point, as
-    :func:`~diffhdr_diffusers.io.tonemap_preview` does (which this equals at 0 stops); ``stops`` then
-    multiplies the light the curve sees by ``2**stops``.
-    """
-    radiance = np.asarray(radiance, dtype=np.float32)
-    if stops == 0.0:
-        return tonemap_preview(radiance)
-    luminance = radiance @ LUMINANCE_WEIGHTS
-    reference = float(np.percentile(luminance, PREVIEW_PERCENTILE)) if luminance.size else 0.0
-    if reference <= 0.0:
-        reference = float(luminance.max()) if luminance.size and luminance.max() > 0 else 1.0
-    scaled_luminance = luminance * np.float32(PREVIEW_WHITE * 2.0**stops / reference)
-    display_luminance = scaled_luminance * (1.0 + scaled_luminance / PREVIEW_WHITE**2) / (1.0 + scaled_luminance)
-    ratio = np.divide(display_luminance, luminance, out=np.zeros_like(luminance), where=luminance > 0)
-    display = np.clip(radiance * ratio[..., None], 0.0, 1.0)
-    encoded = np.where(display <= 0.0031308, 12.92 * display, 1.055 * np.power(display, 1.0 / 2.4) - 0.055)
-    return np.round(np.clip(encoded, 0.0, 1.0) * 255.0).astype(np.uint8)
+def tonemap_at(radiance: np.ndarray, stops: float = 0.0, operator: str = DEFAULT_OPERATOR,
+               saturation: float = 1.0, detail: float = 1.0) -> np.ndarray:
+    """Tone map linear RGB radiance (H, W, 3) to uint8 sRGB, ``stops`` brighter than the automatic exposure."""
+    return tonemap_preview(radiance, operator, float(stops), saturation, detail)
 
 
 def ldr_to_display(image: np.ndarray) -> np.ndarray:

@@ -15,7 +15,14 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no network at run time (set 
 
 import gradio as gr  # noqa: E402
 
-from ..errors import DiffHDRError, ExposureError  # noqa: E402
+from ..errors import (  # noqa: E402
+    ALLOW_OVERWRITE,
+    GIVE_EXPOSURES,
+    USE_FLOW_MERGE,
+    DiffHDRError,
+    ExposureError,
+    word_message,
+)
 from . import session as work  # noqa: E402
 from .tonemap import ldr_to_display, tonemap_at, uncertainty_to_display  # noqa: E402
 
@@ -28,6 +35,14 @@ INTRO = (
     "radiance aligned to the middle exposure; the preview is tonemapped, and the downloads are the radiance itself."
 )
 _MARKDOWN_SPECIAL = "\\`*_{}[]<>#|~"
+RESPONSES = ("auto", "srgb", "gamma:2.2", "linear")
+# The page's words for the library's remedies (errors.word_message).
+APP_WORDING = {
+    GIVE_EXPOSURES: "type the exposures in the Exposures box",
+    "pass the exposures explicitly": "type the exposures in the Exposures box",
+    ALLOW_OVERWRITE: "merge again to replace it",
+    USE_FLOW_MERGE: "choose the flow-merge method",
+}
 
 
 def _escape(text: str) -> str:
@@ -43,10 +58,7 @@ def _error_message(error: BaseException, folder: Path | None = None) -> str:
         message = f"unexpected error ({type(error).__name__}: {error}); the server keeps running, please report it."
     if folder is not None:
         message = message.replace(f"{folder}{os.sep}", "").replace(str(folder), "the upload")
-    message = message.replace("(--exposures EV,EV,EV)", "(type them in the Exposures box)")
-    message = message.replace("(--exposures)", "(type them in the Exposures box)")
-    message = message.replace("pass the exposures explicitly", "type the exposures in the Exposures box")
-    return " ".join(message.split())
+    return " ".join(word_message(message, APP_WORDING).split())
 
 
 def _status(kind: str, text: str) -> str:
@@ -103,7 +115,7 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                 f"{_exposure_source(folder)}). Choose a method and press Merge.")
         return (gallery, read, read, _status("Ready", text), *cleared_results())
 
-    def run_merge(files, exposures_text, read_text, method, model_id, fast, seed, ensemble, stops,
+    def run_merge(files, exposures_text, read_text, method, model_id, fast, seed, ensemble, response, stops,
                   request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         folder = input_folder(request)
         unchanged = (gr.update(),) * 7
@@ -114,11 +126,13 @@ def build_demo(model: str | None = None) -> gr.Blocks:
             typed = None if exposures_text.strip() == (read_text or "").strip() else work.parse_exposures(exposures_text)
             bracket = work.read_bracket(folder, exposures=typed)
             settings = work.MergeSettings(method=method, model=model_id, fast=bool(fast),
-                                          seed=int(seed or 0), ensemble=int(ensemble or 1))
+                                          seed=int(seed or 0), ensemble=int(ensemble or 1),
+                                          response=response or "auto")
             result = work.merge(bracket, settings, lambda fraction, text: progress(fraction, desc=text))
             progress(1.0, desc="Writing .hdr and .exr")
             stem = f"{bracket.paths[len(bracket.paths) // 2].stem}_merged"
-            hdr, exr = work.write_downloads(result.radiance, folders.folder(_session_hash(request)) / "outputs", stem)
+            hdr, exr = work.write_downloads(result.radiance, folders.folder(_session_hash(request)) / "outputs", stem,
+                                            metadata={"camera": result.camera})
         except Exception as error:  # noqa: BLE001
             return (gr.update(), *unchanged[:6], _status("Error", _error_message(error, folder)))
         state = {"radiance": result.radiance, "reference": ldr_to_display(result.reference)}
@@ -131,8 +145,10 @@ def build_demo(model: str | None = None) -> gr.Blocks:
             uncertainty = gr.update(value=None, visible=False)
         height, width = result.radiance.shape[:2]
         timing = f"**Time:** {result.seconds:.2f} s with {_escape(result.label)}, {width}x{height} pixels."
-        text = f"Merged {len(bracket.images)} exposures at EV {work.format_exposures(bracket.exposures)}."
-        status = " ".join([_status("Done", text)] + [_status("Warning", warning) for warning in result.warnings])
+        text = (f"Merged {len(bracket.images)} exposures at EV {work.format_exposures(bracket.exposures)}; camera "
+                f"response {result.response_text}.")
+        kind = "Merged with a fallback" if result.fallback else "Done"
+        status = " ".join([_status(kind, text)] + [_status("Warning", warning) for warning in result.warnings])
         return (state, preview, (state["reference"], preview), uncertainty,
                 gr.update(value=str(hdr), interactive=True), gr.update(value=str(exr), interactive=True),
                 timing, status)
@@ -164,10 +180,12 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                 model_box = gr.Textbox(value=model or "", label="Model folder or Hub repo id", elem_id="model",
                                        placeholder="path/to/pipeline or user/repo", visible=False)
                 with gr.Row():
-                    fast = gr.Checkbox(value=True, label="Fast (5 steps, shifted windows)", elem_id="fast")
+                    fast = gr.Checkbox(value=True, label="Fast (at most 5 steps)", elem_id="fast")
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed", minimum=0)
                 ensemble = gr.Slider(1, work.MAX_ENSEMBLE, value=1, step=1, label="Ensemble (uncertainty map if > 1)",
                                      elem_id="ensemble")
+                response = gr.Dropdown(list(RESPONSES), value="auto", elem_id="response",
+                                       label="Camera response (auto: estimated from the bracket)")
                 merge_button = gr.Button("Merge", variant="primary", elem_id="merge")
                 status = gr.Markdown("Upload a bracket or pick an example.", elem_id="status")
             with gr.Column(scale=3, min_width=360):
@@ -187,7 +205,8 @@ def build_demo(model: str | None = None) -> gr.Blocks:
         example.change(pick_example, example, files)
         files.change(inspect, files, [frames, exposures, read_state, status, *results])
         method.change(lambda choice: gr.update(visible=choice == work.METHOD_CUSTOM), method, model_box)
-        merge_button.click(run_merge, [files, exposures, read_state, method, model_box, fast, seed, ensemble, stops],
+        merge_button.click(run_merge, [files, exposures, read_state, method, model_box, fast, seed, ensemble, response,
+                                       stops],
                            [*results, status], concurrency_limit=1)
         stops.change(retonemap, [result_state, stops], [preview, compare], show_progress="hidden",
                      trigger_mode="always_last")
@@ -203,8 +222,10 @@ def _count_images(folder: Path) -> int:
 
 
 def _exposure_source(folder: Path) -> str:
+    from ..io.scene import is_exposure_file
+
     for path in sorted(folder.iterdir()):
-        if work._is_exposure_file(path):
+        if is_exposure_file(path):
             return path.name
     return "EXIF"
 

@@ -31,16 +31,23 @@ from .response import TABLE_SIZE, Response
 
 LOW_CODE = 0.004  # codes at or below this are black: nothing to measure (the curve's toe is a power law there)
 DARK_CODE = 0.05  # observations of darker codes count less, in proportion
-HIGH_CODE = 0.97  # codes at or above this may be clipped
+HIGH_CODE = 0.99  # codes at or above this may be clipped
 KNOTS = np.linspace(math.log(LOW_CODE), 0.0, 20)  # in log code: a gamma curve is a straight line there
 QUANTILES = np.linspace(0.002, 0.998, 400)
 MARGIN = 0.06  # border share left out of the histograms (camera shake moves content across it)
 SAMPLE_PIXELS = 400_000
 SMOOTHNESS = 0.3  # weight of the curvature penalty on L (per knot)
+STEEPNESS_WEIGHT = 100.0
 EV_PRIOR_SIGMA = 0.2  # stops: how far a frame's true exposure may plausibly sit from its nominal EV
 MIN_OBSERVATIONS = 40  # resolved quantiles per channel below which the curve is not estimable
 CORRECTION_REPORTED = 0.05  # stops: corrections at least this large are reported
 FALLBACK = "srgb"
+# The curve's absolute scale is not in the bracket (above the brightest code that two frames both show,
+# a camera's highlight shoulder can hide a stop), so the units follow metering, as a camera's exposure
+# does: the code at which sRGB shows 18 % grey (0.4613) means 0.18. The curve itself stays normalised to
+# 1 at the top code (the frames' clipping stays at 1); the shift goes into the EVs, so the merged
+# radiance is in those units. Measured on held-out synthetic brackets (benchmarks/response_heldout.py).
+GREY_CODE, GREY_LINEAR = 0.4613, 0.18
 
 
 @dataclass
@@ -53,6 +60,8 @@ class CameraEstimate:
         warnings: one line each: a fallback with its reason, or an exposure correction.
         fallback: whether the bracket did not constrain the curve and :data:`FALLBACK` was used.
         residual: RMS misfit of the quantile equations, in stops (``nan`` for a fallback).
+        grey_stops: the units' shift (stops) that puts middle grey where metering does (see
+            :data:`GREY_CODE`); already in ``exposures``, not counted as a correction.
     """
 
     response: Response
@@ -60,6 +69,7 @@ class CameraEstimate:
     warnings: list[str] = field(default_factory=list)
     fallback: bool = False
     residual: float = math.nan
+    grey_stops: float = 0.0
 
 
 def _samples(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -172,6 +182,14 @@ def estimate_camera(
         row[channel_count * segments + frame] = 1.0 / (EV_PRIOR_SIGMA * math.log(2.0))
         extra.append(row)
         extra_target.append(0.0)
+    # The curve's steepness and the ratios are only known together (scaling L and every log ratio by one
+    # factor fits the data as well): the nominal EVs' span fixes the steepness, so corrections may not
+    # stretch or shrink the bracket as a whole (orthogonal to ``ev - ev_reference``), only reshape it.
+    row = np.zeros(unknowns)
+    span = np.asarray(evs) - evs[reference_index]
+    row[channel_count * segments:] = STEEPNESS_WEIGHT * span / max(np.abs(span).max(), 1e-6)
+    extra.append(row)
+    extra_target.append(0.0)
     full_matrix = np.concatenate([matrix, np.asarray(extra)])
     full_target = np.concatenate([target, np.asarray(extra_target)])
     lower = np.concatenate([np.full(channel_count * segments, 1e-4), np.full(len(evs), -math.log(2.0))])
@@ -192,7 +210,10 @@ def estimate_camera(
         f"({2 ** float(corrections[index]) - 1:+.0%}); merging with the measured value"
         for index in range(len(evs)) if abs(corrections[index]) >= CORRECTION_REPORTED
     ]
-    return CameraEstimate(Response("auto", table), measured, warnings, False, misfit)
+    response = Response("auto", table)
+    grey_stops = math.log2(GREY_LINEAR / float(np.mean(response.linearize(np.full(3, GREY_CODE, np.float32)))))
+    exposures = [ev - grey_stops for ev in measured]
+    return CameraEstimate(response, exposures, warnings, False, misfit, grey_stops)
 
 
 def _table(increments: np.ndarray) -> np.ndarray:

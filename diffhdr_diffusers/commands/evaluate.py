@@ -5,6 +5,10 @@ Examples::
     diffhdr evaluate data/Test --method naive-merge --out results/naive
     diffhdr evaluate data/Test --model user/diffhdr-kalantari --steps 25 --ensemble 4 --out results/diffhdr
     diffhdr evaluate data/Test --predictions other_method/ --out results/other
+    diffhdr evaluate realistic_set/ --method flow-merge --response true --out results/flow   # scene.json's response
+
+Scores are computed on the radiance as stored (``--units model`` rescales to model units first), and the
+camera response defaults to gamma:2.2 (Kalantari's camera), so the numbers match peers' scripts.
     accelerate launch -m diffhdr_diffusers.commands.evaluate data/Test --model ckpt/ --out results/ddp
 
 Also runnable as ``python -m diffhdr_diffusers.commands.evaluate``.
@@ -15,27 +19,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..evaluation.baselines import BASELINES
 from ..cli import run_command
+from .options import SCENE_RESPONSE, add_method_arguments, check_model_only, method_from_args
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", metavar="DATA_DIR", help="Kalantari-layout folder of scene folders (or one scene).")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model", metavar="PATH_OR_REPO", help="DiffHDR pipeline folder or Hub repo id "
-                        "(default: the bundled model when neither --method nor --predictions is given).")
-    source.add_argument("--method", choices=sorted(BASELINES), help="run a classical baseline instead of a model.")
-    source.add_argument("--predictions", metavar="DIR", help="score existing outputs DIR/<scene>.hdr or .exr.")
+    parser.add_argument("--predictions", metavar="DIR",
+                        help="score existing outputs DIR/<scene>.hdr or .exr instead of merging.")
     parser.add_argument("--out", required=True, metavar="RESULTS_DIR", help="folder for outputs and tables.")
-    parser.add_argument("--steps", type=int, help="denoising steps (default: the model's, 25 for the paper).")
-    parser.add_argument("--patch-size", type=int, help="window size in pixels (default: the model's).")
-    parser.add_argument("--stride", type=int, help="window stride in pixels (default: the model's).")
-    parser.add_argument("--processing-resolution", type=int, metavar="PX",
-                        help="longest side the model runs at, 0 for the input's size (default: the model's).")
-    parser.add_argument("--scheduler", help="diffusers scheduler by name, e.g. ddim, dpm++, unipc, euler.")
-    parser.add_argument("--ensemble", type=int, default=1, metavar="K",
-                        help="average K samples and write a per-pixel uncertainty map (default 1).")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first sample (sample k uses seed + k).")
+    parser.add_argument("--units", choices=("stored", "model"), default="stored",
+                        help="score the radiance as stored (default, as peers' scripts do), or in model units (both "
+                             "rescaled so that the shortest exposure is at EV 0).")
     parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N scenes.")
     parser.add_argument("--peak-luminance", type=float, default=1000.0, metavar="CD_M2",
                         help="display peak for PU21/ColorVideoVDP in cd/m^2 (default 1000).")
@@ -45,47 +40,36 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cvvdp", action="store_true", help="also compute ColorVideoVDP (needs `pip install cvvdp`).")
     parser.add_argument("--overwrite", action="store_true", help="replace results already in RESULTS_DIR.")
     parser.add_argument("--shard-timeout", type=float, default=3600.0, metavar="S",
-                        help="seconds rank 0 waits for other processes' results (default 3600).")
-
-
-def _model_only(args: argparse.Namespace) -> None:
-    from ..errors import InputError
-
-    used = [flag for flag, value in (("--steps", args.steps), ("--patch-size", args.patch_size),
-                                     ("--stride", args.stride), ("--scheduler", args.scheduler),
-                                     ("--processing-resolution", args.processing_resolution)) if value is not None]
-    if args.ensemble != 1:
-        used.append("--ensemble")
-    if used:
-        raise InputError(f"{', '.join(used)} only apply to a DiffHDR model; drop them with --method/--predictions.")
+                        help="without a launcher: seconds rank 0 waits for other processes' results (default 3600).")
+    add_method_arguments(parser, "gamma:2.2",
+                         f"Default here: gamma:2.2, the camera of Kalantari-style data, so scores match peers'; "
+                         f"{SCENE_RESPONSE} uses the response each scene's scene.json records.")
 
 
 def run(args: argparse.Namespace) -> None:
     """Build the predictor the arguments ask for and evaluate it."""
-    from ..evaluation import (
-        BaselinePredictor,
-        PredictionsPredictor,
-        load_pipeline_predictor,
-        process_group,
-        run_evaluation,
-    )
+    from ..devices import resolve_device
+    from ..errors import InputError
+    from ..evaluation import MethodPredictor, PredictionsPredictor, run_evaluation
     from ..metrics import DisplayAssumptions
+    from ..sharding import process_group
 
     display = DisplayAssumptions(args.peak_luminance, args.reference_percentile or None)
     group = process_group()
-    if args.method:
-        _model_only(args)
-        predictor = BaselinePredictor(args.method)
-    elif args.predictions:
-        _model_only(args)
+    if args.predictions:
+        if args.method != "diffhdr":
+            raise InputError("--predictions scores written outputs; drop --method, or drop --predictions.")
+        check_model_only(args, instead="--predictions")
         predictor = PredictionsPredictor(args.predictions)
     else:
-        predictor = load_pipeline_predictor(args.model, args.scheduler, device=group.device,
-                                            num_inference_steps=args.steps, patch_size=args.patch_size,
-                                            stride=args.stride, ensemble=args.ensemble, seed=args.seed,
-                                            processing_resolution=args.processing_resolution)
+        device = None
+        if args.method == "diffhdr":
+            device = resolve_device(args.device if args.device or group.device is None else str(group.device))
+        method = method_from_args(args, device, progress=False)
+        predictor = MethodPredictor(method, "scene" if args.response == SCENE_RESPONSE else args.response,
+                                    args.reference_index)
     run_evaluation(args.data_dir, args.out, predictor, display=display, limit=args.limit, overwrite=args.overwrite,
-                   cvvdp=args.cvvdp, group=group, shard_timeout=args.shard_timeout)
+                   cvvdp=args.cvvdp, group=group, shard_timeout=args.shard_timeout, units=args.units)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -1,8 +1,12 @@
 """``diffhdr merge``: merge one bracket into a linear HDR image, or a whole shoot (``--out DIR``).
 
+Every merge goes through :mod:`diffhdr_diffusers.methods` (the camera's response first, then the method); the
+method, sampling and camera options are the group shared with ``diffhdr evaluate`` (:mod:`.options`).
+
 Examples::
 
-    diffhdr merge scene/ -o scene.hdr --preview scene.png
+    diffhdr merge scene/ -o scene.exr --preview scene.png
+    diffhdr merge a.jpg b.jpg c.jpg d.jpg e.jpg -o out.exr --method flow-merge --response srgb
     diffhdr merge shoot/ --out merged/ --method flow-merge          # one output set per scene folder
     accelerate launch -m diffhdr_diffusers.commands.merge shoot/ --out merged/   # scenes sharded across processes
 
@@ -16,82 +20,53 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..devices import resolve_device
-from ..errors import InputError, OutputError
-from ..evaluation.baselines import BASELINES
-from ..io.formats import RADIANCE_SUFFIXES
-
-
-
-def _exposure_list(text: str) -> list[float]:
-    try:
-        return [float(value) for value in text.replace(" ", "").split(",") if value]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected comma-separated EV values like 0,2,4; got {text!r}") from error
-
-
-def _bounded_int(text: str, minimum: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _bounded_int(text, 1, "a positive integer")
-
-
-def _non_negative_int(text: str) -> int:
-    return _bounded_int(text, 0, "a non-negative integer")
+from ..errors import InputError, OutputError, word_message
+from ..io.formats import RADIANCE_OUTPUT_SUFFIXES
+from .options import CLI_WORDING, add_method_arguments, exposure_list, method_from_args, method_settings
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "merge", help="merge a bracket into an HDR image",
-        description="Merge a bracket (a Kalantari-style scene folder or three images, short to long) into linear "
-                    "HDR radiance aligned to the middle exposure.")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="a scene folder, or the images short to long")
+        description="Merge a bracket (a scene folder, or 2 to 9 images of one scene) into linear HDR radiance "
+                    "aligned to the reference frame (the middle one). The camera's response is applied first "
+                    "(--response) and saved with the output.")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="a scene folder, or the images of one bracket")
     parser.add_argument("-o", "--output", action="append", metavar="OUT",
-                        help="output .hdr or .exr file; repeat to write both")
+                        help="output file, repeatable: linear radiance as .hdr, .exr (records the response used) or "
+                             ".dng (linear float DNG for raw editors), or a finished photo as .jpg, .png or .tif "
+                             "(tone mapped, with the reference frame's EXIF)")
     parser.add_argument("--out", metavar="DIR",
                         help="batch mode: INPUT is a folder of scene folders; write DIR/<scene>.hdr and DIR/<scene>.png "
                              "for each (resumable: finished scenes are skipped)")
+    parser.add_argument("--group-by", default="auto", metavar="auto|time|count:N|folder",
+                        help="batch mode: how INPUT's brackets are found: folder (one per scene folder), time (a flat "
+                             "card folder's frames grouped by EXIF capture time and their repeating exposure "
+                             "pattern), count:N (every N frames in capture order); auto (default): time when INPUT "
+                             "holds frames and no sub-folders, else folder")
+    parser.add_argument("--dry-run", action="store_true", help="batch mode: list the brackets found, merge nothing")
     parser.add_argument("--format", default="hdr", metavar="hdr|exr|hdr,exr",
                         help="batch mode: radiance format(s) to write per scene (default hdr)")
     parser.add_argument("--preview", metavar="PNG", help="also write a tonemapped 8-bit PNG preview")
-    parser.add_argument("--method", default="diffhdr", choices=("diffhdr", *sorted(BASELINES)),
-                        help="diffhdr (default: the model) or a classical merge, e.g. flow-merge (no model needed)")
-    parser.add_argument("--model", metavar="PATH_OR_REPO", help="pipeline folder or Hub repo (default: bundled demo)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="accept a model folder whose .py files are not our shims (they are never executed)")
-    parser.add_argument("--exposures", type=_exposure_list, metavar="EV,EV,EV",
-                        help="exposures in EV stops (default: exposure.txt in the folder, else EXIF)")
-    parser.add_argument("--steps", type=_positive_int, help="denoising steps (default: the model's)")
-    parser.add_argument("--scheduler", help="ddim (default), ddpm, dpm++, unipc, deis, euler, heun")
-    parser.add_argument("--processing-resolution", type=_non_negative_int, metavar="PX",
-                        help="longest side the model runs at; the result is brought back to the input size guided by "
-                             "the full-size photos (0: the input's size; default: the model's)")
-    parser.add_argument("--patch-size", type=_positive_int, help="window size in pixels (default: the model's)")
-    parser.add_argument("--stride", type=_positive_int, help="window stride in pixels (default: the model's)")
-    parser.add_argument("--condition-per-window", action=argparse.BooleanOptionalAction, default=None,
-                        help="compute condition features per window (the original's numerics)")
-    parser.add_argument("--window-blend", metavar="MODE",
-                        help="how overlapping windows are averaged: uniform or taper (default: the model's)")
-    parser.add_argument("--window-batch-size", type=_positive_int, metavar="N",
-                        help="windows per UNet call (default: chosen from the window size and free memory)")
-    parser.add_argument("--fast", action="store_true", help="the fast preset (see README: Performance)")
-    parser.add_argument("--ensemble", type=_positive_int, default=1, metavar="K",
-                        help="average K samples (seeds SEED..SEED+K-1, one batched run) in the mu-law domain "
-                             "(default 1)")
+    photo = parser.add_argument_group("finished photo (-o x.jpg|png|tif, --preview)")
+    photo.add_argument("--tonemap", default="natural", choices=("natural", "global", "none"),
+                       help="tone mapping: natural (local, keeps highlight and shadow detail; default), global "
+                            "(one curve), none (clipped sRGB)")
+    photo.add_argument("--tonemap-exposure", type=float, default=0.0, metavar="EV",
+                       help="brighten (+) or darken (-) the photo by EV stops (default 0)")
+    photo.add_argument("--saturation", type=float, default=1.0, help="colour saturation (default 1)")
+    photo.add_argument("--detail", type=float, default=1.0, help="local detail strength, natural only (default 1)")
+    photo.add_argument("--quality", type=int, default=95, help="JPEG quality 1-100 (default 95)")
+    photo.add_argument("--bits", type=int, default=8, choices=(8, 16), help="PNG/TIFF bit depth (default 8)")
+    parser.add_argument("--half-size", action="store_true",
+                        help="RAW frames: decode at half size (4x fewer pixels, much faster)")
+    parser.add_argument("--exposures", type=exposure_list, metavar="EV,EV,EV",
+                        help="exposures in EV stops (default: the folder's exposure file, else EXIF)")
     parser.add_argument("--uncertainty", metavar="EXR",
                         help="with --ensemble K > 1: also write the per-pixel std of the samples in the mu-law "
                              "domain (float32, 3 channels) to this .exr file")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_method_arguments(parser, None, "Default: auto (gamma:2.2 for the paper's model, trained on that camera).")
     parser.set_defaults(func=run)
 
 
@@ -104,19 +79,36 @@ def _output(path: str, overwrite: bool, suffixes: tuple[str, ...]) -> Path:
     return check_output_path(path, overwrite)
 
 
+def _warn(message: str) -> None:
+    print(f"diffhdr merge: warning: {message}", file=sys.stderr)
+
+
+def describe_camera(camera) -> str:
+    """One line: the response used, how it was chosen, and the exposures merged."""
+    evs = ", ".join(f"{ev:g}" for ev in camera.exposures)
+    return f"camera response {camera.response.name} ({camera.source}), exposures EV {evs}"
+
+
 def run(args: argparse.Namespace) -> int | None:
-    from ..io import load_bracket, write_preview, write_radiance
+    from ..devices import resolve_device
+    from ..io import write_preview, write_radiance
+    from ..io.photo import write_photo
+    from ..methods.frames import count_frames, frame_names, read_bracket
 
     if args.out is not None:
         return _run_batch(args)
     if not args.output:
         raise InputError("give -o OUT.hdr (or .exr) for one bracket, or --out DIR to merge a folder of scene folders.")
-    outputs = [_output(path, args.overwrite, RADIANCE_SUFFIXES) for path in args.output]
+    from ..io.photo import PHOTO_SUFFIXES, check_photo_options
+    from ..tonemapping import tonemap_settings
+
+    look = tonemap_settings(args.tonemap, args.tonemap_exposure, args.saturation, args.detail)
+    outputs = [_output(path, args.overwrite, RADIANCE_OUTPUT_SUFFIXES + PHOTO_SUFFIXES) for path in args.output]
+    for path in outputs:
+        if path.suffix.lower() in PHOTO_SUFFIXES:
+            check_photo_options(path, args.bits, args.quality)
     preview = _output(args.preview, args.overwrite, (".png",)) if args.preview else None
-    if args.method != "diffhdr" and (args.ensemble != 1 or args.uncertainty):
-        raise InputError("--ensemble and --uncertainty apply to the DiffHDR model only; drop them with --method "
-                         f"{args.method}.")
-    if args.uncertainty and args.ensemble < 2:
+    if args.uncertainty and args.method == "diffhdr" and args.ensemble < 2:
         raise InputError("--uncertainty needs --ensemble K with K >= 2 (the std of one sample is not defined).")
     uncertainty = _output(args.uncertainty, args.overwrite, (".exr",)) if args.uncertainty else None
     extra = [path for path in (preview, uncertainty) if path]
@@ -124,75 +116,40 @@ def run(args: argparse.Namespace) -> int | None:
     repeated = sorted({str(path) for path in resolved if resolved.count(path) > 1})
     if repeated:
         raise InputError(f"{', '.join(repeated)}: the same output file is given twice; give each output its own name.")
-    device = resolve_device(args.device)
-    bracket = load_bracket(args.inputs, exposures=args.exposures)
+    device = resolve_device(args.device) if args.method == "diffhdr" else None
+    method = method_from_args(args, device)
+    count = count_frames(args.inputs) if all(Path(item).exists() for item in args.inputs) else 0
+    if count >= 2:  # a bracket the method can't merge fails before it is read (fewer frames: the reader says so)
+        method.reference_for(count, args.reference_index)
+    bracket = read_bracket(args.inputs, exposures=args.exposures, half_size=args.half_size)
     print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
-    radiance, spread, failures = _merge_bracket(args, bracket, device)
-    if failures:
-        names = ", ".join(bracket.paths[i].name if bracket.paths else f"exposure {i + 1}" for i in failures)
-        print(f"diffhdr merge: warning: could not align {names} to the reference; the merge uses the reference "
-              "frame there (are these frames of one scene?).", file=sys.stderr)
+    result = method.merge_bracket(bracket, reference_index=args.reference_index)
+    print(describe_camera(result.camera))
+    for warning in result.warnings(frame_names(bracket)):
+        _warn(warning)
+    metadata = result.metadata()
+    reference = bracket.paths[result.reference_index] if bracket.paths else None
     for path in outputs:
-        print(f"wrote {write_radiance(path, radiance, overwrite=args.overwrite)}")
+        if path.suffix.lower() in PHOTO_SUFFIXES:
+            written = write_photo(path, result.radiance, look["operator"], look["exposure"], look["saturation"],
+                                  look["detail"], bits=args.bits, quality=args.quality, reference=reference,
+                                  overwrite=args.overwrite)
+        else:
+            written = write_radiance(path, result.radiance, overwrite=args.overwrite, metadata=metadata,
+                                     exif_source=reference)
+        print(f"wrote {written}")
     if preview:
-        print(f"wrote {write_preview(preview, radiance, overwrite=args.overwrite)}")
+        print(f"wrote {write_preview(preview, result.radiance, overwrite=args.overwrite, operator=look['operator'], exposure=look['exposure'], saturation=look['saturation'], detail=look['detail'], reference=reference)}")
     if uncertainty:
-        print(f"wrote {write_radiance(uncertainty, spread, overwrite=args.overwrite)}")
-
-
-def _merge_bracket(args: argparse.Namespace, bracket, device: str, pipe=None):
-    """``(radiance, spread, failed exposure indices)`` of the merge ``--method`` asks for (``pipe``: a loaded model)."""
-    if args.method == "diffhdr":
-        return _merge_with_model(args, bracket, device, pipe)
-    if args.method == "flow-merge":
-        from ..merging import flow_merge_radiance
-
-        merged = flow_merge_radiance(bracket.images, bracket.exposures, details=True)  # bounded memory
-        return merged.radiance, None, [i for i, failed in enumerate(merged.failed) if failed]
-    return BASELINES[args.method](bracket.images, bracket.exposures), None, []
-
-
-def _load_pipeline(args: argparse.Namespace, device: str):
-    from ..pipelines import DiffHDRPipeline
-
-    return DiffHDRPipeline.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).to(device)
-
-
-def _merge_with_model(args: argparse.Namespace, bracket, device: str, pipe=None):
-    """Radiance of the DiffHDR model's merge (the mean of ``--ensemble`` samples in the mu-law domain), their
-    per-pixel std there (None for one sample) and the exposures whose alignment failed (aligned models)."""
-    import torch
-
-    from ..allocator import cpu_window_budget
-    from ..pipelines.presets import FAST_PRESET
-    from ..schedulers import scheduler_from_name
-
-    if pipe is None:
-        pipe = _load_pipeline(args, device)
-    options = dict(FAST_PRESET) if args.fast else {}
-    if args.scheduler:
-        pipe.scheduler = scheduler_from_name(args.scheduler, pipe.scheduler.config)
-    for key, value in (("num_inference_steps", args.steps), ("patch_size", args.patch_size),
-                       ("stride", args.stride), ("condition_per_window", args.condition_per_window),
-                       ("window_blend", args.window_blend), ("window_batch_size", args.window_batch_size),
-                       ("processing_resolution", args.processing_resolution)):
-        if value is not None:
-            options[key] = value
-    if torch.device(device).type == "cpu":  # the diffhdr command tunes the allocator: larger CPU batches pay off
-        options["window_memory_budget"] = cpu_window_budget()
-
-    generators = [torch.Generator().manual_seed(args.seed + k) for k in range(args.ensemble)]
-    result = pipe(bracket.images, bracket.exposures, ensemble_size=args.ensemble,
-                  generator=generators if args.ensemble > 1 else generators[0], **options)
-    spread = None if result.uncertainty is None else result.uncertainty[0]
-    return result.hdr[0], spread, (result.alignment_failures or [[]])[0]
+        print(f"wrote {write_radiance(uncertainty, result.uncertainty, overwrite=args.overwrite, metadata=metadata)}")
 
 
 def _run_batch(args: argparse.Namespace) -> int:
     """Batch mode: merge every scene folder under INPUT into ``--out`` (see :mod:`diffhdr_diffusers.batch`)."""
     from ..batch import run_batch
-    from ..evaluation import process_group
+    from ..devices import resolve_device
+    from ..sharding import process_group
 
     if len(args.inputs) != 1:
         raise InputError(f"--out: give one folder of scene folders, not {len(args.inputs)} inputs.")
@@ -201,23 +158,25 @@ def _run_batch(args: argparse.Namespace) -> int:
     if used:
         raise InputError(f"{', '.join(used)}: not used with --out (each scene gets DIR/<scene>.hdr and .png, and its "
                          "exposures from its folder); drop them.")
-    if args.method != "diffhdr" and args.ensemble != 1:
-        raise InputError(f"--ensemble applies to the DiffHDR model only; drop it with --method {args.method}.")
+    if args.dry_run:
+        from ..batch import find_scenes
+
+        scenes = find_scenes(Path(args.inputs[0]), args.group_by)
+        for index, scene in enumerate(scenes, start=1):
+            print(f"{index}. {scene.name}: {len(scene.inputs)} {'frames' if len(scene.inputs) > 1 else 'folder'}: "
+                  f"{', '.join(path.name for path in scene.inputs)}")
+        print(f"{len(scenes)} brackets; nothing merged (--dry-run).")
+        return 0
     group = process_group()
-    device = resolve_device(args.device if args.device or group.device is None else str(group.device))
-    pipe = None
+    device = None
     if args.method == "diffhdr":
-        pipe = _load_pipeline(args, device)
-        pipe.set_progress_bar_config(disable=True)
-
-    def merge(bracket):
-        radiance, _, failures = _merge_bracket(args, bracket, device, pipe)
-        return radiance, failures
-
-    summary = run_batch(args.inputs[0], args.out, merge, vars(args), formats=args.format.replace(" ", "").split(","),
-                        overwrite=args.overwrite, group=group)
+        device = resolve_device(args.device if args.device or group.device is None else str(group.device))
+    method = method_from_args(args, device, progress=False)
+    summary = run_batch(args.inputs[0], args.out, method, method_settings(args, method),
+                        formats=args.format.replace(" ", "").split(","), overwrite=args.overwrite, group=group,
+                        reference_index=args.reference_index, group_by=args.group_by)
     if group.rank == 0:
-        print(summary.text())
+        print(word_message(summary.text(), CLI_WORDING))
     return 1 if summary.failed else 0
 
 

@@ -1,34 +1,29 @@
-"""Evaluation: classical baselines and metric runs over folders of scenes (``diffhdr evaluate``)."""
+"""Evaluation: metric runs of a merge method over folders of scenes (``diffhdr evaluate``).
 
-from .baselines import BASELINES, baseline
+The methods themselves (a model, or the classical merges) live in :mod:`diffhdr_diffusers.methods`; sharding
+across processes in :mod:`diffhdr_diffusers.sharding`.
+"""
+
 from .runs import (
-    BaselinePredictor,
-    PipelinePredictor,
+    UNITS,
+    MethodPredictor,
     Prediction,
     PredictionsPredictor,
-    ProcessGroup,
     discover_scenes,
     evaluate_scene,
-    load_pipeline_predictor,
     peak_memory_mib,
-    process_group,
     run_evaluation,
-    shard,
+    scene_response,
 )
 
 __all__ = [
-    "BASELINES",
-    "BaselinePredictor",
-    "PipelinePredictor",
+    "UNITS",
+    "MethodPredictor",
     "Prediction",
     "PredictionsPredictor",
-    "ProcessGroup",
-    "baseline",
     "discover_scenes",
     "evaluate_scene",
-    "load_pipeline_predictor",
     "peak_memory_mib",
-    "process_group",
     "run_evaluation",
-    "shard",
+    "scene_response",
 ]

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import OutputError
+from ..errors import ALLOW_OVERWRITE, OutputError
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -36,7 +36,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; give a file name for the output.")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists; pass overwrite=True (--overwrite) to replace it.")
+        raise OutputError(f"{path}: already exists; {ALLOW_OVERWRITE}.")
     _probe_folder(path, folder)
     return path
 
@@ -61,11 +61,11 @@ def _move_into_place(temporary: Path, path: Path, overwrite: bool) -> None:
         # A hard link fails if ``path`` appeared meanwhile, so nothing is clobbered by a race.
         os.link(temporary, path)
     except FileExistsError:
-        raise OutputError(f"{path}: already exists; pass overwrite=True (--overwrite) to replace it.") from None
+        raise OutputError(f"{path}: already exists; {ALLOW_OVERWRITE}.") from None
     except OSError:
         # File systems without hard links: check, then rename.
         if path.exists():
-            raise OutputError(f"{path}: already exists; pass overwrite=True (--overwrite) to replace it.") from None
+            raise OutputError(f"{path}: already exists; {ALLOW_OVERWRITE}.") from None
         os.replace(temporary, path)
         return
     os.unlink(temporary)
@@ -144,7 +144,7 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     if not path.parent.is_dir():
         raise OutputError(f"{path}: output folder {path.parent} does not exist; create it first.")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists; pass overwrite=True (--overwrite) or choose another output folder.")
+        raise OutputError(f"{path}: already exists; {ALLOW_OVERWRITE}, or choose another output folder.")
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path}: exists and is not a folder; choose a folder path.")
     try:

@@ -1,8 +1,10 @@
-"""Linear HDR radiance maps: Radiance RGBE ``.hdr`` (OpenCV) and OpenEXR ``.exr`` (``openexr`` wheel)."""
+"""Linear HDR radiance maps: Radiance RGBE ``.hdr`` (OpenCV) and OpenEXR ``.exr`` (``openexr`` wheel); linear
+DNG output for raw editors (:mod:`.dng`)."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -14,7 +16,9 @@ from ..errors import ImageReadError, InputError, OutputError
 from .atomic import atomic_path
 from .decode import bgr_to_rgb, decode_with_opencv, read_bytes
 from .exr import check_exr
-from .formats import RADIANCE_SUFFIXES
+from .formats import RADIANCE_OUTPUT_SUFFIXES, RADIANCE_SUFFIXES
+
+METADATA_PREFIX = "diffhdr:"
 
 
 def decode_hdr(path: Path, data: bytes) -> np.ndarray:
@@ -96,17 +100,28 @@ def check_radiance(path: Path, radiance: np.ndarray) -> np.ndarray:
     return radiance
 
 
-def write_radiance(path: str | os.PathLike, radiance: np.ndarray, overwrite: bool = False) -> Path:
-    """Write linear float RGB (H, W, 3) as Radiance ``.hdr`` (RGBE) or ``.exr`` (float32, ZIP); atomic.
+def write_radiance(
+    path: str | os.PathLike, radiance: np.ndarray, overwrite: bool = False, metadata: dict | None = None,
+    exif_source: str | os.PathLike | None = None,
+) -> Path:
+    """Write linear float RGB (H, W, 3) as Radiance ``.hdr`` (RGBE), ``.exr`` (float32, ZIP) or ``.dng``; atomic.
 
-    RGBE keeps about 8 mantissa bits (relative error below 1%); EXR float32 round-trips exactly.
+    RGBE keeps about 8 mantissa bits (relative error below 1%); EXR float32 round-trips exactly; ``.dng``
+    is a float32 LinearRaw DNG for raw editors (:func:`~.dng.write_dng`), carrying ``exif_source``'s EXIF
+    (the reference frame's; other formats ignore it). ``metadata`` (``{name: value}``, e.g. the camera
+    response used) goes into an EXR's header as string attributes ``diffhdr:<name>`` (values that are not
+    strings as JSON; :func:`read_radiance_metadata` reads them back); ``.hdr`` and ``.dng`` carry none.
     Raises :class:`InputError` for non-finite or negative values and :class:`OutputError` for an
     existing file without ``overwrite``, or a missing or unwritable folder.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in RADIANCE_SUFFIXES:
-        raise OutputError(f"{path}: radiance is written as .hdr or .exr, not {suffix!r}.")
+    if suffix not in RADIANCE_OUTPUT_SUFFIXES:
+        raise OutputError(f"{path}: radiance is written as {', '.join(RADIANCE_OUTPUT_SUFFIXES)}, not {suffix!r}.")
+    if suffix == ".dng":
+        from .dng import write_dng  # dng imports this module
+
+        return write_dng(path, radiance, exif_source=exif_source, overwrite=overwrite)
     radiance = check_radiance(path, radiance)
     with atomic_path(path, overwrite) as temporary:
         if suffix == ".hdr":
@@ -114,7 +129,21 @@ def write_radiance(path: str | os.PathLike, radiance: np.ndarray, overwrite: boo
                 raise OutputError(f"{path}: OpenCV could not write the Radiance file.")
         else:
             header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+            for name, value in (metadata or {}).items():
+                header[f"{METADATA_PREFIX}{name}"] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
             channels = {name: np.ascontiguousarray(radiance[..., index]) for index, name in enumerate("RGB")}
             with OpenEXR.File(header, channels) as exr:
                 exr.write(str(temporary))
     return path
+
+
+def read_radiance_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``diffhdr:<name>`` header attributes :func:`write_radiance` put into an EXR (``{}`` for other files)."""
+    path = Path(path)
+    if path.suffix.lower() != ".exr":
+        return {}
+    data = read_bytes(path)
+    check_exr(path, data)
+    with OpenEXR.File(io.BytesIO(data)) as exr:  # the header is only readable while the file is open
+        return {key[len(METADATA_PREFIX):]: str(value) for key, value in exr.header().items()
+                if key.startswith(METADATA_PREFIX)}

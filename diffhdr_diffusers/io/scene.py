@@ -1,15 +1,17 @@
 """The one scanner of a scene folder, used by ``load_bracket`` (merge, evaluate) and the dataset loaders.
 
-A scene folder holds ``num_images`` LDR exposures, at most one exposure file and at most one ground
-truth. The rules, in one place:
+A scene folder holds 2 to 9 exposures (or exactly ``num_images`` when a caller needs a count), at
+most one exposure file and at most one ground truth. The rules, in one place:
 
-- **Images**: files with an LDR suffix (:data:`~.formats.LDR_SUFFIXES`, any letter case). Hidden
-  files, ``Thumbs.db``/``desktop.ini`` and files of other kinds (notes, sidecars) are ignored.
-- **Order**: ``short``/``medium``/``long`` by meaning, otherwise natural order of the file names
-  (``2.tif`` before ``10.tif``, letter case ignored). Without an exposure file, distinct EXIF
-  exposures decide the order.
+- **Frames**: files with an LDR suffix (:data:`~.formats.LDR_SUFFIXES`) or a camera RAW suffix
+  (:data:`~.formats.RAW_SUFFIXES`), any letter case; one folder holds one kind. Hidden files,
+  ``Thumbs.db``/``desktop.ini`` and files of other kinds (notes, sidecars) are ignored.
+- **Order**: the frames are sorted by exposure, short to long, with a note when that changes their
+  name order (``short``/``medium``/``long`` by meaning, otherwise natural order of the file names,
+  ``2.tif`` before ``10.tif``, letter case ignored). An exposure file lists its EVs in name order.
 - **Exposures**: ``exposure.txt`` (EV), ``exposure_times.txt`` (seconds) or
-  ``relative_exposures.txt`` (ratios), names in any letter case; else EXIF. Two exposure files are an error.
+  ``relative_exposures.txt`` (ratios), names in any letter case; else EXIF. Two exposure files are an
+  error; EXIF that contradicts the exposure file is a warning (the file wins).
 - **Ground truth**: the ``.hdr``/``.exr`` whose stem is ``HDRImg`` (any case; other radiance files
   are then ignored), else the only radiance file. Several candidates are an error.
 """
@@ -23,15 +25,27 @@ from pathlib import Path
 
 from ..errors import ExposureError, InputError
 from .exposures import (
+    EXPLICIT_EXPOSURES_HINT,
     EXPOSURE_TIMES_TXT,
     EXPOSURE_TXT,
     RELATIVE_EXPOSURES_TXT,
+    exif_contradiction,
     exposures_from_exif,
     read_exposure_times_txt,
     read_exposure_txt,
     read_relative_exposures_txt,
+    sort_by_exposure,
 )
-from .formats import GROUND_TRUTH_NAME, IGNORED_NAMES, LDR_SUFFIXES, NAMED_ORDER, RADIANCE_SUFFIXES
+from .formats import (
+    GROUND_TRUTH_NAME,
+    IGNORED_NAMES,
+    LDR_SUFFIXES,
+    MAX_FRAMES,
+    MIN_FRAMES,
+    NAMED_ORDER,
+    RADIANCE_SUFFIXES,
+    RAW_SUFFIXES,
+)
 
 EXPOSURE_READERS = {
     EXPOSURE_TXT: read_exposure_txt,
@@ -47,7 +61,8 @@ class SceneScan:
 
     Attributes:
         folder: the scene folder.
-        images: the LDR exposures in name order (``short``/``medium``/``long`` by meaning, else natural order).
+        images: the frames (LDR images or RAW files) in name order (``short``/``medium``/``long`` by
+            meaning, else natural order); :func:`scene_exposures` sorts them by exposure.
         exposure_file: the exposure file, or ``None`` (exposures then come from EXIF).
         ground_truth: the reference radiance file, or ``None``.
     """
@@ -82,6 +97,40 @@ def is_ldr(path: Path) -> bool:
     return path.suffix.lower() in LDR_SUFFIXES
 
 
+def is_raw(path: Path) -> bool:
+    """Whether ``path`` has a camera RAW suffix."""
+    return path.suffix.lower() in RAW_SUFFIXES
+
+
+def is_frame(path: Path) -> bool:
+    """Whether ``path`` can be a bracket frame: an LDR image or a camera RAW file."""
+    return is_ldr(path) or is_raw(path)
+
+
+def check_one_kind(paths: Sequence[Path], where: str) -> None:
+    """Raise :class:`InputError` when ``paths`` mix camera RAW files and LDR images (one bracket holds one kind)."""
+    raws = [path for path in paths if is_raw(path)]
+    if raws and len(raws) != len(paths):
+        others = [path for path in paths if not is_raw(path)]
+        raise InputError(
+            f"{where}mixes RAW files ({_names(raws)}) and LDR images ({_names(others)}); a bracket is all RAW or "
+            "all LDR: use one kind (move the other out of the folder)."
+        )
+
+
+def check_frame_count(count: int, num_images: int | None, where: str, names: str, kind: str = "frames") -> None:
+    """Raise :class:`InputError` unless ``count`` frames suit a bracket (``num_images`` exactly, else 2 to 9)."""
+    if num_images is not None and count != num_images:
+        raise InputError(f"{where}expected {num_images} {kind}, found {count}: {names}; this needs exactly "
+                         f"{num_images} exposures of the scene.")
+    if num_images is None and not MIN_FRAMES <= count <= MAX_FRAMES:
+        found = "no frames found" if count == 0 else f"{count} frame{'s' if count > 1 else ''} ({names})"
+        raise InputError(
+            f"{where}{found}; a bracket holds {MIN_FRAMES} to {MAX_FRAMES} exposures of one scene "
+            f"({', '.join(LDR_SUFFIXES)} images or camera RAW files)."
+        )
+
+
 def is_radiance(path: Path) -> bool:
     """Whether ``path`` has a radiance suffix."""
     return path.suffix.lower() in RADIANCE_SUFFIXES
@@ -93,8 +142,8 @@ def is_exposure_file(path: Path) -> bool:
 
 
 def is_scene_folder(folder: Path) -> bool:
-    """A folder is a scene when it holds an exposure file, an LDR image or a radiance file."""
-    return any(is_exposure_file(path) or is_ldr(path) or is_radiance(path) for path in scene_entries(folder))
+    """A folder is a scene when it holds an exposure file, a frame (LDR or RAW) or a radiance file."""
+    return any(is_exposure_file(path) or is_frame(path) or is_radiance(path) for path in scene_entries(folder))
 
 
 def order_images(images: Sequence[Path]) -> list[Path]:
@@ -120,16 +169,17 @@ def find_ground_truth(folder: Path, radiance_files: Sequence[Path]) -> Path | No
     return radiance_files[0] if radiance_files else None
 
 
-def scan_scene(folder: str | Path, num_images: int = 3) -> SceneScan:
-    """Find a scene folder's images, exposure file and ground truth; raise :class:`InputError` naming the fix."""
+def scan_scene(folder: str | Path, num_images: int | None = None) -> SceneScan:
+    """Find a scene folder's frames, exposure file and ground truth; raise :class:`InputError` naming the fix.
+
+    ``num_images``: the number of frames required, or ``None`` for any bracket of 2 to 9.
+    """
     folder = Path(folder)
     entries = scene_entries(folder)
-    images = [path for path in entries if is_ldr(path)]
-    if len(images) != num_images:
-        raise InputError(
-            f"{folder}: expected {num_images} LDR images ({', '.join(LDR_SUFFIXES)}), found {len(images)}: "
-            f"{_names(images)}; keep exactly one image per exposure in the scene folder."
-        )
+    images = [path for path in entries if is_frame(path)]
+    check_one_kind(images, f"{folder}: ")
+    kind = "RAW files" if any(is_raw(path) for path in images) else "LDR images"
+    check_frame_count(len(images), num_images, f"{folder}: ", _names(images), kind)
     exposure_files = [path for path in entries if is_exposure_file(path)]
     if len(exposure_files) > 1:
         raise InputError(f"{folder}: several exposure files ({_names(exposure_files)}); keep only one.")
@@ -137,25 +187,63 @@ def scan_scene(folder: str | Path, num_images: int = 3) -> SceneScan:
     return SceneScan(folder, tuple(order_images(images)), exposure_files[0] if exposure_files else None, ground_truth)
 
 
-def scene_exposures(scan: SceneScan) -> tuple[list[Path], list[float], str]:
-    """The scene's images (short to long), their EVs as read (not yet validated) and where the EVs came from.
+def read_exposure_file(path: Path) -> list[float]:
+    """The EVs of an exposure file (its kind from its name, any letter case)."""
+    return EXPOSURE_READERS[path.name.lower()](path)
 
-    The exposure file wins; without one, EXIF gives the exposures and, when they are distinct, the order.
-    """
-    images = list(scan.images)
-    if scan.exposure_file is not None:
-        return images, EXPOSURE_READERS[scan.exposure_file.name.lower()](scan.exposure_file), str(scan.exposure_file)
-    try:
-        exposures = exposures_from_exif(images)
-    except ExposureError as error:
-        other_text = [path.name for path in scene_entries(scan.folder) if path.suffix.lower() == ".txt"]
-        hint = f" (found {', '.join(other_text)}, which is not a recognised name)" if other_text else ""
+
+def exposures_from_file(
+    exposure_file: Path, frames: Sequence[Path], listed: Sequence[Path] | None = None
+) -> tuple[list[float], list[str]]:
+    """The EVs of ``frames`` from ``exposure_file``, which lists one EV per frame of ``listed`` (its folder's
+    frames in name order; default ``frames``), and a warning when the frames' EXIF contradicts it."""
+    listed = list(frames if listed is None else listed)
+    values = read_exposure_file(exposure_file)
+    if len(values) != len(listed):
         raise ExposureError(
-            f"{scan.folder}: no {EXPOSURE_TXT}{hint} and no usable EXIF ({error}); add {EXPOSURE_TXT} with one EV "
-            "per line, short to long, or pass the exposures explicitly."
-        ) from error
-    if len(set(exposures)) == len(exposures):
-        # Without an exposure file, distinct EXIF exposures order the bracket unambiguously.
-        order = sorted(range(len(images)), key=exposures.__getitem__)
-        images, exposures = [images[index] for index in order], [exposures[index] for index in order]
-    return images, exposures, f"{scan.folder} (EXIF)"
+            f"{exposure_file}: {len(values)} exposures for {len(listed)} images ({_names(listed)}); "
+            "give exactly one EV per image, in name order."
+        )
+    by_frame = dict(zip(listed, values))
+    exposures = [by_frame[frame] for frame in frames]
+    warning = exif_contradiction(list(frames), exposures, str(exposure_file))
+    return exposures, [warning] if warning else []
+
+
+def order_by_exposure(
+    images: Sequence[Path], exposure_file: Path | None, where: Path | str, listed: Sequence[Path] | None = None
+) -> tuple[list[Path], list[float], str, list[str]]:
+    """``(frames short to long, their EVs, where the EVs came from, warnings)`` from an exposure file or EXIF.
+
+    The exposure file wins (a contradicting EXIF is a warning); without one, EXIF gives the exposures.
+    Equal exposures raise :class:`ExposureError`; a changed order is a note among the warnings.
+    """
+    images = list(images)
+    if exposure_file is not None:
+        exposures, warnings = exposures_from_file(exposure_file, images, listed)
+        source = str(exposure_file)
+    else:
+        try:
+            exposures = exposures_from_exif(images)
+        except ExposureError as error:
+            folder = Path(where)
+            other_text = [path.name for path in scene_entries(folder) if path.suffix.lower() == ".txt"] if folder.is_dir() else []
+            hint = f" (found {', '.join(other_text)}, which is not a recognised name)" if other_text else ""
+            raise ExposureError(
+                f"{where}: no {EXPOSURE_TXT}{hint} and no usable EXIF ({str(error).split(';')[0]}); add {EXPOSURE_TXT} with one EV "
+                f"per line in name order, or {EXPLICIT_EXPOSURES_HINT}."
+            ) from error
+        warnings, source = [], f"{where} (EXIF)"
+    relative = exposure_file is None or exposure_file.name.lower() != EXPOSURE_TXT
+    images, exposures, notes = sort_by_exposure(images, exposures, source, relative)
+    return images, exposures, source, warnings + notes
+
+
+def scene_exposures(scan: SceneScan) -> tuple[list[Path], list[float], str]:
+    """The scene's frames sorted short to long, their EVs and where the EVs came from.
+
+    The exposure file wins; without one, EXIF gives the exposures. (:func:`order_by_exposure` also
+    returns the notes and warnings, which :func:`~.bracket.load_bracket` keeps.)
+    """
+    images, exposures, source, _ = order_by_exposure(scan.images, scan.exposure_file, scan.folder)
+    return images, exposures, source

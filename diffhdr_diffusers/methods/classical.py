@@ -1,11 +1,13 @@
-"""Classical HDR merges to compare DiffHDR against, in literal EV units.
+"""The classical HDR merges, together: the baselines DiffHDR is compared against, in literal EV units.
 
-Every baseline has the signature ``(images, exposures) -> radiance``: ``images`` are N float arrays
-(H, W, 3) in [0, 1], short to long; ``exposures`` are EV stops; the result is float32 linear radiance
-(H, W, 3) in the EVs' own units, ``ldr**2.2 / 2**ev`` (:mod:`diffhdr_diffusers.hdr_domain`; the frames
-are linearised with a gamma-2.2 camera response, as Kalantari's data is).
+Every merge has the signature ``(images, exposures, reference_index=None) -> radiance``: ``images`` are
+N >= 2 float arrays (H, W, 3) in [0, 1] in the canonical encoding (frames as
+:func:`~diffhdr_diffusers.camera.apply_camera` returns them, short to long); ``exposures`` are EV stops; the
+result is float32 linear radiance (H, W, 3) in the EVs' own units, ``code**2.2 / 2**ev``
+(:mod:`diffhdr_diffusers.hdr_domain`), which is ``inverse_response(code) / 2**ev`` of the camera's own code.
+The reference defaults to the middle frame (index ``N // 2``, the later of the two middle ones for even N).
 
-* ``reference``: the medium (reference) frame alone, linearised. Saturated highlights stay clipped.
+* ``reference``: the reference frame alone, linearised. Saturated highlights stay clipped.
 * ``naive-merge``: a triangle-weighted average of all linearised frames, without alignment, so moving
   objects ghost. Pixels that no frame exposes well fall back to the short frame (bright) or the long
   frame (dark).
@@ -13,7 +15,7 @@ are linearised with a gamma-2.2 camera response, as Kalantari's data is).
   reference weights, falling back to the reference where alignment is not trusted (the prior of the
   aligned DiffHDR variant, and the baseline every model card reports).
 * ``debevec``: OpenCV's ``MergeDebevec`` with the known exposure times ``2**ev`` and the gamma-2.2
-  response. OpenCV only merges 8-bit images, so the frames are quantised to 8 bits first (16-bit TIFFs
+  response of the canonical encoding. OpenCV only merges 8-bit images, so the frames are quantised to 8 bits first (16-bit TIFFs
   lose precision: a relative error up to about 0.2 % near white, more in the shadows). OpenCV weights
   whole pixels (the mean of the channels' hat weights), so a channel that clips while the others do not
   still pulls the result towards its clipped value.
@@ -29,28 +31,32 @@ import numpy as np
 from ..hdr_domain import GAMMA, linearize
 from ..errors import InputError
 
-Baseline = Callable[[Sequence[np.ndarray], Sequence[float]], np.ndarray]
+Baseline = Callable[..., np.ndarray]
 
 # A frame counts as clipped above/below these normalised LDR values in the naive merge's fallback.
 _BRIGHT = 0.5
 
 
-def _check(images: Sequence[np.ndarray], exposures: Sequence[float]) -> tuple[list[np.ndarray], np.ndarray]:
+def _check(images: Sequence[np.ndarray], exposures: Sequence[float], reference_index: int | None = None,
+           ) -> tuple[list[np.ndarray], np.ndarray, int]:
     images = [np.asarray(image, dtype=np.float32) for image in images]
     if len(images) < 1 or len(images) != len(exposures):
         raise InputError(
-            f"a baseline needs one exposure per image, got {len(images)} images and {len(exposures)} exposures."
+            f"a classical merge needs one exposure per image, got {len(images)} images and {len(exposures)} exposures."
         )
     shapes = {image.shape for image in images}
     if len(shapes) != 1 or images[0].ndim != 3 or images[0].shape[-1] != 3:
-        raise InputError(f"baseline images must all be (H, W, 3) of one size, got shapes {sorted(shapes)}.")
-    return images, np.asarray(exposures, dtype=np.float64)
+        raise InputError(f"bracket images must all be (H, W, 3) of one size, got shapes {sorted(shapes)}.")
+    reference_index = len(images) // 2 if reference_index is None else int(reference_index)
+    if not 0 <= reference_index < len(images):
+        raise InputError(f"reference index {reference_index}: the bracket has frames 0 to {len(images) - 1}.")
+    return images, np.asarray(exposures, dtype=np.float64), reference_index
 
 
-def reference_merge(images: Sequence[np.ndarray], exposures: Sequence[float]) -> np.ndarray:
-    """The reference (middle) frame linearised: the no-merge lower bound."""
-    images, evs = _check(images, exposures)
-    reference_index = len(images) // 2
+def reference_merge(images: Sequence[np.ndarray], exposures: Sequence[float], reference_index: int | None = None,
+                    ) -> np.ndarray:
+    """The reference frame linearised: the no-merge lower bound."""
+    images, evs, reference_index = _check(images, exposures, reference_index)
     return linearize(images[reference_index], evs[reference_index])
 
 
@@ -59,9 +65,10 @@ def triangle_weight(image: np.ndarray) -> np.ndarray:
     return 1.0 - np.abs(2.0 * image - 1.0)
 
 
-def naive_merge(images: Sequence[np.ndarray], exposures: Sequence[float]) -> np.ndarray:
+def naive_merge(images: Sequence[np.ndarray], exposures: Sequence[float], reference_index: int | None = None,
+                ) -> np.ndarray:
     """Triangle-weighted per-pixel average of the linearised frames, without alignment."""
-    images, evs = _check(images, exposures)
+    images, evs, reference_index = _check(images, exposures, reference_index)
     order = np.argsort(evs, kind="stable")
     weighted = np.zeros_like(images[0], dtype=np.float64)
     total = np.zeros_like(images[0], dtype=np.float64)
@@ -71,7 +78,7 @@ def naive_merge(images: Sequence[np.ndarray], exposures: Sequence[float]) -> np.
         total += weight
     shortest, longest = order[0], order[-1]
     fallback = np.where(
-        images[len(images) // 2] > _BRIGHT,
+        images[reference_index] > _BRIGHT,
         linearize(images[shortest], evs[shortest]),
         linearize(images[longest], evs[longest]),
     )
@@ -96,21 +103,25 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
-def debevec_merge(images: Sequence[np.ndarray], exposures: Sequence[float]) -> np.ndarray:
-    """OpenCV ``MergeDebevec`` with exposure times ``2**ev`` and a gamma-2.2 response (8-bit inputs)."""
-    images, evs = _check(images, exposures)
+def debevec_merge(images: Sequence[np.ndarray], exposures: Sequence[float], reference_index: int | None = None,
+                  ) -> np.ndarray:
+    """OpenCV ``MergeDebevec`` with exposure times ``2**ev`` and a gamma-2.2 response (8-bit inputs); it has no
+    reference frame (``reference_index`` is only checked)."""
+    images, evs, _ = _check(images, exposures, reference_index)
     times = (2.0**evs).astype(np.float32)
     merged = cv2.createMergeDebevec().process([to_uint8(image) for image in images], times, gamma_response())
     return np.ascontiguousarray(merged, dtype=np.float32)
 
 
-def flow_merge(images: Sequence[np.ndarray], exposures: Sequence[float]) -> np.ndarray:
+def flow_merge(images: Sequence[np.ndarray], exposures: Sequence[float], reference_index: int | None = None,
+               ) -> np.ndarray:
     """Exposure-aware optical-flow alignment, then a reference-weighted merge (:mod:`diffhdr_diffusers.merging`)."""
-    from ..merging import flow_merge_radiance
+    from .. import merging
 
-    return flow_merge_radiance(*_check(images, exposures))
+    return merging.flow_merge_radiance(*_check(images, exposures, reference_index))
 
 
+#: The classical merges by name (``diffhdr merge --method``, ``diffhdr evaluate --method``).
 BASELINES: dict[str, Baseline] = {
     "reference": reference_merge,
     "naive-merge": naive_merge,
@@ -120,10 +131,10 @@ BASELINES: dict[str, Baseline] = {
 
 
 def baseline(name: str) -> Baseline:
-    """The baseline called ``name`` (one of :data:`BASELINES`)."""
+    """The classical merge called ``name`` (one of :data:`BASELINES`)."""
     try:
         return BASELINES[name]
     except KeyError:
         raise InputError(
-            f"unknown baseline method {name!r}; choose one of: {', '.join(BASELINES)}."
+            f"unknown merge method {name!r}; choose one of: {', '.join(BASELINES)}."
         ) from None

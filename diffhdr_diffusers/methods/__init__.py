@@ -1,0 +1,306 @@
+"""One merge-method layer behind every entry point: ``load_method(name | model) -> Method``; ``Method(bracket)``.
+
+``diffhdr merge``, batch mode, ``diffhdr evaluate``, the web app and training's validation all merge through
+here, so that a bracket takes one path whatever the front end::
+
+    from diffhdr_diffusers.methods import load_method
+
+    method = load_method("flow-merge")                    # or "diffhdr" / None (the bundled model), a folder, a Hub id
+    result = method(frames, exposures)                    # frames as read (code values), short to long
+    result.radiance, result.uncertainty, result.rejected, result.camera.to_dict(), result.seconds
+
+A call first maps the frames through the camera's response (:func:`~diffhdr_diffusers.camera.apply_camera`,
+the one place a response is applied), then merges the canonical frames with the camera's exposures.
+
+The layer owns what every front end used to repeat: pipeline loading (:func:`load_pipeline`), schedulers by
+name, the device, the CPU window budget, the presets (:func:`fast_preset`), ensembles (always the pipeline's
+``ensemble_size``) and the classical merges (:mod:`.classical`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import USE_FLOW_MERGE, InputError
+from ..hdr_domain import GAMMA
+from .classical import BASELINES
+from .rejection import describe_rejection
+
+MODEL = "diffhdr"
+CLASSICAL = tuple(sorted(BASELINES))
+#: The sampling options a model takes (``load_method`` keywords; the pipeline's call arguments, plus the
+#: scheduler by name, ``fast``, ``ensemble`` and ``seed``).
+SAMPLING_OPTIONS = ("num_inference_steps", "scheduler", "processing_resolution", "patch_size", "stride",
+                    "condition_per_window", "window_blend", "window_batch_size", "fast", "ensemble", "seed")
+FAST_STEPS = 5
+
+
+class FrameCountError(InputError):
+    """The model merges a fixed number of frames and the bracket has another; ``suggested_method`` merges it."""
+
+    suggested_method = "flow-merge"
+
+
+@dataclass
+class RejectedFrame:
+    """A frame the merge did not use (its alignment to the reference failed), and why, with the measured figure."""
+
+    index: int
+    reason: str
+
+
+@dataclass
+class MergeResult:
+    """One merged bracket.
+
+    Attributes:
+        radiance: float32 (H, W, 3) linear radiance in the exposures' units (the camera's, after any correction).
+        uncertainty: float32 (H, W, 3) per-pixel std of an ensemble in the mu-law domain, or None.
+        rejected: the frames not used, with their reasons.
+        camera: the :class:`~diffhdr_diffusers.camera.CameraModel` applied (``camera.to_dict()`` for records).
+        reference_index: the reference frame.
+        seconds: wall time of the call; ``timing`` splits it into ``camera`` and ``merge``.
+        method: the method's label.
+        notes: the bracket's own notes (frames sorted by exposure, EXIF that disagrees with the exposure file).
+    """
+
+    radiance: np.ndarray
+    uncertainty: np.ndarray | None
+    rejected: list[RejectedFrame]
+    camera: object
+    reference_index: int
+    seconds: float
+    timing: dict = field(default_factory=dict)
+    method: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fallback(self) -> bool:
+        """Whether something fell back: a rejected frame or a default response instead of an estimated one."""
+        return bool(self.rejected) or bool(self.camera.fallback)
+
+    def warnings(self, names: Sequence[str] | None = None) -> list[str]:
+        """One line per fallback (response, exposure correction, each rejected frame), frames named by ``names``."""
+        lines = list(self.notes) + [f"camera response: {warning}" for warning in self.camera.warnings]
+        for frame in self.rejected:
+            name = names[frame.index] if names else f"frame {frame.index + 1}"
+            lines.append(f"{name} not used: {frame.reason}; the merge uses the reference frame there.")
+        return lines
+
+    def metadata(self) -> dict:
+        """What to save with the output: the method, the camera (response and exposures) and the frames not used."""
+        return {"method": self.method, "reference_index": self.reference_index, "camera": self.camera.to_dict(),
+                "rejected": [{"index": frame.index, "reason": frame.reason} for frame in self.rejected]}
+
+
+class Method:
+    """A merge method: call it with a bracket's frames (as read, short to long) and their EVs.
+
+    Args:
+        name: ``"diffhdr"`` for a model, else one of :data:`CLASSICAL`.
+        label: how results name it.
+        response: the default ``response`` of a call: ``"auto"``, ``"srgb"``, ``"linear"``, ``"gamma:G"``, a file,
+            or a :class:`~diffhdr_diffusers.camera.Response`.
+        settings: what decides the result (for batch done-markers and evaluation tables).
+    """
+
+    gamma = GAMMA
+
+    def __init__(self, name: str, label: str, response="auto", settings: dict | None = None):
+        self.name, self.label, self.response = name, label, response
+        self.settings = {"method": name, **(settings or {})}
+
+    def __call__(self, frames: Sequence[np.ndarray], exposures: Sequence[float], reference_index: int | None = None,
+                 response=None) -> MergeResult:
+        """Merge a bracket: ``response`` (default: the method's) maps the frames, the method merges them."""
+        from ..camera import apply_camera
+
+        frames = list(frames)
+        reference_index = self.reference_for(len(frames), reference_index)
+        start = time.perf_counter()
+        canonical, camera = apply_camera(frames, exposures, self.response if response is None else response,
+                                         gamma=self.gamma, reference_index=reference_index)
+        mapped = time.perf_counter()
+        radiance, uncertainty, failed = self.merge(canonical, camera.exposures, reference_index)
+        end = time.perf_counter()
+        rejected = [RejectedFrame(index, describe_rejection(canonical, camera.exposures, reference_index, index,
+                                                            self.gamma)) for index in failed]
+        return MergeResult(np.asarray(radiance, dtype=np.float32), uncertainty, rejected, camera, reference_index,
+                           end - start, {"camera": mapped - start, "merge": end - mapped}, self.label)
+
+    def merge_bracket(self, bracket, reference_index: int | None = None, response=None) -> MergeResult:
+        """Merge a :class:`~diffhdr_diffusers.io.Bracket` as read: a RAW bracket's frames are linear already, so
+        ``auto`` means the linear response for them, and their radiance leaves camera RGB for Rec.709 after the
+        merge (each sensor channel clips on its own there); the bracket's notes lead the warnings."""
+        chosen = self.response if response is None else response
+        if getattr(bracket, "response_hint", None) == "linear" and chosen == "auto":
+            chosen = "linear"
+        result = self(bracket.images, bracket.exposures, reference_index=reference_index, response=chosen)
+        if hasattr(bracket, "to_rec709"):
+            result.radiance = bracket.to_rec709(result.radiance)
+        result.notes = list(getattr(bracket, "warnings", []))
+        return result
+
+    def reference_for(self, count: int, reference_index: int | None) -> int:
+        """The reference frame of an N-frame bracket: ``reference_index``, or the middle frame (``N // 2``)."""
+        if count < 2:
+            raise InputError(f"a bracket needs at least 2 frames; got {count}.")
+        index = count // 2 if reference_index is None else int(reference_index)
+        if not 0 <= index < count:
+            raise InputError(f"reference index {index}: a bracket of {count} frames has frames 0 to {count - 1}.")
+        return index
+
+    def merge(self, frames: list[np.ndarray], exposures: list[float], reference_index: int):
+        """``(radiance, uncertainty or None, indices of frames not used)`` of canonical frames."""
+        raise NotImplementedError
+
+
+class ClassicalMethod(Method):
+    """flow-merge, reference, naive-merge or debevec (:mod:`.classical`)."""
+
+    def merge(self, frames, exposures, reference_index):
+        if self.name == "flow-merge":
+            from .. import merging
+
+            merged = merging.flow_merge_radiance(frames, exposures, reference_index, details=True)  # bounded memory
+            return merged.radiance, None, [index for index, failed in enumerate(merged.failed) if failed]
+        return BASELINES[self.name](frames, exposures, reference_index), None, []
+
+
+def fast_preset(config) -> dict:
+    """The fast preset for a pipeline ``config``: fewer steps on shifted non-overlapping windows, or nothing.
+
+    Shifted windows only pay off when they replace more steps than they add window passes, so a model whose own
+    default is already :data:`FAST_STEPS` steps or fewer (the bundled model: 4) keeps its defaults: the fast
+    preset is never slower than the default.
+    """
+    from ..pipelines.presets import FAST_PRESET
+
+    if config.default_num_inference_steps <= FAST_PRESET["num_inference_steps"]:
+        return {}
+    return dict(FAST_PRESET)
+
+
+class ModelMethod(Method):
+    """A :class:`~diffhdr_diffusers.pipelines.DiffHDRPipeline` with sampling options; ``ensemble`` K > 1 draws K
+    samples (seeds ``seed .. seed + K - 1``) in one batched run and returns their mu-law std as uncertainty."""
+
+    def __init__(self, pipeline, label: str, response=None, fast: bool = False, ensemble: int = 1, seed: int = 0,
+                 scheduler: str | None = None, **options):
+        if int(ensemble) < 1:
+            raise InputError(f"ensemble size {ensemble}: must be at least 1.")
+        if scheduler:
+            from ..schedulers import scheduler_from_name
+
+            pipeline.scheduler = scheduler_from_name(scheduler, pipeline.scheduler.config)
+        config = pipeline.config
+        self.pipeline, self.ensemble, self.seed = pipeline, int(ensemble), int(seed)
+        self.gamma = float(getattr(config, "gamma", GAMMA))
+        self.options = fast_preset(config) if fast else {}
+        self.options.update({key: value for key, value in options.items() if value is not None})
+        if pipeline.device.type == "cpu":  # the diffhdr command tunes the allocator: larger CPU batches pay off
+            from ..allocator import cpu_window_budget
+
+            self.options["window_memory_budget"] = cpu_window_budget()
+        paper = config.alignment is None
+        # The paper's model was trained on Kalantari's gamma-2.2 frames: its default response is that camera's.
+        default_response = "gamma:2.2" if paper else "auto"
+        self.num_exposures = pipeline.condition_encoder.config.num_exposures
+        self.model_reference = getattr(pipeline.condition_encoder.config, "reference_index", self.num_exposures // 2)
+        steps = self.options.get("num_inference_steps", config.default_num_inference_steps)
+        settings = {"model": label, "scheduler": type(pipeline.scheduler).__name__, "steps": steps,
+                    "fast": bool(fast), "ensemble": self.ensemble, "seed": self.seed,
+                    **{key: value for key, value in self.options.items()
+                       if key not in ("num_inference_steps", "window_memory_budget")}}
+        settings.setdefault("patch_size", config.default_patch_size)
+        settings.setdefault("stride", config.default_stride)
+        settings.setdefault("processing_resolution", config.default_processing_resolution)
+        super().__init__(MODEL, label, default_response if response is None else response, settings)
+
+    def reference_for(self, count: int, reference_index: int | None) -> int:
+        if count != self.num_exposures:
+            raise FrameCountError(f"the model {self.label} merges exactly {self.num_exposures} frames, but this "
+                                  f"bracket has {count}; {USE_FLOW_MERGE}.")
+        index = super().reference_for(count, reference_index)
+        if index != self.model_reference:
+            raise InputError(f"reference index {index}: the model {self.label} merges onto frame "
+                             f"{self.model_reference} (the middle one); leave the reference at the middle frame.")
+        return index
+
+    def merge(self, frames, exposures, reference_index):
+        import torch
+
+        generators = [torch.Generator().manual_seed(self.seed + k) for k in range(self.ensemble)]
+        output = self.pipeline(frames, exposures, ensemble_size=self.ensemble,
+                               generator=generators if self.ensemble > 1 else generators[0], **self.options)
+        uncertainty = None if output.uncertainty is None else np.asarray(output.uncertainty[0], dtype=np.float32)
+        return output.hdr[0], uncertainty, list((output.alignment_failures or [[]])[0])
+
+
+def load_pipeline(model: str | None = None, device: str | None = None, trust_remote_code: bool = False,
+                  progress: bool = True):
+    """A :class:`~diffhdr_diffusers.pipelines.DiffHDRPipeline` from a folder or Hub id (``None``: the bundled
+    model), on ``device`` (default: :func:`~diffhdr_diffusers.devices.default_device`)."""
+    from ..devices import resolve_device
+    from ..pipelines import DiffHDRPipeline
+
+    pipeline = DiffHDRPipeline.from_pretrained(model, trust_remote_code=trust_remote_code)
+    pipeline = pipeline.to(resolve_device(device))
+    pipeline.set_progress_bar_config(disable=not progress)
+    return pipeline
+
+
+def load_method(name_or_model=None, device: str | None = None, response=None, trust_remote_code: bool = False,
+                progress: bool = True, **sampling) -> Method:
+    """The merge method ``name_or_model`` names.
+
+    Args:
+        name_or_model: a classical merge (:data:`CLASSICAL`: ``"flow-merge"``, ``"reference"``, ``"naive-merge"``,
+            ``"debevec"``); ``None`` or ``"diffhdr"`` for the bundled model; a pipeline folder or Hub id; or a
+            loaded :class:`~diffhdr_diffusers.pipelines.DiffHDRPipeline`.
+        device: where a model runs (default: CUDA if present, else the CPU).
+        response: the camera response a call applies unless it names one (default ``"auto"``: estimated from the
+            bracket; ``"gamma:2.2"`` for the paper's model, which was trained on that camera).
+        trust_remote_code: accept a model folder whose Python files are not this library's (never executed).
+        progress: show the model's sampling progress bar.
+        **sampling: a model's :data:`SAMPLING_OPTIONS`; ``fast=True`` is :func:`fast_preset`.
+
+    Raises :class:`~diffhdr_diffusers.errors.InputError` for a sampling option given to a classical merge.
+    """
+    unknown = sorted(set(sampling) - set(SAMPLING_OPTIONS))
+    if unknown:
+        raise InputError(f"unknown sampling option(s) {', '.join(unknown)}; choose from {', '.join(SAMPLING_OPTIONS)}.")
+    if isinstance(name_or_model, str) and name_or_model in BASELINES:
+        given = [key for key, value in sampling.items()
+                 if value not in (None, False) and not (key == "ensemble" and value == 1) and key != "seed"]
+        if given:
+            raise InputError(f"{', '.join(given)}: sampling options apply to a model only, not to {name_or_model}.")
+        return ClassicalMethod(name_or_model, name_or_model, "auto" if response is None else response)
+    if name_or_model is None or isinstance(name_or_model, str):
+        model = None if name_or_model in (None, MODEL) else name_or_model
+        pipeline = load_pipeline(model, device, trust_remote_code, progress)
+        label = model or "bundled model"
+    else:
+        pipeline, label = name_or_model, getattr(name_or_model, "name_or_path", None) or "pipeline"
+        if device is not None:
+            pipeline = pipeline.to(device)
+    return ModelMethod(pipeline, str(label), response, **sampling)
+
+
+__all__ = [
+    "CLASSICAL",
+    "ClassicalMethod",
+    "FrameCountError",
+    "MergeResult",
+    "Method",
+    "ModelMethod",
+    "RejectedFrame",
+    "SAMPLING_OPTIONS",
+    "fast_preset",
+    "load_method",
+    "load_pipeline",
+]

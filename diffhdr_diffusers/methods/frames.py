@@ -1,0 +1,42 @@
+"""Read a bracket of any size (2 or more frames) for the front ends: a scene folder or image files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def count_frames(inputs: Sequence[str | os.PathLike]) -> int:
+    """How many frames ``inputs`` hold: the image files given, or the LDR images of one scene folder."""
+    from ..io.scene import is_ldr, is_raw, scene_entries
+
+    paths = [Path(item) for item in inputs]
+    if len(paths) == 1 and paths[0].is_dir():
+        return sum(1 for path in scene_entries(paths[0]) if is_ldr(path) or is_raw(path))
+    return len(paths)
+
+
+def read_bracket(inputs: str | os.PathLike | Sequence[str | os.PathLike], exposures: Sequence[float] | None = None,
+                 half_size: bool = False):
+    """:func:`~diffhdr_diffusers.io.load_bracket` of however many frames ``inputs`` hold (2 to 9)."""
+    from ..io import load_bracket
+
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    present = all(Path(item).exists() for item in inputs)  # else the loader names the missing input
+    count = count_frames(inputs) if present else len(inputs)
+    if present and count < 2:
+        folder = len(inputs) == 1 and Path(inputs[0]).is_dir()
+        where = f"{inputs[0]}: " if folder else ""
+        found = f": {', '.join(Path(item).name for item in inputs)}" if inputs and not folder else ""
+        raise InputError(f"{where}a bracket needs at least 2 frames (exposures of one scene), found {count}{found}.")
+    return load_bracket(inputs, exposures=exposures, half_size=half_size)
+
+
+def frame_names(bracket) -> list[str]:
+    """The bracket's frames by file name (``frame 1``, ... when it was not read from files)."""
+    if bracket.paths:
+        return [path.name for path in bracket.paths]
+    return [f"frame {index + 1}" for index in range(len(bracket.images))]
