@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from diffhdr_diffusers.camera import Response, apply_camera
-from diffhdr_diffusers.evaluation.baselines import reference_merge
+from diffhdr_diffusers.methods.classical import reference_merge
 from diffhdr_diffusers.hdr_domain import to_model_units
 from diffhdr_diffusers.io import read_exposure_txt, read_ldr, read_radiance
 from diffhdr_diffusers.merging import flow_merge
@@ -67,8 +67,12 @@ def merge_and_score(frames, exposures, target, response, reference_index) -> dic
     merge_seconds = time.perf_counter() - start - camera_seconds
     prediction = to_model_units(result.radiance, exposures)
     truth = to_model_units(target, exposures)
+    usable = (truth > 1e-4) & (truth < 1.0) & (prediction > 1e-4)
+    scale = float(np.exp(np.median(np.log(truth[usable] / prediction[usable])))) if usable.any() else 1.0
     return {
         "psnr_mu": psnr_mu(prediction, truth),
+        "psnr_mu_scaled": psnr_mu(prediction * scale, truth),
+        "scale_stops": math.log2(scale),
         "psnr_l": psnr_l(prediction, truth),
         "rejected": int(sum(result.alignment.failed)),
         "fallback": bool(camera.fallback),
@@ -100,11 +104,13 @@ def evaluate(data: Path, responses=RESPONSES, with_ablation: bool = False) -> li
         reference = params["reference_index"]
         row = {"scene": folder.name, "curve": params["camera"]["curve"], "format": params["camera"]["format"],
                "frames": len(frames), "source": params["source"].get("file"), "scores": {}, "subsets": {},
-               "true_exposures": params["true_exposures"], "motion_strength": params["motion_strength"]}
+               "true_exposures": params["true_exposures"], "motion_strength": params["motion_strength"],
+               "reference": reference}
         for name in responses:
             row["scores"][name] = merge_and_score(frames, exposures, target, response_for(name, params), reference)
         canonical, _ = apply_camera(frames, exposures, response=response_for("true", params))
-        row["reference_only_psnr_mu"] = psnr_mu(to_model_units(reference_merge(canonical, exposures), exposures),
+        only = reference_merge(canonical, exposures, reference)
+        row["reference_only_psnr_mu"] = psnr_mu(to_model_units(only, exposures),
                                                 to_model_units(target, exposures))
         if with_ablation:
             row["ablation"] = ablation(frames, exposures, target, params)
@@ -127,6 +133,12 @@ def evaluate(data: Path, responses=RESPONSES, with_ablation: bool = False) -> li
 def _mean(values) -> float:
     values = [value for value in values if math.isfinite(value)]
     return float(np.mean(values)) if values else float("nan")
+
+
+def ratio_error(used, true, reference) -> float:
+    """The largest error, in stops, of a frame's EV relative to the reference's (a global shift of every EV,
+    which only changes the radiance's units, is not an error here)."""
+    return max(abs((u - used[reference]) - (t - true[reference])) for u, t in zip(used, true))
 
 
 def _median(values) -> float:
@@ -196,15 +208,20 @@ def report(rows: list[dict]) -> str:
     floor = _mean(row["reference_only_psnr_mu"] for row in rows)
     for row in rows:
         row["motion"] = next(band for limit, band in MOTION_BANDS if row["motion_strength"] <= limit)
-    ev_errors = {name: [max(abs(used - true) for used, true in zip(row["scores"][name]["exposures_used"],
-                                                                    row["true_exposures"])) for row in rows]
-                 for name in ("true", "auto")}
-    evs_line = "Exposures merged at, against the true ones (largest \\|EV - true EV\\| per scene): " + "; ".join(
+    ev_errors = {name: [ratio_error(row["scores"][name]["exposures_used"], row["true_exposures"], row["reference"])
+                        for row in rows] for name in ("true", "auto")}
+    evs_line = "Exposure ratios merged at, against the true ones (largest error of EV - reference EV per scene): "
+    evs_line += "; ".join(
         f"{'nominal' if name == 'true' else name} {_median(errors):.2f} stops median, over 0.2 on "
         f"{sum(error > 0.2 for error in errors)} of {len(errors)} scenes" for name, errors in ev_errors.items()) + "."
     if "ablation" in rows[0]:
+        scaled = "; ".join(
+            f"{name} {_mean(row['scores'][name]['psnr_mu_scaled'] for row in rows):.2f} (scale off by "
+            f"{_median([abs(row['scores'][name]['scale_stops']) for row in rows]):.2f} stops median)"
+            for name in RESPONSES)
         ablation_line = "Ablation, PSNR-mu: " + "; ".join(
-            f"{label} {_mean(row['ablation'][label] for row in rows):.2f}" for label in rows[0]["ablation"]) + "."
+            f"{label} {_mean(row['ablation'][label] for row in rows):.2f}" for label in rows[0]["ablation"]) + (
+            f". With one global scale fitted to the ground truth per scene: {scaled}.")
     parts = [
         f"{len(rows)} scenes; the reference frame alone, linearised with the true response, scores {floor:.2f} dB "
         "PSNR-mu.",
