@@ -9,16 +9,20 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
 
+from diffhdr_diffusers.camera import CURVES, Response
 from diffhdr_diffusers.cli import build_parser, main
 from diffhdr_diffusers.data import DEFAULT_EV_SETS, synthesize_scene, synthesize_scenes, write_scene
-from diffhdr_diffusers.data.camera import CODES_16BIT
+from diffhdr_diffusers.data.camera import CODES_16BIT, CameraMix
 from diffhdr_diffusers.data.motion import OLD_CAMERA, displacement, draw_motion, draw_objects
 from diffhdr_diffusers.data.procedural import procedural_radiance
 from diffhdr_diffusers.data.splits import HELDOUT_MAPS, is_heldout, split_radiance_maps
 from diffhdr_diffusers.data.synth import find_radiance_maps
 from diffhdr_diffusers.errors import InputError, OutputError
 from diffhdr_diffusers.io import read_exposure_txt, read_ldr, read_radiance
+from diffhdr_diffusers.io.exposures import exposures_from_exif
+from diffhdr_diffusers.io.scene import scan_scene
 from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
 
 SIZE = (64, 96)
@@ -258,8 +262,11 @@ def test_real_radiance_backgrounds(shared_data, tmp_path):
     [
         ({"num_scenes": 0}, "at least 1 scene"),
         ({"size": (8, 8)}, "at least 16 pixels"),
-        ({"ev_sets": [(0, 2)]}, "3 increasing values"),
-        ({"ev_sets": [(4, 2, 0)]}, "3 increasing values"),
+        ({"ev_sets": [(0,)]}, "2 to 9 increasing values"),
+        ({"ev_sets": [tuple(range(10))]}, "2 to 9 increasing values"),
+        ({"ev_sets": [(4, 2, 0)]}, "2 to 9 increasing values"),
+        ({"camera_mix": "phone"}, "--camera phone"),
+        ({"camera_mix": CameraMix(formats=("dng",)), "size": (33, 48)}, "even sides"),
         ({"radiance_dir": "/nonexistent/maps"}, "not a folder"),
         ({"procedural_fraction": 1.5}, r"\[0, 1\]"),
         ({"split": "train"}, "needs --radiance-dir"),
@@ -353,3 +360,146 @@ def test_cli_split_uses_only_that_split(shared_data, tmp_path, capsys, split):
     assert all(is_heldout(source["file"]) == (split == "heldout") for source in sources)
     assert all((source["file"] in HELDOUT_MAPS) == (split == "heldout") for source in sources)
     assert f"10 {split} scenes" in capsys.readouterr().out
+
+
+# -- realistic cameras (issue 22) ---------------------------------------------------------------------------------
+
+
+def _well_exposed_ratio(scene, frame: int, response: Response, band=(0.05, 0.7)) -> np.ndarray:
+    """Per channel, the median of linearised frame / (radiance * 2**nominal_ev) where the signal lies in ``band``."""
+    linear = response.linearize(scene.images[frame]).astype(np.float64)
+    signal = scene.radiance.astype(np.float64) * 2.0 ** scene.exposures[frame]
+    well = (signal > band[0]) & (signal < band[1])
+    assert well.mean() > 0.02
+    return np.array([np.median(linear[..., c][well[..., c]] / signal[..., c][well[..., c]]) for c in range(3)])
+
+
+@pytest.mark.parametrize("curve", sorted(CURVES))
+def test_each_curve_encodes_the_signal_and_its_inverse_recovers_it(curve):
+    mix = CameraMix(curves=(curve,))
+    scene = synthesize_scene(4, 0, SIZE, ev_sets=[(-2.0, 0.0, 2.0)], motion=False, noise=False, camera_mix=mix)
+    assert scene.params["camera"]["curve"] == curve and scene.params["camera"]["response"] in ("gamma:2.2", curve)
+    true = Response.from_curve(curve)
+    for frame in range(3):
+        np.testing.assert_allclose(_well_exposed_ratio(scene, frame, true), 1.0, atol=3e-3)
+    if curve != "gamma2.2":  # linearised as gamma 2.2, the other cameras' shadows or highlights are > 20 % off
+        gamma = Response.from_gamma(2.2)
+        ratios = np.concatenate([_well_exposed_ratio(scene, 1, gamma, band) for band in ((0.005, 0.03), (0.3, 0.7))])
+        assert np.max(np.abs(np.log(ratios))) > 0.2, ratios
+
+
+def test_true_exposures_and_white_balance_differ_from_the_nominal_by_a_few_percent():
+    mix = CameraMix(exposure_error=0.05, white_balance_error=0.04)
+    scene = synthesize_scene(2, 3, SIZE, ev_sets=[(-4.0, -2.0, 0.0, 2.0, 4.0)], motion=False, noise=False,
+                             camera_mix=mix)
+    camera, reference = scene.params["camera"], scene.params["reference_index"]
+    factors, gains = np.array(camera["exposure_factors"]), np.array(camera["white_balance"])
+    assert factors[reference] == 1.0 and np.all(gains[reference] == 1.0)
+    assert np.all(np.abs(factors - 1) <= 0.05) and np.any(np.abs(factors - 1) > 0.005)
+    assert np.all(np.abs(gains - 1) <= 0.04) and np.any(np.abs(gains - 1) > 0.005)
+    np.testing.assert_allclose(scene.params["true_exposures"], np.array(scene.exposures) + np.log2(factors))
+    gamma = Response.from_gamma(2.2)
+    for frame in (1, 2, 3):  # the frames with enough well-exposed pixels
+        np.testing.assert_allclose(_well_exposed_ratio(scene, frame, gamma), factors[frame] * gains[frame], atol=2e-3)
+
+
+@pytest.mark.parametrize("ev_set", [(-1.0, 1.0), (-4.0, -2.0, 0.0, 2.0, 4.0), tuple(float(ev) for ev in range(-4, 5))])
+def test_any_number_of_frames_from_2_to_9(tmp_path, ev_set):
+    scene = synthesize_scene(1, 0, SIZE, ev_sets=[ev_set], camera_mix="realistic")
+    count = len(ev_set)
+    assert len(scene.codes) == count and scene.params["num_frames"] == count
+    assert scene.params["reference_index"] == count // 2
+    fractions = [frame["saturated_fraction"] for frame in scene.params["frames"]]
+    assert fractions[-1] > fractions[0]
+    folder = write_scene(scene, tmp_path / "scene")
+    scan = scan_scene(folder, count)
+    suffix = scene.params["camera"]["format"]
+    assert [path.name for path in scan.images] == [f"input_{i}.{suffix}" for i in range(1, count + 1)]
+    assert read_exposure_txt(folder / "exposure.txt") == list(ev_set)
+    assert [read_ldr(path).shape for path in scan.images] == [(*SIZE, 3)] * count
+
+
+def test_png_and_jpeg_files_hold_8_bit_codes_and_jpegs_real_exif(tmp_path):
+    nominal = (-2.0, 0.0, 2.0)
+    for file_format in ("png", "jpg"):
+        scene = synthesize_scene(5, 1, SIZE, ev_sets=[nominal], camera_mix=CameraMix(formats=(file_format,)))
+        folder = write_scene(scene, tmp_path / file_format)
+        paths = [folder / name for name in scene.file_names]
+        assert all(codes.dtype == np.uint8 for codes in scene.codes)
+        for path, image in zip(paths, scene.images):
+            error = np.abs(read_ldr(path) - image)
+            if file_format == "png":
+                assert error.max() == 0  # lossless
+            else:
+                assert 0 < error.mean() < 0.02  # JPEG's loss, a few codes
+    quality = scene.params["camera"]["jpeg_quality"]
+    assert 85 <= quality <= 95
+    assert exposures_from_exif(paths) == pytest.approx(list(nominal), abs=1e-6)  # EXIF times match exposure.txt
+    with Image.open(paths[0]) as image:
+        exif = image.getexif().get_ifd(0x8769)
+    assert float(exif[0x829A]) == pytest.approx(scene.params["frames"][0]["exposure_time_s"], rel=1e-5)
+    assert float(exif[0x9204]) == pytest.approx(-2.0) and exif[0x8827] == scene.params["camera"]["iso"]
+
+
+def test_dng_brackets_are_linear_bayer_mosaics_that_libraw_reads(tmp_path):
+    rawpy = pytest.importorskip("rawpy")
+    scene = synthesize_scene(6, 0, SIZE, ev_sets=[(-2.0, 0.0, 2.0)], motion=False, noise=False,
+                             camera_mix=CameraMix(formats=("dng",), exposure_error=0.03))
+    camera = scene.params["camera"]
+    assert camera["curve"] == "linear" and camera["response"] == "linear"
+    folder = write_scene(scene, tmp_path / "dng")
+    neutral = np.array(camera["as_shot_neutral"])
+    compared = 0
+    for frame, name in enumerate(scene.file_names):
+        with rawpy.imread(str(folder / name)) as raw:
+            np.testing.assert_array_equal(raw.raw_image, scene.codes[frame])
+            assert raw.white_level == 16383 and list(raw.black_level_per_channel) == [512] * 4
+            assert raw.raw_pattern.tolist() == [[0, 1], [3, 2]]  # RGGB
+            np.testing.assert_allclose(1.0 / np.array(raw.camera_whitebalance[:3]), neutral, rtol=1e-3)
+            rgb = raw.postprocess(gamma=(1, 1), no_auto_bright=True, output_bps=16, user_wb=[1, 1, 1, 1],
+                                  output_color=rawpy.ColorSpace.raw, half_size=True)
+        # White-balanced by the as-shot neutral, the linear data is the radiance at the frame's true exposure.
+        linear = rgb.astype(np.float64) / 65535 / neutral
+        true_ev = scene.params["true_exposures"][frame]
+        signal = cv2.resize(scene.radiance, (SIZE[1] // 2, SIZE[0] // 2), interpolation=cv2.INTER_AREA) * 2.0**true_ev
+        well = (signal > 0.05) & (signal < 0.5)
+        if well.mean() > 0.05:
+            assert np.median(linear[well] / signal[well]) == pytest.approx(1.0, abs=0.02)
+            compared += 1
+        with tifffile.TiffFile(folder / name) as tiff:
+            time = tiff.pages[0].tags[33434].value
+        assert time[0] / time[1] == pytest.approx(scene.params["frames"][frame]["exposure_time_s"])
+    assert compared >= 2
+
+
+def test_motion_blur_streaks_only_the_frames_longer_than_the_reference():
+    arguments = dict(ev_sets=[(-4.0, -2.0, 0.0, 2.0, 4.0)], noise=False, motion_strength=(1.0, 1.0))
+    sharp = synthesize_scene(3, 2, SIZE, camera_mix=CameraMix(), **arguments)
+    blurred = synthesize_scene(3, 2, SIZE, camera_mix=CameraMix(motion_blur=2.0), **arguments)
+    steps = blurred.params["camera"]["blur_steps"]
+    assert steps[:3] == [0.0, 0.0, 0.0] and 0 < steps[3] < steps[4] and steps[4] > 0.3
+    for frame in range(3):
+        np.testing.assert_array_equal(blurred.codes[frame], sharp.codes[frame])
+    detail = lambda image: np.abs(cv2.Laplacian(image, cv2.CV_32F)).mean()  # noqa: E731
+    assert detail(blurred.images[4]) < 0.9 * detail(sharp.images[4])
+    static = synthesize_scene(3, 2, SIZE, camera_mix=CameraMix(motion_blur=2.0), motion=False, **arguments)
+    assert static.params["camera"]["blur_steps"] == [0.0] * 5  # a static bracket stays sharp
+
+
+def test_cli_realistic_balanced_set_is_deterministic_and_records_the_camera(tmp_path, capsys):
+    arguments = ["synth", "--scenes", "8", "--size", "32x48", "--seed", "2", "--camera", "realistic", "--balanced",
+                 "--curves", "srgb,filmic", "--formats", "png,jpg", "--ev-sets", "-2,0;-4,-2,0,2,4"]
+    assert main(arguments + ["--out", str(tmp_path / "serial"), "--workers", "1"]) == 0
+    summary = capsys.readouterr().out
+    assert "frames per bracket: 2 x4, 5 x4" in summary and "filmic jpg x2" in summary
+    assert main(arguments + ["--out", str(tmp_path / "parallel"), "--workers", "2"]) == 0
+    combos = set()
+    for serial in sorted((tmp_path / "serial").iterdir()):
+        params = json.loads((serial / "scene.json").read_text())
+        camera = params["camera"]
+        combos.add((camera["curve"], camera["format"], params["num_frames"]))
+        assert {"exposure_factors", "white_balance", "exposure_times_s", "blur_steps", "iso", "f_number"} <= set(camera)
+        assert len(params["true_exposures"]) == len(params["exposures"]) == params["num_frames"]
+        for path in serial.iterdir():
+            assert path.read_bytes() == (tmp_path / "parallel" / serial.name / path.name).read_bytes()
+    assert len(combos) == 8  # every curve x format x EV set once

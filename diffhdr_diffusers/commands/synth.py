@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -29,6 +30,10 @@ def _ev_sets(text: str) -> list[tuple[float, ...]]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of EV sets (e.g. '0,2,4;0,3,6;-2,0,2')") from None
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def _strength(text: str) -> tuple[float, float]:
     try:
         values = [float(part) for part in text.split(",")]
@@ -49,10 +54,14 @@ def add_parser(subparsers) -> None:
         "synth",
         help="write synthetic exposure brackets with ground truth (Kalantari layout)",
         description=(
-            "Synthesise scenes in the Kalantari layout (input_1..3.tif 16-bit, exposure.txt, HDRImg.hdr, "
+            "Synthesise scenes in the Kalantari layout (input_1..N frames, exposure.txt, HDRImg.hdr, "
             "scene.json): real or procedural radiance, 1-5 moving and deforming objects, hand-held camera "
-            "motion (rotation, shift, perspective) scaled by a per-scene motion strength, gamma-2.2 camera "
-            "with Poisson-Gaussian noise. Load them with diffhdr_diffusers.data.load_kalantari(OUT)."
+            "motion (rotation, shift, perspective) scaled by a per-scene motion strength, Poisson-Gaussian "
+            "noise. The default camera is Kalantari's: gamma 2.2, 16-bit TIFF, 3 frames. --camera realistic "
+            "draws a camera per scene: a tone curve (gamma2.2, srgb, filmic, log_shoulder), 16-bit TIFF, 8-bit "
+            "PNG or JPEG (quality 85-95, with EXIF), true exposures and white balance a few percent off the "
+            "nominal ones, motion blur in frames longer than the reference; 2 to 9 frames per --ev-sets. "
+            "scene.json records the camera. Load 3-frame sets with diffhdr_diffusers.data.load_kalantari(OUT)."
         ),
     )
     if hasattr(parser, "_negative_number_matcher"):
@@ -84,7 +93,8 @@ def add_parser(subparsers) -> None:
         default=None,
         metavar="EVS",
         help="EV sets to draw from, comma-separated short to long, sets separated by ';' or repeated flags; "
-        "e.g. --ev-sets '-2,0,2;0,2,4' (default: '0,2,4;0,3,6;-2,0,2')",
+        "2 to 9 EVs each, e.g. --ev-sets '-2,0,2;-4,-2,0,2,4' (default: '0,2,4;0,3,6;-2,0,2'); the ground truth "
+        "is frame N//2 (from 0): the middle one, or for an even N the longer of the two middle frames",
     )
     parser.add_argument(
         "--procedural-fraction",
@@ -100,9 +110,31 @@ def add_parser(subparsers) -> None:
         help="range of the per-scene motion strength, 0 (small jitter, slow objects) to 1 (hard hand-held "
         "motion); one value fixes it (default 0,1)",
     )
+    parser.add_argument(
+        "--camera",
+        choices=("kalantari", "realistic"),
+        default="kalantari",
+        help="camera mix: kalantari (gamma 2.2, 16-bit TIFF, exact EVs; the default) or realistic (every curve, "
+        "TIFF/PNG/JPEG, 3%% exposure and white-balance errors, motion blur up to 0.5 frame steps); the flags "
+        "below override parts of it",
+    )
+    parser.add_argument("--curves", type=_names, default=None, metavar="NAMES",
+                        help="tone curves to draw from, comma-separated: gamma2.2, srgb, filmic, log_shoulder")
+    parser.add_argument("--formats", type=_names, default=None, metavar="NAMES",
+                        help="file formats to draw from, comma-separated: tif (16-bit), png (8-bit), "
+                        "jpg (8-bit, quality 85-95, EXIF), dng (linear RGGB mosaic; needs even --size)")
+    parser.add_argument("--exposure-error", type=float, default=None, metavar="FRACTION",
+                        help="largest relative error of a frame's true exposure against its nominal EV (e.g. 0.03)")
+    parser.add_argument("--white-balance-error", type=float, default=None, metavar="FRACTION",
+                        help="largest relative error of a frame's channel gains against the reference's (e.g. 0.03)")
+    parser.add_argument("--motion-blur", type=float, default=None, metavar="STEPS",
+                        help="largest blur of the longest frame, in frame steps of motion (e.g. 0.5; 0: sharp)")
+    parser.add_argument("--balanced", action="store_true",
+                        help="cycle curves, EV sets and formats by scene index so every combination appears "
+                        "equally often (curves x EV sets x formats scenes hold each once)")
     parser.add_argument("--static", action="store_true", help="no camera motion and no object motion")
     parser.add_argument(
-        "--no-noise", action="store_true", help="no sensor noise (clipping and 16-bit quantisation remain)"
+        "--no-noise", action="store_true", help="no sensor noise (clipping and quantisation remain)"
     )
     parser.add_argument(
         "--workers", type=int, default=min(os.cpu_count() or 1, 4), help="processes to use (default: CPUs, at most 4)"
@@ -112,10 +144,15 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..data.camera import CAMERA_MIXES
     from ..data.synth import DEFAULT_EV_SETS, synthesize_scenes
 
     if args.workers < 1:
         raise InputError(f"--workers {args.workers}: give at least 1.")
+    overrides = {"curves": args.curves, "formats": args.formats, "exposure_error": args.exposure_error,
+                 "white_balance_error": args.white_balance_error, "motion_blur": args.motion_blur}
+    camera_mix = dataclasses.replace(CAMERA_MIXES[args.camera],
+                                     **{key: value for key, value in overrides.items() if value is not None})
     start = time.perf_counter()
     folders = synthesize_scenes(
         args.out,
@@ -131,6 +168,8 @@ def run(args: argparse.Namespace) -> None:
         noise=not args.no_noise,
         num_workers=args.workers,
         overwrite=args.overwrite,
+        camera_mix=camera_mix,
+        balanced=args.balanced,
     )
     elapsed = time.perf_counter() - start
     params = [json.loads((folder / "scene.json").read_text()) for folder in folders]
@@ -139,7 +178,9 @@ def run(args: argparse.Namespace) -> None:
     splits = Counter(p["source"]["split"] for p in params if p["source"]["kind"] == "real")
     strengths = [p["motion_strength"] for p in params]
     ev_sets = Counter(",".join(f"{ev:g}" for ev in p["exposures"]) for p in params)
-    saturation = np.mean([[frame["saturated_fraction"] for frame in p["frames"]] for p in params], axis=0)
+    cameras = Counter(f"{p['camera']['curve']} {p['camera']['format']}" for p in params)
+    frame_counts = Counter(p["num_frames"] for p in params)
+    short, long = (np.mean([p["frames"][end]["saturated_fraction"] for p in params]) for end in (0, -1))
     stops = [p["dynamic_range_stops"] for p in params]
     height, width = args.size
     print(
@@ -155,6 +196,9 @@ def run(args: argparse.Namespace) -> None:
     if not args.static:
         print(f"  motion strength: {np.median(strengths):.2f} median ({min(strengths):.2f} to {max(strengths):.2f})")
     print("  EV sets: " + ", ".join(f"({evs}) x{count}" for evs, count in sorted(ev_sets.items())))
-    print("  mean saturated fraction, short to long: " + ", ".join(f"{value:.1%}" for value in saturation))
+    print("  cameras: " + ", ".join(f"{name} x{count}" for name, count in sorted(cameras.items())))
+    print("  frames per bracket: " + ", ".join(f"{n} x{count}" for n, count in sorted(frame_counts.items())))
+    print(f"  mean saturated fraction: {short:.1%} in the shortest frame, {long:.1%} in the longest")
     print(f"  ground-truth dynamic range: {np.median(stops):.1f} stops median ({min(stops):.1f} to {max(stops):.1f})")
-    print(f"  load with: diffhdr_diffusers.data.load_kalantari({str(args.out)!r})")
+    if set(frame_counts) == {3} and not any(p["camera"]["format"] == "dng" for p in params):
+        print(f"  load with: diffhdr_diffusers.data.load_kalantari({str(args.out)!r})")

@@ -236,3 +236,33 @@ def render_frame(
     for item in objects:
         _composite(radiance, item.canvas(step), item.affine(step))
     return radiance
+
+
+BLUR_SAMPLES_PER_STEP = 24  # sub-frames per frame step of blur (at least 4, at most 16 per frame)
+
+
+def render_exposure(
+    background: np.ndarray,
+    margin: int,
+    objects: list[ForegroundObject],
+    step: float,
+    camera: np.ndarray | None,
+    blur_steps: float = 0.0,
+    shake: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
+    """The radiance a frame integrates while its shutter is open: :func:`render_frame` averaged over sub-frames.
+
+    The exposure is centred on ``step`` and lasts ``blur_steps`` frame steps, so moving objects streak along
+    their motion; ``shake`` is the camera's drift during the exposure (pixels, x and y, start to end), a
+    straight streak of the whole picture. ``blur_steps = 0`` is :func:`render_frame` exactly.
+    """
+    if blur_steps <= 0:
+        return render_frame(background, margin, objects, step, camera)
+    samples = int(min(max(math.ceil(blur_steps * BLUR_SAMPLES_PER_STEP), 4), 16))
+    base = np.eye(3) if camera is None else np.asarray(camera, np.float64)
+    total = None
+    for fraction in np.linspace(-0.5, 0.5, samples):
+        drift = np.array([[1, 0, fraction * shake[0]], [0, 1, fraction * shake[1]], [0, 0, 1]], np.float64)
+        radiance = render_frame(background, margin, objects, step + fraction * blur_steps, drift @ base)
+        total = radiance if total is None else total + radiance
+    return total / np.float32(samples)

@@ -3,11 +3,14 @@
 A scene is a linear radiance map (a random crop of a real HDR image, or a procedural one), one to
 five foreground objects that move and deform between frames, a hand-held camera motion (a homography
 per frame), both scaled by a per-scene motion strength (:mod:`.motion`), and a camera that
-exposes the frames at an EV set such as (0, 2, 4), adds Poisson-Gaussian noise, clips, applies a
-gamma-2.2 response and quantises to 16 bits. The ground truth is the reference (medium) frame's
-radiance, objects included, scaled like Kalantari's (about [0, 1], the shortest exposure barely
-saturated at its model-unit EV 0), in the EVs' literal units: ``ldr ** 2.2 / 2 ** ev`` recovers it
-(:mod:`diffhdr_diffusers.hdr_domain`), so a -2/0/+2 scene's radiance is 4x a 0/2/4 scene's.
+exposes the frames at an EV set such as (0, 2, 4) or (-4, -2, 0, 2, 4) (2 to 9 frames), adds
+Poisson-Gaussian noise, clips, applies a response and quantises. The default camera (``"kalantari"``)
+is gamma 2.2 at 16 bits; a :class:`~.camera.CameraMix` such as ``"realistic"`` draws a camera per scene
+(tone curve, TIFF/PNG/JPEG/DNG, exposure and white-balance errors, motion blur in long frames, see
+:mod:`.camera`). The ground truth is the reference (middle, ``N // 2``) frame's radiance, objects
+included, scaled like Kalantari's (about [0, 1], the shortest exposure barely saturated at its
+model-unit EV 0), in the nominal EVs' literal units: ``inverse_response(ldr) / 2 ** ev`` recovers it on
+the reference (:mod:`diffhdr_diffusers.hdr_domain`), so a -2/0/+2 scene's radiance is 4x a 0/2/4 scene's.
 
 Each scene draws from ``SeedSequence(seed, spawn_key=(index,))``, so a scene depends only on the
 seed and its index: not on the number of scenes, the worker count or the other scenes.
@@ -26,7 +29,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import tifffile
 
 from ..errors import InputError, OutputError
 from ..hdr_domain import from_model_units
@@ -34,11 +36,26 @@ from ..io import read_radiance, write_radiance
 from ..io.atomic import atomic_folder
 from ..io.exposures import EXPOSURE_TXT
 from ..io.formats import GROUND_TRUTH_NAME, KALANTARI_LDR_NAMES, RADIANCE_SUFFIXES
-from .camera import SensorNoise, codes_to_float, expose, saturated_fraction
-from .motion import displacement, draw_motion, draw_objects, render_frame
+from .camera import (
+    DNG_BLACK,
+    DNG_WHITE,
+    Camera,
+    CameraMix,
+    SensorNoise,
+    bayer_mosaic,
+    codes_to_float,
+    draw_camera,
+    encode,
+    resolve_camera_mix,
+    saturated_fraction,
+    sensor_signal,
+    write_frame,
+)
+from .motion import displacement, draw_motion, draw_objects, render_exposure
 from .procedural import procedural_radiance
 from .splits import SPLITS, is_heldout, split_radiance_maps
 
+MIN_FRAMES, MAX_FRAMES = 2, 9
 DEFAULT_EV_SETS: tuple[tuple[float, ...], ...] = ((0.0, 2.0, 4.0), (0.0, 3.0, 6.0), (-2.0, 0.0, 2.0))
 LDR_NAMES = KALANTARI_LDR_NAMES  # natural order is short to long
 SATURATION_PERCENTILE = 99.9  # this percentile of the brightest channel lands just below 1
@@ -63,8 +80,16 @@ class SyntheticScene:
 
     @property
     def images(self) -> list[np.ndarray]:
-        """The frames as float32 in [0, 1], as ``read_ldr`` returns them."""
+        """The frames as float32 in [0, 1], as ``read_ldr`` returns them (before any JPEG compression); a
+        DNG's as its linear (H, W) mosaic, black at 0 and white at 1."""
+        if self.params.get("camera", {}).get("format") == "dng":
+            return [(frame.astype(np.float32) - DNG_BLACK) / np.float32(DNG_WHITE - DNG_BLACK) for frame in self.codes]
         return [codes_to_float(frame) for frame in self.codes]
+
+    @property
+    def file_names(self) -> list[str]:
+        """The frames' file names, short to long (``input_1.tif`` ... for the Kalantari camera)."""
+        return [frame.get("file", name) for frame, name in zip(self.params["frames"], LDR_NAMES + ("",) * 9)]
 
 
 def find_radiance_maps(radiance_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -159,6 +184,16 @@ def _background(
     return radiance, {"kind": "procedural", **description, "scale": scale}
 
 
+def _scene_choices(index: int, ev_sets, mix: CameraMix, balanced: bool) -> tuple[int | None, str | None, str | None]:
+    """With ``balanced``, scene ``index`` takes the curve, EV set and format of a mixed-radix count, so that
+    every combination appears equally often (``len(curves) * len(ev_sets) * len(formats)`` scenes hold
+    each once); otherwise all three are drawn."""
+    if not balanced:
+        return None, None, None
+    curves, sets, formats = len(mix.curves), len(ev_sets), len(mix.formats)
+    return (index // curves) % sets, mix.curves[index % curves], mix.formats[(index // (curves * sets)) % formats]
+
+
 def synthesize_scene(
     seed: int,
     index: int = 0,
@@ -169,26 +204,36 @@ def synthesize_scene(
     motion: bool = True,
     noise: bool = True,
     motion_strength: tuple[float, float] = (0.0, 1.0),
+    camera_mix: CameraMix | str = "kalantari",
+    balanced: bool = False,
 ) -> SyntheticScene:
     """Synthesise one bracket in memory.
 
     Args:
         seed, index: the scene draws from ``SeedSequence(seed, spawn_key=(index,))``.
         size: (height, width) in pixels.
-        ev_sets: the EV sets to choose from (each ascending, short to long).
+        ev_sets: the EV sets to choose from (each ascending, short to long, 2 to 9 EVs); they are the
+            nominal EVs (``exposure.txt``, EXIF).
         radiance_maps: real radiance files to crop backgrounds from; empty means procedural only.
         procedural_fraction: probability of a procedural background when maps are given.
-        motion: ``False`` renders a static bracket (no camera motion, no object motion or deformation)
-            that is otherwise identical: same content, same objects, same noise; its frames equal the
-            moving bracket's reference frame content.
+        motion: ``False`` renders a static bracket (no camera motion, no object motion or deformation, no
+            motion blur) that is otherwise identical: same content, same objects, same noise; its frames
+            equal the moving bracket's reference frame content.
         noise: ``False`` disables sensor noise (clipping and quantisation remain).
         motion_strength: the range the scene's motion strength is drawn from, within [0, 1]
             (0: the old small jitter and slow objects; 1: hard hand-held motion).
+        camera_mix: the cameras to draw from (:class:`~.camera.CameraMix` or a name of
+            :data:`~.camera.CAMERA_MIXES`); the default ``"kalantari"`` is the exact gamma-2.2 16-bit camera.
+        balanced: take the curve, EV set and format from ``index`` (see :func:`_scene_choices`).
     """
     height, width = size
-    content_seed, object_seed, motion_seed, noise_seed = np.random.SeedSequence(seed, spawn_key=(index,)).spawn(4)
+    mix = resolve_camera_mix(camera_mix)
+    seeds = np.random.SeedSequence(seed, spawn_key=(index,)).spawn(5)  # the first four as before the camera mix
+    content_seed, object_seed, motion_seed, noise_seed, camera_seed = seeds
     content_rng = np.random.default_rng(content_seed)
-    exposures = [float(ev) for ev in ev_sets[int(content_rng.integers(len(ev_sets)))]]
+    set_index = int(content_rng.integers(len(ev_sets)))
+    chosen_set, chosen_curve, chosen_format = _scene_choices(index, ev_sets, mix, balanced)
+    exposures = [float(ev) for ev in ev_sets[set_index if chosen_set is None else chosen_set]]
     margin = margin_for(size)
     maps = [Path(path) for path in radiance_maps]
     background, source = _background(content_rng, size, maps, procedural_fraction, margin)
@@ -202,18 +247,35 @@ def synthesize_scene(
     frame_noise = [np.random.default_rng(child) for child in noise_seed.spawn(len(exposures))]  # one stream per frame
 
     reference = len(exposures) // 2
+    camera_rng = np.random.default_rng(camera_seed)
+    camera = draw_camera(camera_rng, mix, len(exposures), reference, chosen_curve, chosen_format)
+    true_exposures = camera.true_exposures(exposures)
+    blur_steps = camera.blur_steps(exposures, reference) if motion else [0.0] * len(exposures)
+    times = camera.exposure_times(exposures, reference)
     shortest = min(exposures)
+    curve = None if camera.curve == "gamma2.2" else camera.curve  # the gamma camera's exact old arithmetic
     codes, frames = [], []
-    for frame, ev in enumerate(exposures):
+    for frame, (ev, true_ev) in enumerate(zip(exposures, true_exposures)):
         moving = motion and frame != reference
         step = frame - reference if motion else 0
-        radiance = render_frame(background, margin, objects, step, cameras[frame] if moving else None)
+        streak = camera.shake_px * blur_steps[frame] / max(camera.motion_blur, 1e-12)
+        shake = (streak * math.cos(camera.shake_angle), streak * math.sin(camera.shake_angle))
+        radiance = render_exposure(background, margin, objects, step, cameras[frame] if moving else None,
+                                   blur_steps[frame], shake)
         if frame == reference:
             ground_truth = np.clip(radiance, 0.0, 1.0)
-        codes.append(expose(radiance, ev - shortest, frame_noise[frame], sensor if noise else None))
+        gains = np.multiply(camera.white_balance[frame], camera.channel_sensitivity)
+        signal = sensor_signal(radiance, true_ev - shortest, frame_noise[frame], sensor if noise else None,
+                               None if np.all(gains == 1.0) else gains)
+        codes.append(bayer_mosaic(signal) if camera.file_format == "dng" else encode(signal, curve, camera.bits))
         frames.append(
             {
                 "ev": ev,
+                "true_ev": true_ev,
+                "file": f"input_{frame + 1}{camera.suffix}",
+                "exposure_time_s": times[frame],
+                "white_balance": list(camera.white_balance[frame]),
+                "blur_steps": blur_steps[frame],
                 "saturated_fraction": saturated_fraction(codes[-1]),
                 "camera": _camera_params(cameras[frame], size) if moving else None,
             }
@@ -225,9 +287,13 @@ def synthesize_scene(
         "seed": int(seed),
         "index": int(index),
         "size": [height, width],
+        "num_frames": len(exposures),
         "exposures": exposures,
+        "true_exposures": true_exposures,
         "reference_index": reference,
-        "gamma": 2.2,
+        "gamma": 2.2 if camera.curve == "gamma2.2" else None,
+        "camera": camera.to_dict(exposures, reference) | {"blur_steps": blur_steps},
+        "camera_mix": mix.to_dict(),
         "source": source,
         "motion": bool(motion),
         "motion_strength": strength if motion else 0.0,
@@ -265,17 +331,34 @@ def _object_params(item, motion: bool, after: int, before: int) -> dict:
 def write_scene(scene: SyntheticScene, folder: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write ``scene`` as a Kalantari scene folder, atomically (built in a temporary folder, then renamed).
 
-    Files: ``input_1.tif`` .. ``input_3.tif`` (16-bit RGB, uncompressed, short to long), ``exposure.txt`` (one EV per
-    line), ``HDRImg.hdr`` (linear radiance, RGBE) and ``scene.json`` (the parameters).
+    Files: ``input_1.tif`` .. ``input_N.tif`` (16-bit RGB, uncompressed, short to long; or ``.png`` 8-bit,
+    ``.jpg`` 8-bit with EXIF, ``.dng`` linear Bayer mosaic, as the scene's camera writes), ``exposure.txt`` (the
+    nominal EVs, one per line), ``HDRImg.hdr`` (linear radiance, RGBE) and ``scene.json`` (the parameters).
     """
+    camera = _camera_from_params(scene.params)
+    reference = scene.params["reference_index"]
     with atomic_folder(folder, overwrite) as staging:
-        for name, codes in zip(LDR_NAMES, scene.codes):
-            # Uncompressed like Kalantari's files: zlib saves ~10% on noisy 16-bit data at 50x the time.
-            tifffile.imwrite(staging / name, codes, photometric="rgb")
+        for frame, (name, codes) in enumerate(zip(scene.file_names, scene.codes)):
+            time = scene.params["frames"][frame].get("exposure_time_s", camera.reference_time)
+            bias = scene.exposures[frame] - scene.exposures[reference]
+            write_frame(staging / name, codes, camera, time, bias, frame)
         (staging / EXPOSURE_TXT).write_text("".join(f"{ev:g}\n" for ev in scene.exposures))
         write_radiance(staging / GROUND_TRUTH_NAME, scene.radiance)
         (staging / "scene.json").write_text(json.dumps(scene.params, indent=1) + "\n")
     return Path(folder)
+
+
+def _camera_from_params(params: dict) -> Camera:
+    """The :class:`~.camera.Camera` fields a file writer needs, from ``scene.json`` (old scenes: 16-bit TIFF)."""
+    record = params.get("camera") or {}
+    return Camera(
+        curve=record.get("curve", "gamma2.2"),
+        file_format=record.get("format", "tif"),
+        jpeg_quality=record.get("jpeg_quality"),
+        f_number=record.get("f_number", 8.0),
+        iso=record.get("iso", 100),
+        channel_sensitivity=tuple(record.get("as_shot_neutral", (1.0, 1.0, 1.0))),
+    )
 
 
 def _make_scene(job: tuple) -> str:
@@ -290,6 +373,7 @@ def _check_arguments(
     ev_sets: Sequence[Sequence[float]],
     procedural_fraction: float,
     motion_strength: tuple[float, float],
+    camera_mix: CameraMix,
 ) -> None:
     if num_scenes < 1:
         raise InputError(f"--scenes {num_scenes}: give at least 1 scene.")
@@ -297,12 +381,16 @@ def _check_arguments(
         raise InputError(f"--size {size}: give HEIGHTxWIDTH, each at least 16 pixels (e.g. 256x384).")
     for ev_set in ev_sets:
         values = [float(ev) for ev in ev_set]
-        if len(values) != 3 or any(later <= earlier for earlier, later in zip(values, values[1:])):
-            raise InputError(f"--ev-sets {ev_set}: each EV set needs 3 increasing values, e.g. 0,2,4 or -2,0,2.")
+        increasing = all(later > earlier for earlier, later in zip(values, values[1:]))
+        if not (MIN_FRAMES <= len(values) <= MAX_FRAMES and increasing):
+            raise InputError(f"--ev-sets {ev_set}: each EV set needs {MIN_FRAMES} to {MAX_FRAMES} increasing values, "
+                             "e.g. 0,2,4 or -4,-2,0,2,4.")
     if not 0.0 <= procedural_fraction <= 1.0:
         raise InputError(f"--procedural-fraction {procedural_fraction}: must lie in [0, 1].")
     if len(motion_strength) != 2 or not 0.0 <= motion_strength[0] <= motion_strength[1] <= 1.0:
         raise InputError(f"--motion-strength {motion_strength}: give LOW,HIGH with 0 <= LOW <= HIGH <= 1.")
+    if "dng" in camera_mix.formats and (size[0] % 2 or size[1] % 2):
+        raise InputError(f"--size {size[0]}x{size[1]}: DNG frames hold a 2x2 Bayer pattern; give even sides.")
 
 
 def select_radiance_maps(radiance_dir, split: str) -> list[Path]:
@@ -333,6 +421,8 @@ def synthesize_scenes(
     overwrite: bool = False,
     split: str = "all",
     motion_strength: tuple[float, float] = (0.0, 1.0),
+    camera_mix: CameraMix | str = "kalantari",
+    balanced: bool = False,
 ) -> list[Path]:
     """Write ``num_scenes`` synthetic scenes to ``out_dir/00000``, ``out_dir/00001``, ...
 
@@ -350,6 +440,7 @@ def synthesize_scenes(
         num_workers: processes to use (1 runs in this process).
         overwrite: replace existing scene folders instead of raising :class:`OutputError`.
         split: ``"train"`` or ``"heldout"`` keeps only those maps (:mod:`.splits`); ``"all"`` uses every map.
+        camera_mix, balanced: see :func:`synthesize_scene`.
 
     Returns:
         The scene folders, in index order.
@@ -359,7 +450,8 @@ def synthesize_scenes(
     if procedural_fraction is None:
         procedural_fraction = (0.0 if split == "heldout" else 0.5) if radiance_maps else 1.0
     motion_strength = tuple(float(value) for value in motion_strength)
-    _check_arguments(num_scenes, size, ev_sets, procedural_fraction, motion_strength)
+    camera_mix = resolve_camera_mix(camera_mix)
+    _check_arguments(num_scenes, size, ev_sets, procedural_fraction, motion_strength, camera_mix)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -379,6 +471,8 @@ def synthesize_scenes(
         "motion": motion,
         "noise": noise,
         "motion_strength": motion_strength,
+        "camera_mix": camera_mix,
+        "balanced": balanced,
     }
     jobs = [(str(out_dir), index, kwargs, overwrite) for index in range(num_scenes)]
     if num_workers <= 1 or num_scenes == 1:
