@@ -86,13 +86,14 @@ class _Other:
 
 def _merge_rows(
     reference: np.ndarray, reference_radiance: np.ndarray, reference_ev: float, others: list[_Other], gamma: float,
-    saturation_rule: bool, want_confidence: bool = True,
+    saturation_rule: bool, want_confidence: bool = True, black_level: float = BLACK_BOUND_LEVEL,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The merge of some rows (every operation is per pixel, so rows can be merged band by band)."""
     brightness = brightest(reference)
     bright = _ramp(brightness, BRIGHT_START, WHITE_LEVEL)  # asks for shorter frames
     dark = _ramp(brightness, DARK_START, 0.0)  # asks for longer frames
     saturated = _ramp(brightness, WHITE_LEVEL - 0.05, WHITE_LEVEL)
+    black = _ramp(brightness, black_level, 0.5 * black_level)  # the reference holds nothing but noise
     del brightness
 
     reference_weight = np.maximum(bright, dark)
@@ -104,7 +105,7 @@ def _merge_rows(
     upper_channels = reference >= np.float32(WHITE_LEVEL)  # saturated reference channels: a lower bound
     lower_bound = np.float32(WHITE_LEVEL**gamma / 2.0**reference_ev)
     lower_channels = reference <= np.float32(BLACK_RULE_LEVEL)  # black reference channels: an upper bound
-    upper_bound = np.float32(BLACK_BOUND_LEVEL**gamma / 2.0**reference_ev)
+    upper_bound = np.float32(black_level**gamma / 2.0**reference_ev)
 
     shape = reference.shape[:2]
     wanted_sum = np.zeros(shape, np.float32) if want_confidence else None
@@ -119,8 +120,8 @@ def _merge_rows(
             trust = np.zeros_like(other.confidence)
         elif shorter:
             trust = other.confidence + np.float32(FALLBACK_TRUST) * saturated
-        else:
-            trust = other.confidence
+        else:  # likewise longer frames where the reference is black: nothing there to check them against
+            trust = other.confidence + np.float32(FALLBACK_TRUST) * black
         weight *= trust
         if EXPOSURE_WEIGHTING:
             weight *= np.float32(2.0 ** (other.ev - reference_ev))
@@ -150,6 +151,14 @@ def _merge_rows(
         confidence = np.divide(trusted_sum, wanted_sum, out=trusted_sum)
         np.clip(confidence, 0.0, 1.0, out=confidence)
     return merged, confidence
+
+
+def black_bound_level(reference: np.ndarray) -> float:
+    """The level below which the reference frame shows black: :data:`BLACK_BOUND_LEVEL`, or twice the smallest
+    non-zero value it holds where a camera crushes its shadows (its first code above black then stands for
+    more light than that level: an estimated response's toe). Computed on the whole frame, so bands agree."""
+    smallest = float(np.min(reference, initial=np.inf, where=reference > 0))
+    return max(BLACK_BOUND_LEVEL, 2.0 * smallest) if np.isfinite(smallest) else BLACK_BOUND_LEVEL
 
 
 def _alignment_for(images, exposures, reference_index, alignment):
@@ -197,6 +206,7 @@ def flow_merge(
     height, width = reference.shape[:2]
     radiance = np.empty((height, width, 3), np.float32)
     confidence = np.empty((height, width), np.float32)
+    black_level = black_bound_level(reference)
 
     def band(y0: int, y1: int) -> None:
         others = [
@@ -207,7 +217,7 @@ def flow_merge(
         ]
         radiance[y0:y1], confidence[y0:y1] = _merge_rows(
             reference[y0:y1], alignment.radiance[reference_index][y0:y1], evs[reference_index], others, gamma,
-            saturation_rule,
+            saturation_rule, black_level=black_level,
         )
 
     map_bands(band, height, width)
@@ -268,6 +278,7 @@ def flow_merge_radiance(
     reference_ev = evs[reference_index]
     height, width = reference.shape[:2]
     radiance = np.empty((height, width, 3), np.float32)
+    black_level = black_bound_level(reference)
 
     def band(y0: int, y1: int) -> None:
         others = []
@@ -281,7 +292,7 @@ def flow_merge_radiance(
             others.append(_Other(ev, warped, frame_radiance, alignment.confidence[y0:y1], alignment.failed))
         radiance[y0:y1], _ = _merge_rows(
             reference[y0:y1], linearized(reference[y0:y1], reference_ev, raw_gamma), reference_ev, others, gamma,
-            saturation_rule, want_confidence=False,
+            saturation_rule, want_confidence=False, black_level=black_level,
         )
 
     map_bands(band, height, width)

@@ -1,38 +1,42 @@
-"""Render docs/real_brackets.jpg: real handheld brackets merged three ways (reference frame, flow-merge, model).
+"""Render docs/real_brackets.jpg: real handheld brackets merged with the camera response estimated (auto).
 
     python docs/make_real_brackets_figure.py [--model PATH] [--max-side 768] [--data ../shared/data/real_brackets]
 
 The brackets are the project's shared test data (third-party, not redistributed; only this figure is). Each
-bracket is first resized so that its longer side is ``--max-side`` pixels (the panels are 480 wide anyway;
-0 keeps the full size), then merged three ways. Each row is one bracket; every panel is tonemapped by
-``diffhdr_diffusers.io.tonemap_preview`` (its own automatic exposure). Prints the seconds each method took.
+bracket is first resized so that its longer side is ``--max-side`` pixels (0 keeps the full size), then merged
+through :mod:`diffhdr_diffusers.methods` (``merge_bracket``, ``response="auto"``). Each row is one bracket:
+
+1. the reference frame as the camera wrote it;
+2. flow-merge, tone mapped (``natural``);
+3. the bundled model, tone mapped (``natural``);
+4. flow-merge's radiance shown 3 stops darker through a plain sRGB curve (no tone mapping): what lies above
+   the reference's clip level, such as a window view, is recovered radiance, not a tone-mapping effect.
+
+Prints each method's seconds and how many frames it did not use.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
-from diffhdr_diffusers import DiffHDRPipeline
-from diffhdr_diffusers.methods.classical import reference_merge
-from diffhdr_diffusers.io import atomic_path, load_bracket, tonemap_preview
-from diffhdr_diffusers.merging import flow_merge
+from diffhdr_diffusers.io import atomic_path, load_bracket
+from diffhdr_diffusers.methods import load_method, load_pipeline
+from diffhdr_diffusers.tonemapping import to_bits, tonemap
 
 BRACKETS = ("horse", "sculpture_garden", "pingpong")
-PANEL_WIDTH = 480
+PANEL_WIDTH = 400
 
 
-def panel(radiance: np.ndarray, label: str) -> np.ndarray:
-    image = tonemap_preview(radiance)
+def panel(image: np.ndarray, label: str) -> np.ndarray:
+    image = to_bits(image)
     height = round(image.shape[0] * PANEL_WIDTH / image.shape[1])
     image = cv2.resize(image, (PANEL_WIDTH, height), interpolation=cv2.INTER_AREA)
-    cv2.putText(image, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(image, label, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
+    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(image, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, thickness, cv2.LINE_AA)
     return image
 
 
@@ -45,8 +49,8 @@ def main() -> None:
     parser.add_argument("--max-side", type=int, default=768, help="resize each bracket to this longer side first")
     args = parser.parse_args()
 
-    pipe = DiffHDRPipeline.from_pretrained(args.model)
-    pipe.set_progress_bar_config(disable=True)
+    flow = load_method("flow-merge", response="auto")
+    model = load_method(load_pipeline(args.model, progress=False), response="auto", seed=args.seed)
     rows = []
     for name in BRACKETS:
         bracket = load_bracket(Path(args.data) / name)
@@ -55,22 +59,20 @@ def main() -> None:
         if scale < 1:
             size = (round(width * scale), round(height * scale))
             bracket.images = [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in bracket.images]
-        timings, panels = [], []
-        for label, merge in (
-            ("reference frame", lambda: reference_merge(bracket.images, bracket.exposures)),
-            ("flow-merge", lambda: flow_merge(bracket.images, bracket.exposures).radiance),
-            ("bundled model", lambda: pipe(bracket.images, bracket.exposures,
-                                           generator=torch.Generator().manual_seed(args.seed)).hdr[0]),
-        ):
-            start = time.perf_counter()
-            radiance = merge()
-            timings.append(f"{label} {time.perf_counter() - start:.1f} s")
-            panels.append(panel(radiance, f"{name}: {label}"))
-        print(f"{name} ({bracket.images[0].shape[1]}x{bracket.images[0].shape[0]}): {', '.join(timings)}")
+        merged = {label: method.merge_bracket(bracket) for label, method in (("flow-merge", flow), ("model", model))}
+        reference = bracket.images[merged["flow-merge"].reference_index]
+        darker = merged["flow-merge"].radiance * 2.0 ** (merged["flow-merge"].camera.exposures[1] - 3)
+        panels = [panel(reference, f"{name}: reference frame"),
+                  panel(tonemap(merged["flow-merge"].radiance), "flow-merge (auto response)"),
+                  panel(tonemap(merged["model"].radiance), "bundled model (auto response)"),
+                  panel(tonemap(darker, "none"), "flow-merge radiance, 3 stops darker")]
+        print(f"{name} ({bracket.images[0].shape[1]}x{bracket.images[0].shape[0]}): "
+              + ", ".join(f"{label} {result.seconds:.1f} s, {len(result.rejected)} frames not used"
+                          for label, result in merged.items()))
         rows.append(np.concatenate(panels, axis=1))
     figure = np.concatenate(rows, axis=0)
     with atomic_path(Path(args.out), overwrite=True) as temporary:
-        cv2.imwrite(str(temporary), np.ascontiguousarray(figure[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        cv2.imwrite(str(temporary), np.ascontiguousarray(figure[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(f"wrote {args.out}")
 
 

@@ -162,11 +162,13 @@ def _plain_merge(frames, evs, alignment, gamma=2.2):
     brightness = reference.max(axis=2)
     bright, dark = ramp(brightness, m.BRIGHT_START, WHITE_LEVEL), ramp(brightness, m.DARK_START, 0.0)
     saturated = ramp(brightness, WHITE_LEVEL - 0.05, WHITE_LEVEL)
+    black_level = m.black_bound_level(reference)
+    black = ramp(brightness, black_level, 0.5 * black_level)
     reference_weight = np.maximum(1.0 - np.maximum(bright, dark), m.REFERENCE_FLOOR)[..., None]
     total, merged = reference_weight.copy(), reference_weight * alignment.radiance[ref]
     upper, lower = reference >= np.float32(WHITE_LEVEL), reference <= np.float32(m.BLACK_RULE_LEVEL)
     lower_bound = np.float32(WHITE_LEVEL**gamma / 2.0**reference_ev)
-    upper_bound = np.float32(m.BLACK_BOUND_LEVEL**gamma / 2.0**reference_ev)
+    upper_bound = np.float32(black_level**gamma / 2.0**reference_ev)
     for index, ev in enumerate(evs):
         if index == ref:
             continue
@@ -175,8 +177,8 @@ def _plain_merge(frames, evs, alignment, gamma=2.2):
         shorter = ev < reference_ev
         own = ramp(warped.max(axis=2), 1.0, WHITE_LEVEL - 0.1) + np.float32(m.REJECTED)
         trust = np.zeros_like(confidence) if failed else confidence
-        if shorter and not failed:
-            trust = trust + np.float32(m.FALLBACK_TRUST) * saturated
+        if not failed:
+            trust = trust + np.float32(m.FALLBACK_TRUST) * (saturated if shorter else black)
         weight = (bright if shorter else dark) * own * trust
         broken = (upper & (radiance < lower_bound)).any(axis=2) | (lower & (radiance > upper_bound)).any(axis=2)
         weight = np.where(broken, weight * np.float32(m.REJECTED), weight)
@@ -211,3 +213,13 @@ def test_banded_merge_and_the_bounded_memory_path_give_identical_radiance(monkey
     assert lean.settings == whole.alignment.settings
     np.testing.assert_array_equal(flow_merge_radiance(images, scene.exposures, reference_index=2, homography=False),
                                   flow_merge(images, scene.exposures, reference_index=2, homography=False).radiance)
+
+
+def test_black_level_follows_a_crushed_toe():
+    from diffhdr_diffusers.merging import BLACK_BOUND_LEVEL, black_bound_level
+
+    smooth = np.linspace(0, 1, 4096, dtype=np.float32).reshape(64, 64, 1).repeat(3, axis=2)
+    assert black_bound_level(smooth) == BLACK_BOUND_LEVEL  # fine codes near black: the fixed level
+    crushed = np.where(smooth < 0.08, 0.0, smooth)  # a camera whose first code above black is 0.08 canonical
+    assert black_bound_level(crushed) == pytest.approx(2 * crushed[crushed > 0].min())
+    assert black_bound_level(np.zeros((8, 8, 3), np.float32)) == BLACK_BOUND_LEVEL
