@@ -35,8 +35,9 @@ def panel(image: np.ndarray, label: str) -> np.ndarray:
     image = to_bits(image)
     height = round(image.shape[0] * PANEL_WIDTH / image.shape[1])
     image = cv2.resize(image, (PANEL_WIDTH, height), interpolation=cv2.INTER_AREA)
-    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(image, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, thickness, cv2.LINE_AA)
+    (width, height), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)
+    image[:height + 14, :width + 14] //= 3  # a dark band under the label
+    cv2.putText(image, label, (7, height + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     return image
 
 

@@ -42,6 +42,9 @@ EV_PRIOR_SIGMA = 0.2  # stops: how far a frame's true exposure may plausibly sit
 MIN_OBSERVATIONS = 40  # resolved quantiles per channel below which the curve is not estimable
 CORRECTION_REPORTED = 0.05  # stops: corrections at least this large are reported
 FALLBACK = "srgb"
+# One curve for the three channels: cameras apply their tone curve after white balance, to each channel alike,
+# and separate curves fit the noise of dark, coloured content (a red cast in sculpture_garden's shadowed tree).
+SHARED_CURVE = True
 # The curve's absolute scale is not in the bracket (above the brightest code that two frames both show,
 # a camera's highlight shoulder can hide a stop), so the units follow metering, as a camera's exposure
 # does: the code at which sRGB shows 18 % grey (0.4613) means 0.18. The curve itself stays normalised to
@@ -91,15 +94,15 @@ def _segment_weights(codes: np.ndarray) -> np.ndarray:
     return -part
 
 
-def _design(pairs, channel_count, frame_count, reference_index):
+def _design(pairs, curves, frame_count, reference_index):
     """Rows ``[A_c(z_j) - A_c(z_i) | e_j - e_i] = log(k_j / k_i)`` for every resolved quantile pair."""
     segments = len(KNOTS) - 1
     rows, targets = [], []
     for (i, j, channel, z_i, z_j, log_ratio) in pairs:
-        block = np.zeros((len(z_i), channel_count * segments + frame_count))
+        block = np.zeros((len(z_i), curves * segments + frame_count))
         block[:, channel * segments:(channel + 1) * segments] = _segment_weights(z_j) - _segment_weights(z_i)
-        block[:, channel_count * segments + j] -= 1.0  # L(z_j) - L(z_i) = log ratio + e_j - e_i
-        block[:, channel_count * segments + i] += 1.0
+        block[:, curves * segments + j] -= 1.0  # L(z_j) - L(z_i) = log ratio + e_j - e_i
+        block[:, curves * segments + i] += 1.0
         # Dark levels are noisy and shift with noise more than bright ones: they only shape the toe.
         weight = np.minimum(1.0, z_i / DARK_CODE)[:, None]
         rows.append(block * weight)
@@ -156,21 +159,22 @@ def estimate_camera(
                 z_i, z_j = quantiles[i][:, channel], quantiles[j][:, channel]
                 keep = (z_i > LOW_CODE) & (z_j < HIGH_CODE) & (z_j > z_i + 1.0 / 512)
                 if keep.sum() >= 3:
-                    pairs.append((i, j, channel, z_i[keep], z_j[keep], log_ratio))
+                    pairs.append((i, j, 0 if SHARED_CURVE else channel, z_i[keep], z_j[keep], log_ratio))
                     resolved[channel] += int(keep.sum())
     if resolved.min() < MIN_OBSERVATIONS:
         return fallback(f"only {int(resolved.min())} brightness levels seen in two frames, "
                         f"{MIN_OBSERVATIONS} needed")
 
-    matrix, target = _design(pairs, channel_count, len(evs), reference_index)
+    curves = 1 if SHARED_CURVE else channel_count
+    matrix, target = _design(pairs, curves, len(evs), reference_index)
     scale = 1.0 / math.sqrt(len(target) / (channel_count * len(QUANTILES)))
     matrix, target = matrix * scale, target * scale
     segments = len(KNOTS) - 1
-    unknowns = channel_count * segments + len(evs)
+    unknowns = curves * segments + len(evs)
     # Curvature of L: differences of consecutive slopes, per channel.
     widths = np.diff(KNOTS)
     extra, extra_target = [], []
-    for channel in range(channel_count):
+    for channel in range(curves):
         for m in range(segments - 1):
             row = np.zeros(unknowns)
             row[channel * segments + m] = -SMOOTHNESS / widths[m] * widths.mean()
@@ -179,7 +183,7 @@ def estimate_camera(
             extra_target.append(0.0)
     for frame in range(len(evs)):  # the EV prior (the reference's correction is pinned to 0 by the bounds)
         row = np.zeros(unknowns)
-        row[channel_count * segments + frame] = 1.0 / (EV_PRIOR_SIGMA * math.log(2.0))
+        row[curves * segments + frame] = 1.0 / (EV_PRIOR_SIGMA * math.log(2.0))
         extra.append(row)
         extra_target.append(0.0)
     # The curve's steepness and the ratios are only known together (scaling L and every log ratio by one
@@ -187,23 +191,25 @@ def estimate_camera(
     # stretch or shrink the bracket as a whole (orthogonal to ``ev - ev_reference``), only reshape it.
     row = np.zeros(unknowns)
     span = np.asarray(evs) - evs[reference_index]
-    row[channel_count * segments:] = STEEPNESS_WEIGHT * span / max(np.abs(span).max(), 1e-6)
+    row[curves * segments:] = STEEPNESS_WEIGHT * span / max(np.abs(span).max(), 1e-6)
     extra.append(row)
     extra_target.append(0.0)
     full_matrix = np.concatenate([matrix, np.asarray(extra)])
     full_target = np.concatenate([target, np.asarray(extra_target)])
-    lower = np.concatenate([np.full(channel_count * segments, 1e-4), np.full(len(evs), -math.log(2.0))])
-    upper = np.concatenate([np.full(channel_count * segments, np.inf), np.full(len(evs), math.log(2.0))])
-    lower[channel_count * segments + reference_index] = -1e-12
-    upper[channel_count * segments + reference_index] = 1e-12
+    lower = np.concatenate([np.full(curves * segments, 1e-4), np.full(len(evs), -math.log(2.0))])
+    upper = np.concatenate([np.full(curves * segments, np.inf), np.full(len(evs), math.log(2.0))])
+    lower[curves * segments + reference_index] = -1e-12
+    upper[curves * segments + reference_index] = 1e-12
     solution = lsq_linear(full_matrix, full_target, bounds=(lower, upper), method="bvls")
     if not np.all(np.isfinite(solution.x)):
         return fallback("the fit did not converge")
     misfit = float(np.sqrt(np.mean((matrix @ solution.x - target) ** 2)) / scale / math.log(2.0))
 
-    increments = solution.x[: channel_count * segments].reshape(channel_count, segments)
-    corrections = solution.x[channel_count * segments:] / math.log(2.0)
+    increments = solution.x[: curves * segments].reshape(curves, segments)
+    corrections = solution.x[curves * segments:] / math.log(2.0)
     table = _table(increments)
+    if table.shape[1] == 1:
+        table = np.repeat(table, 3, axis=1)
     measured = [ev + float(correction) for ev, correction in zip(evs, corrections)]
     warnings = [
         f"frame {index + 1}: measured exposure {measured[index]:+.2f} EV where {evs[index]:+.2f} was given "
