@@ -78,8 +78,8 @@ def add_method_arguments(parser: argparse.ArgumentParser, response_default: str 
     group.add_argument("--window-batch-size", type=positive_int, metavar="N",
                        help="windows per UNet call (default: chosen from the window size and free memory)")
     group.add_argument("--fast", action="store_true",
-                       help="the fast preset: 5 steps on shifted windows for models that take more steps by default; "
-                            "a model with 5 steps or fewer (the bundled one) keeps its defaults")
+                       help="the fast preset: at most half the default's UNet window passes (the paper's model: 5 steps "
+                            "on shifted windows; a small model such as the bundled one: half its steps)")
     group.add_argument("--ensemble", type=positive_int, default=1, metavar="K",
                        help="average K samples (seeds SEED..SEED+K-1, one batched run) in the mu-law domain (default 1)")
     group.add_argument("--seed", type=int, default=0, help="random seed of the first sample (default 0)")
