@@ -7,11 +7,9 @@
 Rows, per input:
 
 - **radiance maps** in ``/work/shared/data/real_hdr`` and ``real_hdr_more`` (real HDR photographs);
-- **naive merges of the real brackets** in ``/work/shared/data/real_brackets``, made here and labelled
-  ``naive``: frames linearised by sRGB decoding, divided by their nominal exposure (exposure file or
-  EXIF), averaged with triangle weights. Not deghosted, not the camera's true response: a stand-in
-  for the merged radiance until the real-camera path lands. For these, OpenCV's Mertens fusion of the
-  same frames is the anchor.
+- **the real brackets** in ``/work/shared/data/real_brackets``, merged by flow-merge with the camera response
+  estimated from each bracket (``--response auto``: aligned and deghosted). For these, OpenCV's Mertens
+  fusion of the same frames is the anchor.
 
 Columns: ``clipped`` = pixels whose every channel is within 2 % of black or white, split ``black`` and
 ``white`` (target: at most 5 % in total); ``window`` = in the reference frame's saturated region
@@ -39,24 +37,15 @@ OPERATORS = ("natural", "global", "none")
 NEAR = 0.02  # "within 2 % of black or white", on the sRGB-encoded output
 
 
-def naive_merge(folder: Path) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
-    """A real bracket's naive radiance (sRGB decoding, nominal exposures, triangle weights), its frames and EVs.
+def flow_merged(folder: Path) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
+    """A real bracket merged as ``diffhdr merge --method flow-merge`` does (the response estimated from the
+    bracket, aligned, deghosted), with its frames short to long as read and their EVs."""
+    from diffhdr_diffusers.io import load_bracket
+    from diffhdr_diffusers.methods import load_method
 
-    Frames come back short to long as read (camera-encoded float RGB in [0, 1]); EVs are relative to
-    the reference (middle) frame, which is radiance 1 = its white.
-    """
-    images, exposures, _ = scene_exposures(scan_scene(folder))
-    frames = [read_ldr(path) for path in images]
-    numerator = np.zeros_like(frames[0])
-    denominator = np.zeros_like(frames[0])
-    for frame, ev in zip(frames, exposures):
-        weight = np.maximum(1.0 - np.abs(2.0 * frame - 1.0), 1e-4)
-        numerator += weight * srgb_decode(frame) / np.float32(2.0**ev)
-        denominator += weight
-    radiance = numerator / denominator
-    saturated = np.all(frames[0] >= 0.99, axis=-1)  # clipped even in the shortest frame: its value is a floor
-    radiance[saturated] = srgb_decode(frames[0][saturated]) / np.float32(2.0 ** exposures[0])
-    return radiance.astype(np.float32), frames, exposures
+    bracket = load_bracket(folder)
+    result = load_method("flow-merge", response="auto").merge_bracket(bracket)
+    return result.radiance, bracket.images, bracket.exposures
 
 
 def mertens(frames: list[np.ndarray]) -> np.ndarray:
@@ -128,11 +117,11 @@ def save(folder: Path | None, name: str, image: np.ndarray) -> None:
 
 def bracket_table(save_dir: Path | None) -> None:
     folders = sorted(path for path in (DATA / "real_brackets").glob("*") if path.is_dir())
-    print("\n## Real brackets, naive merge (sRGB decoding, nominal exposures, triangle weights; NOT deghosted)\n")
+    print("\n## Real brackets, flow-merge with the estimated response (diffhdr merge --method flow-merge)\n")
     print("| bracket | output | black % | white % | clipped % | window contrast / short | seconds |")
     print("|---|---|---|---|---|---|---|")
     for folder in folders:
-        radiance, frames, exposures = naive_merge(folder)
+        radiance, frames, exposures = flow_merged(folder)
         reference, short = frames[len(frames) // 2], frames[0]
         window = saturated_window(reference)
         start = time.perf_counter()
