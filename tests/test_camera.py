@@ -144,3 +144,10 @@ def test_real_bracket_merges_every_frame_with_auto():
     merged = flow_merge(frames, camera.exposures)
     assert not any(merged.alignment.failed)
     assert merged.radiance.max() > 1.2 / 2.0 ** camera.exposures[1]  # above the reference's clip level
+
+
+def test_eight_bit_frames_take_the_exact_lookup():
+    response = Response.from_curve("filmic")
+    codes = (np.random.default_rng(2).integers(0, 256, (32, 48, 3)) / 255).astype(np.float32)
+    canonical = encode_canonical([codes], response)[0]
+    np.testing.assert_allclose(canonical, response.linearize(codes) ** np.float32(1 / 2.2), rtol=1e-6, atol=1e-7)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from ..bands import map_bands
@@ -57,11 +58,21 @@ class CameraModel:
         }
 
 
+def _is_8bit(frame: np.ndarray) -> bool:
+    """Whether a float frame holds 8-bit codes (``k / 255``), judged on a fixed sample of its values."""
+    values = np.asarray(frame).reshape(-1)[::997]
+    return bool(np.asarray(frame).dtype == np.float32 and np.array_equal(np.rint(values * 255) / 255, values))
+
+
 def encode_canonical(frames: Sequence[np.ndarray], response: Response, gamma: float = GAMMA) -> list[np.ndarray]:
     """Frames in the canonical encoding ``inverse_response(code) ** (1/gamma)`` (float32); unchanged
     (the same arrays) when ``response`` is exactly ``code**gamma``."""
     if response.is_gamma(gamma):
         return [np.asarray(frame, dtype=np.float32) for frame in frames]
+    if all(_is_8bit(frame) for frame in frames):  # 8-bit files: one exact lookup per code (cv2.LUT, fast)
+        codes = np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None].repeat(3, axis=1)
+        table = np.power(response.linearize(codes), np.float32(1.0 / gamma)).astype(np.float32)[:, None, :]
+        return [cv2.LUT(cv2.convertScaleAbs(np.asarray(frame, np.float32), alpha=255.0), table) for frame in frames]
     if response.exact:  # a formula (sRGB, another gamma): exact, no table near black
         return [np.power(response.linearize(frame), np.float32(1.0 / gamma)) for frame in frames]
     # One table from code to canonical code, interpolated linearly (two gathers a value), in row bands
