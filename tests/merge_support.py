@@ -146,3 +146,17 @@ def write_scenes(root: Path, num_scenes: int = 2, size: tuple[int, int] = (32, 4
         (folder / "exposure.txt").write_text("".join(f"{ev:g}\n" for ev in EXPOSURES))
         write_radiance(folder / "HDRImg.hdr", moved(radiance, 1, moving))
     return root
+
+
+# A batch merge that sleeps before each scene: tests kill it mid-run (SIGKILL) and restart it.
+SLOW_MERGE = """
+import sys, time
+import diffhdr_diffusers.merging as merging
+original = merging.flow_merge_radiance
+def slow(*args, **kwargs):
+    time.sleep(0.4)  # give the test time to kill the run between (and during) scenes
+    return original(*args, **kwargs)
+merging.flow_merge_radiance = slow
+from diffhdr_diffusers.commands.merge import main
+sys.exit(main(sys.argv[1:]))
+"""

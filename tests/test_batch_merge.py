@@ -15,6 +15,7 @@ import pytest
 
 from diffhdr_diffusers.cli import main
 from diffhdr_diffusers.data.synth import synthesize_scenes
+from merge_support import SLOW_MERGE
 
 NUM_SCENES = 6
 SIZE = (48, 64)
@@ -113,17 +114,6 @@ def test_a_bad_scene_fails_alone_with_its_reason(shoot, reference_run, tmp_path,
     assert not _partials(out)
 
 
-SLOW_MERGE = """
-import sys, time
-import diffhdr_diffusers.merging as merging
-original = merging.flow_merge_radiance
-def slow(*args, **kwargs):
-    time.sleep(0.4)  # give the test time to kill the run between (and during) scenes
-    return original(*args, **kwargs)
-merging.flow_merge_radiance = slow
-from diffhdr_diffusers.commands.merge import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def test_sigkill_mid_run_then_restart_gives_identical_outputs(shoot, reference_run, tmp_path):

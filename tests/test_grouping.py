@@ -114,3 +114,37 @@ def test_card_folder_merges_bracket_by_bracket(tmp_path, capfd):
     assert code == 0, err
     written = sorted(path.name for path in (tmp_path / "out").glob("*.hdr"))
     assert len(written) == 4 and all(name.startswith("IMG_") for name in written)
+
+
+def test_card_batch_killed_mid_run_resumes_byte_identically(tmp_path, capfd):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from merge_support import run_cli
+    from merge_support import SLOW_MERGE
+
+    folder = textured_card(tmp_path)
+    args = [str(folder), "--method", "flow-merge", "--response", "gamma:2.2", "--format", "hdr"]
+    assert run_cli(["merge", *args[:1], "--out", str(tmp_path / "reference"), *args[1:]], capfd)[0] == 0
+    out = tmp_path / "killed"
+    command = [sys.executable, "-c", SLOW_MERGE, args[0], "--out", str(out), *args[1:]]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "done").glob("*.json")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert 1 <= len(list((out / "done").glob("*.json"))) < 4
+    restart = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert restart.returncode == 0, restart.stderr[-2000:]
+    for name in sorted(path.name for path in (tmp_path / "reference").glob("*.hdr")):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+    assert len(list(out.glob("*.hdr"))) == 4
