@@ -160,3 +160,13 @@ merging.flow_merge_radiance = slow
 from diffhdr_diffusers.commands.merge import main
 sys.exit(main(sys.argv[1:]))
 """
+
+
+def free_port() -> str:
+    """A TCP port free on this machine now, for an ``accelerate launch`` rendezvous (fixed ports collide when
+    two test runs share a machine)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])

@@ -15,7 +15,7 @@ import pytest
 
 from diffhdr_diffusers.cli import main
 from diffhdr_diffusers.data.synth import synthesize_scenes
-from merge_support import SLOW_MERGE
+from merge_support import SLOW_MERGE, free_port
 
 NUM_SCENES = 6
 SIZE = (48, 64)
@@ -146,8 +146,8 @@ def test_sigkill_mid_run_then_restart_gives_identical_outputs(shoot, reference_r
 def test_two_accelerate_processes_give_the_same_outputs(shoot, reference_run, tmp_path):
     out = tmp_path / "merged"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               "29533", "-m", "diffhdr_diffusers.commands.merge", str(shoot), "--out", str(out), "--method", "flow-merge", *GAMMA]
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", free_port(),
+               "-m", "diffhdr_diffusers.commands.merge", str(shoot), "--out", str(out), "--method", "flow-merge", *GAMMA]
     result = subprocess.run(command, env={**os.environ, "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

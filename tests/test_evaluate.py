@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from merge_support import write_scenes
+from merge_support import free_port, write_scenes
 
 from diffhdr_diffusers.commands.evaluate import main
 from diffhdr_diffusers.errors import OutputError
@@ -183,12 +183,13 @@ def test_accelerate_launch_shards_scenes_across_two_processes(scenes, tmp_path):
 
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               "29517", "-m", "diffhdr_diffusers.commands.evaluate", str(scenes), "--method", "naive-merge",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", free_port(),
+               "-m", "diffhdr_diffusers.commands.evaluate", str(scenes), "--method", "naive-merge",
                "--out", str(out)]
     result = subprocess.run(command, check=False, env={**os.environ, "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True,
                             timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    causes = [line for line in result.stderr.splitlines() if "Error" in line or "error:" in line]
+    assert result.returncode == 0, "\n".join(causes[:20]) + result.stderr[-1500:]
     # accelerate's split_between_processes: contiguous shares, the first rank takes the extra scene.
     assert "[rank 0] 2/2 scene_001" in result.stdout and "[rank 1] 1/1 scene_002" in result.stdout
     document = json.loads((out / "metrics.json").read_text())

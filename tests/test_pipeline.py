@@ -258,6 +258,8 @@ def test_save_and_load_with_both_loaders(pipe, bracket, tmp_path):
 
 
 def test_loader_refuses_non_pipeline_folders(tmp_path):
+    from diffhdr_diffusers.errors import ModelLoadError
+
     # Foreign code in a pipeline folder: tests/test_foreign_code.py.
     with pytest.raises(ModelLoadError, match="model_index.json"):
         DiffHDRPipeline.from_pretrained(tmp_path)
