@@ -43,7 +43,9 @@ class ProcessGroup:
         """Every rank's ``document`` on rank 0 (in rank order), ``None`` elsewhere.
 
         Each rank also writes its document to ``folder/rank-<N>.json`` (a record of the run). Without a launcher
-        rank 0 reads the other ranks' files from there, waiting up to ``timeout`` seconds for missing ones.
+        rank 0 reads the other ranks' files from there, waiting up to ``timeout`` seconds for missing ones. Under a
+        launcher this is a run's last collective: every rank then waits for the others and closes the process
+        group, so no rank exits while another still talks to it (gloo aborts the survivor otherwise).
         """
         from .io import write_text_atomically
 
@@ -54,6 +56,11 @@ class ProcessGroup:
             from accelerate.utils import gather_object
 
             documents = gather_object([document])
+            self.state.wait_for_everyone()
+            import torch.distributed
+
+            if torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
             return sorted(documents, key=lambda item: item["rank"]) if self.rank == 0 else None
         if self.rank != 0:
             return None
