@@ -42,9 +42,6 @@ EV_PRIOR_SIGMA = 0.2  # stops: how far a frame's true exposure may plausibly sit
 MIN_OBSERVATIONS = 40  # resolved quantiles per channel below which the curve is not estimable
 CORRECTION_REPORTED = 0.05  # stops: corrections at least this large are reported
 FALLBACK = "srgb"
-# One curve for the three channels: cameras apply their tone curve after white balance, to each channel alike,
-# and separate curves fit the noise of dark, coloured content (a red cast in sculpture_garden's shadowed tree).
-SHARED_CURVE = True
 # The curve's absolute scale is not in the bracket (above the brightest code that two frames both show,
 # a camera's highlight shoulder can hide a stop), so the units follow metering, as a camera's exposure
 # does: the code at which sRGB shows 18 % grey (0.4613) means 0.18. The curve itself stays normalised to
@@ -94,15 +91,15 @@ def _segment_weights(codes: np.ndarray) -> np.ndarray:
     return -part
 
 
-def _design(pairs, curves, frame_count, reference_index):
-    """Rows ``[A_c(z_j) - A_c(z_i) | e_j - e_i] = log(k_j / k_i)`` for every resolved quantile pair."""
+def _design(pairs, frame_count):
+    """Rows ``[A(z_j) - A(z_i) | e_j - e_i] = log(k_j / k_i)`` for every resolved quantile pair."""
     segments = len(KNOTS) - 1
     rows, targets = [], []
-    for (i, j, channel, z_i, z_j, log_ratio) in pairs:
-        block = np.zeros((len(z_i), curves * segments + frame_count))
-        block[:, channel * segments:(channel + 1) * segments] = _segment_weights(z_j) - _segment_weights(z_i)
-        block[:, curves * segments + j] -= 1.0  # L(z_j) - L(z_i) = log ratio + e_j - e_i
-        block[:, curves * segments + i] += 1.0
+    for (i, j, z_i, z_j, log_ratio) in pairs:
+        block = np.zeros((len(z_i), segments + frame_count))
+        block[:, :segments] = _segment_weights(z_j) - _segment_weights(z_i)
+        block[:, segments + j] -= 1.0  # L(z_j) - L(z_i) = log ratio + e_j - e_i
+        block[:, segments + i] += 1.0
         # Dark levels are noisy and shift with noise more than bright ones: they only shape the toe.
         weight = np.minimum(1.0, z_i / DARK_CODE)[:, None]
         rows.append(block * weight)
@@ -116,7 +113,11 @@ def estimate_camera(
     exposures: Sequence[float],
     reference_index: int | None = None,
 ) -> CameraEstimate:
-    """Estimate the inverse response (per channel) and the true EVs of one bracket.
+    """Estimate the inverse response and the true EVs of one bracket.
+
+    One curve serves the three channels: cameras apply their tone curve after white balance, to each channel
+    alike, and separate curves fit the noise of dark, coloured content (a red cast in sculpture_garden's
+    shadowed tree); the quantiles of each channel are observations of it.
 
     Args:
         frames: N >= 2 float (H, W, 3) frames in [0, 1] (code values as read), any order.
@@ -138,7 +139,7 @@ def estimate_camera(
         reference_index = int(order[len(order) // 2])
 
     def fallback(reason: str) -> CameraEstimate:
-        return CameraEstimate(Response.from_curve(FALLBACK) if FALLBACK != "srgb" else Response.srgb(), evs,
+        return CameraEstimate(Response.from_curve(FALLBACK), evs,
                               [f"camera response not estimable ({reason}); using the {FALLBACK} curve"], True)
 
     if len(set(evs)) < len(evs):
@@ -159,31 +160,29 @@ def estimate_camera(
                 z_i, z_j = quantiles[i][:, channel], quantiles[j][:, channel]
                 keep = (z_i > LOW_CODE) & (z_j < HIGH_CODE) & (z_j > z_i + 1.0 / 512)
                 if keep.sum() >= 3:
-                    pairs.append((i, j, 0 if SHARED_CURVE else channel, z_i[keep], z_j[keep], log_ratio))
+                    pairs.append((i, j, z_i[keep], z_j[keep], log_ratio))
                     resolved[channel] += int(keep.sum())
     if resolved.min() < MIN_OBSERVATIONS:
         return fallback(f"only {int(resolved.min())} brightness levels seen in two frames, "
                         f"{MIN_OBSERVATIONS} needed")
 
-    curves = 1 if SHARED_CURVE else channel_count
-    matrix, target = _design(pairs, curves, len(evs), reference_index)
+    matrix, target = _design(pairs, len(evs))
     scale = 1.0 / math.sqrt(len(target) / (channel_count * len(QUANTILES)))
     matrix, target = matrix * scale, target * scale
     segments = len(KNOTS) - 1
-    unknowns = curves * segments + len(evs)
-    # Curvature of L: differences of consecutive slopes, per channel.
+    unknowns = segments + len(evs)
+    # Curvature of L: differences of consecutive slopes.
     widths = np.diff(KNOTS)
     extra, extra_target = [], []
-    for channel in range(curves):
-        for m in range(segments - 1):
-            row = np.zeros(unknowns)
-            row[channel * segments + m] = -SMOOTHNESS / widths[m] * widths.mean()
-            row[channel * segments + m + 1] = SMOOTHNESS / widths[m + 1] * widths.mean()
-            extra.append(row)
-            extra_target.append(0.0)
+    for m in range(segments - 1):
+        row = np.zeros(unknowns)
+        row[m] = -SMOOTHNESS / widths[m] * widths.mean()
+        row[m + 1] = SMOOTHNESS / widths[m + 1] * widths.mean()
+        extra.append(row)
+        extra_target.append(0.0)
     for frame in range(len(evs)):  # the EV prior (the reference's correction is pinned to 0 by the bounds)
         row = np.zeros(unknowns)
-        row[curves * segments + frame] = 1.0 / (EV_PRIOR_SIGMA * math.log(2.0))
+        row[segments + frame] = 1.0 / (EV_PRIOR_SIGMA * math.log(2.0))
         extra.append(row)
         extra_target.append(0.0)
     # The curve's steepness and the ratios are only known together (scaling L and every log ratio by one
@@ -191,25 +190,22 @@ def estimate_camera(
     # stretch or shrink the bracket as a whole (orthogonal to ``ev - ev_reference``), only reshape it.
     row = np.zeros(unknowns)
     span = np.asarray(evs) - evs[reference_index]
-    row[curves * segments:] = STEEPNESS_WEIGHT * span / max(np.abs(span).max(), 1e-6)
+    row[segments:] = STEEPNESS_WEIGHT * span / max(np.abs(span).max(), 1e-6)
     extra.append(row)
     extra_target.append(0.0)
     full_matrix = np.concatenate([matrix, np.asarray(extra)])
     full_target = np.concatenate([target, np.asarray(extra_target)])
-    lower = np.concatenate([np.full(curves * segments, 1e-4), np.full(len(evs), -math.log(2.0))])
-    upper = np.concatenate([np.full(curves * segments, np.inf), np.full(len(evs), math.log(2.0))])
-    lower[curves * segments + reference_index] = -1e-12
-    upper[curves * segments + reference_index] = 1e-12
+    lower = np.concatenate([np.full(segments, 1e-4), np.full(len(evs), -math.log(2.0))])
+    upper = np.concatenate([np.full(segments, np.inf), np.full(len(evs), math.log(2.0))])
+    lower[segments + reference_index] = -1e-12
+    upper[segments + reference_index] = 1e-12
     solution = lsq_linear(full_matrix, full_target, bounds=(lower, upper), method="bvls")
     if not np.all(np.isfinite(solution.x)):
         return fallback("the fit did not converge")
     misfit = float(np.sqrt(np.mean((matrix @ solution.x - target) ** 2)) / scale / math.log(2.0))
 
-    increments = solution.x[: curves * segments].reshape(curves, segments)
-    corrections = solution.x[curves * segments:] / math.log(2.0)
-    table = _table(increments)
-    if table.shape[1] == 1:
-        table = np.repeat(table, 3, axis=1)
+    corrections = solution.x[segments:] / math.log(2.0)
+    table = np.repeat(_table(solution.x[:segments])[:, None], 3, axis=1)
     measured = [ev + float(correction) for ev, correction in zip(evs, corrections)]
     warnings = [
         f"frame {index + 1}: measured exposure {measured[index]:+.2f} EV where {evs[index]:+.2f} was given "
@@ -223,29 +219,12 @@ def estimate_camera(
 
 
 def _table(increments: np.ndarray) -> np.ndarray:
-    """(TABLE_SIZE, 3) inverse response from per-channel knot increments; a linear toe below the first knot."""
+    """(TABLE_SIZE,) inverse response from the knot increments of ``L``; below :data:`LOW_CODE` a power law
+    through 0 with the shadows' mean slope."""
     codes = np.linspace(0.0, 1.0, TABLE_SIZE)
-    columns = []
-    for channel_increments in increments:
-        log_knots = -np.concatenate([np.cumsum(channel_increments[::-1])[::-1], [0.0]])
-        values = np.exp(np.interp(np.log(np.maximum(codes, 1e-12)), KNOTS, log_knots))
-        toe = codes < LOW_CODE  # the first segment's slope continued down to black (a power law through 0)
-        slope = channel_increments[:3].sum() / (KNOTS[3] - KNOTS[0])  # the shadows' mean slope, as a power law
-        values[toe] = np.exp(log_knots[0]) * (codes[toe] / LOW_CODE) ** float(np.clip(slope, 1.0, 3.0))
-        columns.append(values)
-    return np.stack(columns, axis=1).astype(np.float32)
-
-
-def estimate_response(brackets: Sequence[tuple[Sequence[np.ndarray], Sequence[float]]]) -> CameraEstimate:
-    """One response for a camera from several brackets (``[(frames, exposures), ...]``): each bracket is
-    estimated on its own and the curves are averaged in the log domain over those that did not fall back."""
-    estimates = [estimate_camera(frames, evs) for frames, evs in brackets]
-    usable = [estimate for estimate in estimates if not estimate.fallback]
-    if not usable:
-        return estimates[0] if estimates else CameraEstimate(Response.srgb(), [], ["no brackets given"], True)
-    log_tables = np.mean([np.log(np.maximum(e.response.table, 1e-12)) for e in usable], axis=0)
-    table = np.exp(log_tables)
-    table[0] = 0.0
-    warnings = [w for e in estimates for w in e.warnings]
-    return CameraEstimate(Response("calibrated", table.astype(np.float32)), usable[0].exposures, warnings, False,
-                          float(np.mean([e.residual for e in usable])))
+    log_knots = -np.concatenate([np.cumsum(increments[::-1])[::-1], [0.0]])
+    values = np.exp(np.interp(np.log(np.maximum(codes, 1e-12)), KNOTS, log_knots))
+    toe = codes < LOW_CODE
+    slope = increments[:3].sum() / (KNOTS[3] - KNOTS[0])
+    values[toe] = np.exp(log_knots[0]) * (codes[toe] / LOW_CODE) ** float(np.clip(slope, 1.0, 3.0))
+    return values.astype(np.float32)

@@ -137,12 +137,7 @@ class Response:
         if self.gamma is not None and self._table is None:
             return np.power(np.clip(code, 0.0, 1.0), np.float32(self.gamma))
         grid = np.linspace(0.0, 1.0, len(self._table), dtype=np.float32)
-        if code.ndim >= 1 and code.shape[-1] == 3:
-            out = np.empty(code.shape, np.float32)
-            for channel in range(3):
-                out[..., channel] = np.interp(code[..., channel], grid, self._table[:, channel])
-            return out
-        return np.interp(code, grid, self._table[:, 1]).astype(np.float32)
+        return _interp_channels(code, [grid] * 3, self._table.T)
 
     def encode(self, linear: np.ndarray) -> np.ndarray:
         """The forward response: linear light in [0, 1] to code values, float32 (inverse of :meth:`linearize`)."""
@@ -152,13 +147,7 @@ class Response:
         if self.gamma is not None and self._table is None:
             return np.power(linear, np.float32(1.0 / self.gamma))
         grid = np.linspace(0.0, 1.0, len(self._table), dtype=np.float32)
-        table = np.maximum.accumulate(self._table, axis=0)
-        if linear.ndim >= 1 and linear.shape[-1] == 3:
-            out = np.empty(linear.shape, np.float32)
-            for channel in range(3):
-                out[..., channel] = np.interp(linear[..., channel], table[:, channel], grid)
-            return out
-        return np.interp(linear, table[:, 1], grid).astype(np.float32)
+        return _interp_channels(linear, np.maximum.accumulate(self._table, axis=0).T, [grid] * 3)
 
     @property
     def exact(self) -> bool:
@@ -185,7 +174,7 @@ class Response:
     def save(self, path: str | os.PathLike) -> None:
         from ..io.atomic import write_json_atomically
 
-        write_json_atomically(Path(path), {**self.to_dict(samples=257)})
+        write_json_atomically(Path(path), self.to_dict(samples=257))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "response") -> Response:
@@ -224,6 +213,17 @@ class Response:
 
     def __repr__(self) -> str:
         return f"Response({self.name!r})"
+
+
+def _interp_channels(values: np.ndarray, xs, ys) -> np.ndarray:
+    """``np.interp`` per channel (``xs[c]`` -> ``ys[c]``) of RGB ``values`` (trailing axis 3), float32; other
+    shapes use the green channel's curve."""
+    if values.ndim >= 1 and values.shape[-1] == 3:
+        out = np.empty(values.shape, np.float32)
+        for channel in range(3):
+            out[..., channel] = np.interp(values[..., channel], xs[channel], ys[channel])
+        return out
+    return np.interp(values, xs[1], ys[1]).astype(np.float32)
 
 
 def check_table(table: np.ndarray, source: str) -> None:
