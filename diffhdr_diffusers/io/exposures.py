@@ -103,7 +103,8 @@ _EXIF_F_NUMBER = ("EXIF FNumber", "Image FNumber")
 _EXIF_ISO = ("EXIF ISOSpeedRatings", "EXIF PhotographicSensitivity", "Image ISOSpeedRatings")
 
 
-def _exif_number(tags: dict, names: Sequence[str]) -> float | None:
+def exif_number(tags: dict, names: Sequence[str], positive: bool = True) -> float | None:
+    """The first of the tags ``names`` that holds a finite number (a positive one unless ``positive=False``)."""
     for name in names:
         tag = tags.get(name)
         if tag is None or not tag.values:
@@ -115,19 +116,22 @@ def _exif_number(tags: dict, names: Sequence[str]) -> float | None:
             number = float(Fraction(value.num, value.den)) if hasattr(value, "num") else float(value)
         except (ValueError, ZeroDivisionError, TypeError):
             continue
-        if math.isfinite(number) and number > 0:
+        if math.isfinite(number) and (number > 0 or not positive):
             return number
     return None
 
 
-def read_exif_tags(path: Path) -> dict:
-    """exifread's tags of ``path`` (quietly); unreadable or corrupt metadata raises :class:`ExposureError`."""
+def read_exif_tags(path: Path, corrupt_ok: bool = False) -> dict:
+    """exifread's tags of ``path`` (quietly); an unreadable file raises :class:`ExposureError`, and so does corrupt
+    metadata unless ``corrupt_ok`` (then there are no tags)."""
     try:
         with quiet_logger("exifread"), path.open("rb") as handle:
             return exifread.process_file(handle, details=False)
     except OSError as error:
         raise ExposureError(f"{path}: cannot be read for EXIF ({error.strerror or error}).") from error
     except Exception as error:  # exifread raises assorted errors on corrupt metadata
+        if corrupt_ok:
+            return {}
         raise ExposureError(f"{path}: EXIF data is corrupt ({error}); {EXPLICIT_EXPOSURES_HINT}.") from error
 
 
@@ -138,21 +142,30 @@ def _raw_exposure(path: Path) -> tuple[float | None, float | None, float | None]
     return raw_exposure(path)
 
 
-def _exposure_stops(path: Path) -> float:
-    """Return log2(t * ISO / N^2) for one image, from its EXIF (for RAW files, also LibRaw's metadata)."""
-    tags = read_exif_tags(path)
-    time = _exif_number(tags, _EXIF_TIME)
-    f_number = _exif_number(tags, _EXIF_F_NUMBER)
-    iso = _exif_number(tags, _EXIF_ISO)
+def exif_exposure_stops(path: Path, tags: dict | None = None) -> float | None:
+    """log2(t * ISO / N^2) of one image from its EXIF ``tags`` (read when not given; for RAW files also LibRaw's
+    metadata), or ``None`` without an exposure time. A missing f-number or ISO counts as f/1, ISO 100."""
+    tags = read_exif_tags(path) if tags is None else tags
+    time = exif_number(tags, _EXIF_TIME)
+    f_number = exif_number(tags, _EXIF_F_NUMBER)
+    iso = exif_number(tags, _EXIF_ISO)
     if time is None and path.suffix.lower() in RAW_SUFFIXES:
         # RAW formats exifread does not parse (CR3, RAF, ...): LibRaw reads their maker's metadata.
         time, raw_f_number, raw_iso = _raw_exposure(path)
         f_number, iso = f_number or raw_f_number, iso or raw_iso
     if time is None:
+        return None
+    return math.log2(time * (iso or 100.0) / (f_number or 1.0) ** 2)
+
+
+def _exposure_stops(path: Path) -> float:
+    """:func:`exif_exposure_stops`, which must be there."""
+    stops = exif_exposure_stops(path)
+    if stops is None:
         raise ExposureError(
             f"{path}: no EXIF exposure time; {EXPLICIT_EXPOSURES_HINT}, or put an {EXPOSURE_TXT} next to the images."
         )
-    return math.log2(time * (iso or 100.0) / (f_number or 1.0) ** 2)
+    return stops
 
 
 def exposures_from_exif(paths: Sequence[str | os.PathLike]) -> list[float]:

@@ -15,19 +15,15 @@ reason, never dropped silently.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from fractions import Fraction
 from pathlib import Path
 
-import exifread
-
 from ..errors import InputError
-from .decode import quiet_logger
+from .exposures import exif_exposure_stops, exif_number, read_exif_tags
 
 DEFAULT_GAP = 2.0  # seconds between two frames that starts a new bracket
 MAX_FRAMES = 9
@@ -57,27 +53,11 @@ class Bracketing:
         return lines
 
 
-def _number(tag) -> float | None:
-    if tag is None or not tag.values:
-        return None
-    value = tag.values[0]
-    try:
-        number = float(Fraction(value.num, value.den)) if hasattr(value, "num") else float(value)
-    except (ValueError, ZeroDivisionError, TypeError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def read_frame(path: str | os.PathLike) -> Frame:
-    """A frame's capture time and exposure (``log2(t * ISO / N^2)``, else the exposure bias) from its EXIF."""
+    """A frame's capture time and exposure (``log2(t * ISO / N^2)``, else the exposure bias) from its EXIF; corrupt
+    metadata gives neither (the frame is then reported, not grouped)."""
     path = Path(path)
-    try:
-        with quiet_logger("exifread"), path.open("rb") as handle:
-            tags = exifread.process_file(handle, details=False)
-    except OSError as error:
-        raise InputError(f"{path}: cannot be read ({error.strerror or error}).") from error
-    except Exception:  # exifread raises assorted errors on corrupt metadata: no time, no exposure
-        tags = {}
+    tags = read_exif_tags(path, corrupt_ok=True)
     when = None
     stamp = tags.get("EXIF DateTimeOriginal") or tags.get("Image DateTime")
     if stamp is not None:
@@ -90,13 +70,9 @@ def read_frame(path: str | os.PathLike) -> Frame:
         digits = re.sub(r"\D", "", str(subsec.values)) if subsec is not None else ""
         if digits:
             when += int(digits) / 10 ** len(digits)
-    time = _number(tags.get("EXIF ExposureTime"))
-    if time is not None and time > 0:
-        f_number = _number(tags.get("EXIF FNumber")) or 1.0
-        iso = _number(tags.get("EXIF ISOSpeedRatings")) or 100.0
-        stops = math.log2(time * iso / f_number**2)
-    else:
-        stops = _number(tags.get("EXIF ExposureBiasValue"))
+    stops = exif_exposure_stops(path, tags)
+    if stops is None:
+        stops = exif_number(tags, ("EXIF ExposureBiasValue",), positive=False)
     return Frame(path, when, stops)
 
 
@@ -180,8 +156,8 @@ def group_frames(paths: Sequence[str | os.PathLike], by: str = "time", gap: floa
             continue
         chunks = _split_pattern(run)
         if chunks is None:
-            result.leftovers += [(frame.path, "its burst repeats an exposure without a regular pattern; "
-                                  "group by count or by folder instead") for frame in run]
+            reason = "its burst repeats an exposure without a regular pattern; group by count or by folder instead"
+            result.leftovers += [(frame.path, reason) for frame in run]
             continue
         for chunk in chunks:
             add(chunk, "")
