@@ -137,12 +137,11 @@ class Method:
         ``auto`` means the linear response for them, and their radiance leaves camera RGB for Rec.709 after the
         merge (each sensor channel clips on its own there); the bracket's notes lead the warnings."""
         chosen = self.response if response is None else response
-        if getattr(bracket, "response_hint", None) == "linear" and chosen == "auto":
+        if bracket.response_hint == "linear" and chosen == "auto":
             chosen = "linear"
         result = self(bracket.images, bracket.exposures, reference_index=reference_index, response=chosen)
-        if hasattr(bracket, "to_rec709"):
-            result.radiance = bracket.to_rec709(result.radiance)
-        result.notes = list(getattr(bracket, "warnings", []))
+        result.radiance = bracket.to_rec709(result.radiance)
+        result.notes = list(bracket.warnings)
         return result
 
     def reference_for(self, count: int, reference_index: int | None) -> int:
