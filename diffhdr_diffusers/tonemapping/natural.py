@@ -32,7 +32,7 @@ import numpy as np
 
 from .colour import display_image, luminance, luminance_percentiles
 
-BASE_RANGE = 6.0
+BASE_RANGE = 7.0
 """Stops of large-scale light (base 1st to 99th percentile) the display shows; wider scenes are compressed to it."""
 BASE_PERCENTILES = (1.0, 99.0)
 BASE_RADIUS = 1 / 24
