@@ -111,8 +111,18 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
         per_frame = config.exposure_channels + (2 if config.frame_pooling else 0)
         return num_exposures * per_frame + config.prior_channels
 
-    def forward(self, exposures: torch.Tensor) -> torch.Tensor:
-        """Map ``exposures`` of shape (B, :meth:`input_channels`, H, W) to (B, num_features, H, W)."""
+    def forward(self, exposures: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """Map ``exposures`` of shape (B, :meth:`input_channels`, H, W) to (B, num_features, H, W).
+
+        With ``frame_pooling``, ``exposures`` may also be a list of such tensors, brackets of different sizes (a
+        training batch, see :func:`~diffhdr_diffusers.data.collate_samples`): their features, concatenated along
+        the batch in list order.
+        """
+        if isinstance(exposures, (list, tuple)):
+            if not self.config.frame_pooling and len(exposures) > 1:
+                raise ValueError(f"a list of {len(exposures)} conditioning tensors needs a frame_pooling encoder; "
+                                 f"this one reads brackets of {self.config.num_exposures} only")
+            return torch.cat([self.forward(group) for group in exposures])
         if self.config.frame_pooling:
             return self._pooled(exposures)
         config = self.config
