@@ -136,6 +136,8 @@ def test_save_and_load_keep_the_model_and_what_it_accepts(scenes, tmp_path):
     pipe.save_pretrained(tmp_path / "nframe")
     config = json.loads((tmp_path / "nframe" / "condition_encoder" / "config.json").read_text())
     assert (config["frame_pooling"], config["num_exposures"], config["reference_index"]) == ("mean_max", 9, None)
+    card = (tmp_path / "nframe" / "README.md").read_text()
+    assert "2 to 9 exposures" in card and "exactly three" not in card
     loaded = DiffHDRPipeline.from_pretrained(tmp_path / "nframe")
     loaded.set_progress_bar_config(disable=True)
     assert loaded.exposure_counts == (2, 9)
