@@ -101,6 +101,25 @@ def test_a_bracket_of_one_frame_and_a_batch_of_several_sizes():
         encoder(torch.rand(1, 8 * 10 + 3, 12, 12))  # 10 frames: more than it accepts
 
 
+def test_per_window_and_banded_features_equal_the_encoder_on_each_crop():
+    """The window machinery's promise (features near window edges recomputed from thin strips, bands of rows with
+    ``receptive_radius`` rows of context) holds for the pooled encoder too."""
+    from diffhdr_diffusers.pipelines import WindowGrid
+    from diffhdr_diffusers.pipelines.window_features import WindowFeatures, encode_in_bands
+
+    torch.manual_seed(0)
+    _, encoder = build_models("aligned-nframe-tiny")
+    conditioning = torch.rand(2, 8 * 4 + 3, 64, 80)
+    grid = WindowGrid.build(64, 80, 32, 16)
+    indices = list(range(len(grid)))
+    with torch.no_grad():
+        cached = WindowFeatures(encoder, conditioning, grid, per_window=True, batch_size=3).crop(indices)
+        direct = encoder(grid.crop(conditioning, indices))
+        torch.testing.assert_close(cached, direct, atol=1e-5, rtol=0)
+        torch.testing.assert_close(encode_in_bands(encoder, conditioning, 7 * 80), encoder(conditioning),
+                                   atol=1e-5, rtol=0)
+
+
 def test_an_untrained_model_returns_the_flow_merge_for_every_bracket_size(scenes):
     pipe = nframe_pipeline(trained=False)
     for count, scene in scenes.items():

@@ -153,19 +153,19 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
             raise ValueError(f"expected {self.input_channels(low)} to {self.input_channels(high)} channels "
                              f"({config.exposure_channels + 2} per exposure and {PRIOR_PLANES} prior planes), "
                              f"got {channels}")
-        frames = config.exposure_channels * count
-        planes = exposures[:, :frames].split(config.exposure_channels, dim=1)
-        prior = exposures[:, frames : frames + PRIOR_PLANES]
-        confidence = exposures[:, frames + PRIOR_PLANES : frames + PRIOR_PLANES + count].split(1, dim=1)
-        evs = exposures[:, frames + PRIOR_PLANES + count :].split(1, dim=1)
-        features = [self.activation(self.exposure_conv(torch.cat(inputs, dim=1)))
-                    for inputs in zip(planes, confidence, evs)]
-        reference = features.pop(count // 2)
-        if features:
-            gate = self.attention[0]
-            others = torch.stack([feature * gate(torch.cat([feature, reference], 1)) for feature in features])
-            mean, peak = others.mean(dim=0), others.amax(dim=0)
-        else:
-            mean = peak = torch.zeros_like(reference)
+        start = config.exposure_channels * count  # the prior's first plane
+        planes = exposures[:, :start].split(config.exposure_channels, dim=1)
+        prior = exposures[:, start : start + PRIOR_PLANES]
+        confidence = exposures[:, start + PRIOR_PLANES : start + PRIOR_PLANES + count].split(1, dim=1)
+        evs = exposures[:, start + PRIOR_PLANES + count :].split(1, dim=1)
+        frames = list(zip(planes, confidence, evs))  # each frame's input planes
+        reference = self.activation(self.exposure_conv(torch.cat(frames.pop(count // 2), dim=1)))
+        # A running sum and maximum: the memory of one frame's features, whatever N.
+        total = peak = torch.zeros_like(reference)
+        for index, frame in enumerate(frames):
+            feature = self.activation(self.exposure_conv(torch.cat(frame, dim=1)))
+            gated = feature * self.attention[0](torch.cat([feature, reference], 1))
+            total, peak = (gated, gated) if index == 0 else (total + gated, torch.maximum(peak, gated))
+        mean = total / max(len(frames), 1)
         prior_features = self.activation(self.prior_conv(prior))
         return self.fusion_conv(torch.cat([reference, mean, peak, prior_features], dim=1))
