@@ -40,6 +40,22 @@ for _name in ("small", "tiny"):
         "condition_encoder": {**MODEL_CONFIGS[_name]["condition_encoder"], "prior_channels": prior_channels(3)},
         "pipeline": {"alignment": {}},
     }
+# Aligned variants for any bracket of 2 to 9 frames, one set of weights: every frame through the shared conv with its
+# confidence and EV, a shared gate, mean and max over the non-reference frames (ConditionEncoder.frame_pooling).
+NFRAME_ENCODER = dict(num_exposures=9, reference_index=None, exposure_channels=6, prior_channels=3,
+                      frame_pooling="mean_max")
+for _name in ("small", "tiny"):
+    MODEL_CONFIGS[f"aligned-nframe-{_name}"] = {
+        "unet": MODEL_CONFIGS[_name]["unet"],
+        "condition_encoder": {**NFRAME_ENCODER, "num_features": MODEL_CONFIGS[_name]["condition_encoder"]["num_features"]},
+        "pipeline": {"alignment": {}},
+    }
+# A wider one for the capacity pilot (training/README.md): twice aligned-nframe-small's UNet width.
+MODEL_CONFIGS["aligned-nframe-medium"] = {
+    "unet": {**MODEL_CONFIGS["small"]["unet"], "ch": 64, "condition_channels": 48},
+    "condition_encoder": {**NFRAME_ENCODER, "num_features": 48},
+    "pipeline": {"alignment": {}},
+}
 
 
 def resolve_model_config(name_or_path: str) -> dict[str, dict]:

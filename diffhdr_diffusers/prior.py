@@ -3,7 +3,9 @@
 The paper's network sees ``[ldr, ldr**gamma / 2**ev]`` of the raw frames (:func:`~diffhdr_diffusers.hdr_domain.make_conditioning`).
 An aligned model sees the same planes of the frames *warped onto the reference*
 (:func:`~diffhdr_diffusers.alignment.align_exposures`), followed by the flow-merge prior in the mu-law
-domain (3 planes, model units) and every exposure's alignment confidence (N planes). Its UNet generates
+domain (3 planes, model units) and every exposure's alignment confidence (N planes); a frame-count-independent
+model (``frame_pooling``, :class:`~diffhdr_diffusers.models.ConditionEncoder`) also reads every exposure's EV
+relative to the reference as a constant plane (``exposure_planes``, N planes more). Its UNet generates
 the residual ``mu_law(target) - prior``, so a model whose output is zero returns the flow-merge itself.
 The pipeline and the training data both build their inputs here, so the two cannot diverge.
 """
@@ -22,9 +24,18 @@ if TYPE_CHECKING:  # alignment imports OpenCV: only when a bracket is aligned
     from .alignment import FrameAlignment
 
 
+EV_PLANE_STOPS = 4.0  # an exposure plane holds (ev - ev_reference) / 4: a frame 4 stops shorter reads -1
+
+
 def prior_channels(num_exposures: int) -> int:
     """Extra condition planes of the aligned variant: the prior (3) and one confidence per exposure."""
     return 3 + num_exposures
+
+
+def relative_ev_planes(shape: tuple[int, int], exposures: Sequence[float], reference_index: int) -> np.ndarray:
+    """float32 (H, W, N): every exposure's EV relative to the reference, in units of :data:`EV_PLANE_STOPS`."""
+    relative = (np.asarray(exposures, np.float64) - float(exposures[reference_index])) / EV_PLANE_STOPS
+    return np.broadcast_to(relative.astype(np.float32), (*shape, len(relative)))
 
 
 @dataclass
@@ -33,7 +44,8 @@ class PriorConditioning:
 
     Attributes:
         conditioning: float32 (H, W, 6 N + 3 + N): aligned ``[ldr, ldr**gamma / 2**ev]`` per exposure
-            (model units), the prior's mu-law, the per-exposure confidences.
+            (model units), the prior's mu-law, the per-exposure confidences; with ``exposure_planes``, then every
+            exposure's EV relative to the reference (:func:`relative_ev_planes`; 6 N + 3 + 2 N planes).
         prior: float32 (H, W, 3), the flow-merge's mu-law in model units, clipped to [0, 1].
         failed: per exposure, whether alignment rejected it (the merge then fell back to the reference there).
         reasons: per exposure, why it was rejected, with the measured figure (``None`` where it was not).
@@ -48,7 +60,8 @@ class PriorConditioning:
 def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float], alignment: dict | None = None,
                        gamma: float = GAMMA, reference_index: int | None = None,
                        prior: np.ndarray | None = None, mu: float = MU,
-                       frame_alignments: dict[int, FrameAlignment] | None = None) -> PriorConditioning:
+                       frame_alignments: dict[int, FrameAlignment] | None = None,
+                       exposure_planes: bool = False) -> PriorConditioning:
     """Align the bracket, flow-merge it, and stack the aligned model's condition planes.
 
     Args:
@@ -63,6 +76,7 @@ def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float],
         mu: the mu-law constant of the model's output domain (the pipeline's ``mu``).
         frame_alignments: with ``prior``, the frames' alignments to warp with instead of aligning again (a
             downscaled run passes those of the full-size prior, resized: :class:`FullSizePrior`).
+        exposure_planes: append every exposure's EV relative to the reference (a ``frame_pooling`` model's input).
     """
     from .alignment import align_exposures, check_bracket, warp_bracket
     from .merging import flow_merge
@@ -81,6 +95,9 @@ def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float],
         prior = np.asarray(prior, np.float32)
     planes = [make_conditioning(aligned.images, evs, gamma), prior,
               np.stack(aligned.confidence, axis=-1).astype(np.float32)]
+    if exposure_planes:
+        index = len(evs) // 2 if reference_index is None else reference_index
+        planes.append(relative_ev_planes(prior.shape[:2], evs, index))
     return PriorConditioning(np.concatenate(planes, axis=-1), prior, list(aligned.failed), list(aligned.reasons))
 
 

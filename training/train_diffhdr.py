@@ -97,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--prior_cache_dir", default=None,
                       help="Aligned models: where each training scene's aligned conditioning is kept on disk, so a "
                            "resumed run does not align the data again (default: OUTPUT_DIR/prior_cache).")
+    data.add_argument("--response", default=None,
+                      help="The camera response the training frames go through (diffhdr_diffusers.camera.apply_camera) "
+                           "before an aligned model's conditioning: 'auto' (estimated per scene, as a merge does), or a "
+                           "--response value such as 'gamma:2.2' or 'srgb'. Default: 'auto' for a frame-count-independent "
+                           "config (aligned-nframe-*), else the frames as decoded (the gamma-2.2 data so far).")
     data.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading processes per rank.")
     data.add_argument("--on_bad_scene", choices=("stop", "skip"), default="stop",
                       help="A scene that fails to decode stops the run (default) or is skipped with a warning.")
@@ -202,11 +207,13 @@ def data_source(args: argparse.Namespace) -> tuple[str, str]:
     return args.train_data_dir, "--train_data_dir"
 
 
-def load_scenes(data_dir: str, split: str, check_images: bool = True, flag: str = "--train_data_dir"):
+def load_scenes(data_dir: str, split: str, check_images: bool = True, flag: str = "--train_data_dir",
+                num_exposures: int | None = 3):
     """The raw scene table (HF ``Dataset``) of one split, from a Kalantari root, a save_to_disk folder or the Hub.
 
     ``check_images=False`` indexes a Kalantari root without decoding the images, so that a corrupt scene
-    is met (and skipped) by the data loader instead of failing the whole load.
+    is met (and skipped) by the data loader instead of failing the whole load. ``num_exposures``: the frames of a
+    scene in a Kalantari root, ``None`` for any of 2 to 9.
     """
     import datasets
 
@@ -223,7 +230,7 @@ def load_scenes(data_dir: str, split: str, check_images: bool = True, flag: str 
         return loaded
     if path.is_dir():
         try:
-            return load_kalantari(path, split, check_order=check_images)
+            return load_kalantari(path, split, num_exposures, check_order=check_images)
         except datasets.exceptions.DatasetGenerationError as error:
             cause = error.__cause__ or error
             raise DatasetError(f"{flag} {path}: {cause} Fix or remove that scene, or pass --on_bad_scene skip.") from error
@@ -238,9 +245,12 @@ def load_scenes(data_dir: str, split: str, check_images: bool = True, flag: str 
 def split_scenes(args: argparse.Namespace):
     """(training scenes, validation scenes)."""
     source, flag = data_source(args)
-    train = load_scenes(source, args.train_split, check_images=args.on_bad_scene == "stop", flag=flag)
+    counts = getattr(args, "exposure_counts", (3, 3))
+    num_exposures = counts[0] if counts[0] == counts[1] else None
+    train = load_scenes(source, args.train_split, check_images=args.on_bad_scene == "stop", flag=flag,
+                        num_exposures=num_exposures)
     if args.validation_split:
-        return train, load_scenes(source, args.validation_split, flag=flag)
+        return train, load_scenes(source, args.validation_split, flag=flag, num_exposures=num_exposures)
     # Independent of --validation_steps, so that changing it on resume does not change the training set.
     held_out = min(args.num_validation_scenes, len(train) - 1)
     if held_out <= 0:
@@ -248,12 +258,13 @@ def split_scenes(args: argparse.Namespace):
     return train.select(range(len(train) - held_out)), train.select(range(len(train) - held_out, len(train)))
 
 
-def make_transform_factory(crop_size: int, augment: bool, alignment: dict | None = None, prior_cache_dir=None):
+def make_transform_factory(crop_size: int, augment: bool, alignment: dict | None = None, prior_cache_dir=None,
+                           exposure_planes: bool = False, response: str | None = None):
     from diffhdr_diffusers.data import TrainingTransform
 
     def make_transform(seed: int):
         return TrainingTransform(crop_size=crop_size, augment=augment, seed=seed, alignment=alignment,
-                                 prior_cache_dir=prior_cache_dir)
+                                 prior_cache_dir=prior_cache_dir, exposure_planes=exposure_planes, response=response)
 
     return make_transform
 
@@ -285,8 +296,8 @@ def run_validation(pipeline: DiffHDRPipeline, brackets: list[dict], args, step: 
 
     from diffhdr_diffusers.methods import load_method
 
-    # The merge path of every entry point; the synthetic validation frames are gamma-2.2 encoded.
-    method = load_method(pipeline, response="gamma:2.2", num_inference_steps=args.validation_inference_steps,
+    # The merge path of every entry point, through the camera response the model trains with (gamma 2.2 by default).
+    method = load_method(pipeline, response=args.response or "gamma:2.2", num_inference_steps=args.validation_inference_steps,
                          seed=args.seed)
     scores, previews = [], []
     for bracket in brackets:
@@ -368,6 +379,14 @@ def main(argv: list[str] | None = None) -> int:
     unet, condition_encoder, args.alignment = initial_models(args)
     if args.prediction_type is None:
         args.prediction_type = "epsilon" if args.alignment is None else "sample"
+    # A frame-count-independent model trains on brackets of any size, through the camera model by default.
+    args.exposure_counts = condition_encoder.exposure_counts
+    args.exposure_planes = bool(getattr(condition_encoder.config, "frame_pooling", None))
+    if args.response is None and args.exposure_planes:
+        args.response = "auto"
+    if args.response is not None and args.alignment is None:
+        raise InputError(f"--response {args.response}: only an aligned config's conditioning goes through the camera "
+                         "model; leave it out for this one.")
     if args.resolution % unet.downsample_factor:
         raise InputError(f"--resolution {args.resolution} must be a multiple of {unet.downsample_factor} "
                          f"(the UNet of --model_config {args.model_config} downsamples that much).")
@@ -419,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         raise DatasetError(f"{' '.join(reversed(data_source(args)))}: split {args.train_split!r} holds no scenes.")
     logger.info(f"{len(train_scenes)} training scenes, {len(validation_scenes) if validation_scenes else 0} validation scenes")
     dataset = SeededCropDataset(train_scenes, make_transform_factory(args.resolution, args.random_flip, args.alignment,
-                                                       args.prior_cache_dir or output_dir / "prior_cache"),
+                                                       args.prior_cache_dir or output_dir / "prior_cache",
+                                                       args.exposure_planes, args.response),
                                 args.seed, args.on_bad_scene)
 
     unet, condition_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, condition_encoder, optimizer, lr_scheduler)
@@ -474,7 +494,9 @@ def main(argv: list[str] | None = None) -> int:
             for report in batch["skipped"]:
                 skipped_total += 1
                 logger.warning(f"skipped bad scene {report} (skipped so far: {skipped_total})", main_process_only=False)
-            conditioning = batch["conditioning"].to(accelerator.device)
+            conditioning = batch["conditioning"]  # a list for brackets of several sizes (collate_samples)
+            conditioning = ([group.to(accelerator.device) for group in conditioning] if isinstance(conditioning, list)
+                            else conditioning.to(accelerator.device))
             target = batch["target"].to(accelerator.device)
             generator = step_generator(args.seed, global_step, rank, micro_step)
             timesteps = antithetic_timesteps(target.shape[0], num_train_timesteps, generator).to(accelerator.device)

@@ -150,9 +150,21 @@ class SeededCropDataset(torch.utils.data.Dataset):
 
 
 def collate_samples(samples: list[dict]) -> dict:
-    """Stack ``conditioning`` and ``target``; concatenate the ``skipped`` scene reports."""
-    return {
-        "conditioning": torch.stack([sample["conditioning"] for sample in samples]),
-        "target": torch.stack([sample["target"] for sample in samples]),
-        "skipped": [name for sample in samples for name in sample["skipped"]],
-    }
+    """Stack ``conditioning`` and ``target``; concatenate the ``skipped`` scene reports.
+
+    Samples of brackets of different sizes (a frame-count-independent model's data) are ordered by their number of
+    conditioning planes (stable), and ``conditioning`` is then a list with one stacked tensor per size, in that
+    order (what :class:`~diffhdr_diffusers.models.ConditionEncoder` takes); ``target`` follows the same order.
+    """
+    skipped = [name for sample in samples for name in sample["skipped"]]
+    sizes = [sample["conditioning"].shape[0] for sample in samples]
+    if len(set(sizes)) > 1:
+        samples = sorted(samples, key=lambda sample: sample["conditioning"].shape[0])
+        groups = {}
+        for sample in samples:
+            groups.setdefault(sample["conditioning"].shape[0], []).append(sample["conditioning"])
+        conditioning = [torch.stack(group) for group in groups.values()]
+    else:
+        conditioning = torch.stack([sample["conditioning"] for sample in samples])
+    return {"conditioning": conditioning, "target": torch.stack([sample["target"] for sample in samples]),
+            "skipped": skipped}

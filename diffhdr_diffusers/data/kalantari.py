@@ -117,7 +117,7 @@ def _generate_rows(scenes: list[SceneFiles], check_order: bool):
 def load_kalantari(
     root: str | os.PathLike,
     split: str | None = "train",
-    num_exposures: int = 3,
+    num_exposures: int | None = 3,
     require_hdr: bool | None = None,
     check_order: bool = True,
     cache_dir: str | os.PathLike | None = None,
@@ -131,7 +131,7 @@ def load_kalantari(
             split folders, ``root`` itself is the folder of scenes. Scene folders may be nested in
             groupings (``Test/PAPER/...``, ``Test/EXTRA/...``). ``split=None`` always uses ``root``.
         split: ``"train"``, ``"test"`` or ``None``.
-        num_exposures: LDR images per scene.
+        num_exposures: LDR images per scene; ``None`` for any bracket of 2 to 9 (scenes of several sizes).
         require_hdr: require the ground truth ``HDRImg.hdr`` (default: for the train split only).
         check_order: compare each scene's brightness order with ``exposure.txt`` and log a warning
             (logger ``diffhdr_diffusers.data.kalantari``) when they disagree. Runs when the dataset

@@ -120,13 +120,14 @@ def image_size(path: Path) -> tuple[int, int]:
         ) from error
 
 
-def check_scene(folder: Path, scene: str, num_exposures: int = 3, require_hdr: bool = True) -> SceneFiles:
-    """Check one scene folder and return its files; raise :class:`DatasetError` naming the scene and file."""
+def check_scene(folder: Path, scene: str, num_exposures: int | None = 3, require_hdr: bool = True) -> SceneFiles:
+    """Check one scene folder and return its files; raise :class:`DatasetError` naming the scene and file.
+    ``num_exposures``: the frames a scene needs, or ``None`` for any bracket of 2 to 9."""
     where = f"scene {scene} ({folder})"
     try:
         scan = scan_scene(folder, num_exposures)
         ldr_paths, exposures, source = scene_exposures(scan)
-        exposures = validate_exposures(exposures, num_exposures, source)
+        exposures = validate_exposures(exposures, len(ldr_paths), source)
     except InputError as error:
         raise DatasetError(f"{where}: {str(error).removeprefix(f'{folder}: ')}") from error
     hdr_path = scan.ground_truth
@@ -149,7 +150,7 @@ def check_scene(folder: Path, scene: str, num_exposures: int = 3, require_hdr: b
 
 
 def find_scenes(
-    root: str | os.PathLike, split: str | None = "train", num_exposures: int = 3, require_hdr: bool = True
+    root: str | os.PathLike, split: str | None = "train", num_exposures: int | None = 3, require_hdr: bool = True
 ) -> list[SceneFiles]:
     """Find and check every scene of ``split`` under ``root``, in natural order of their ids."""
     base = split_folder(root, split)

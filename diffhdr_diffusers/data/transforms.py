@@ -79,7 +79,9 @@ class TrainingTransform:
     (:func:`~diffhdr_diffusers.prior.prior_conditioning`, computed on the whole scene and kept as float16,
     by this instance and, with ``prior_cache_dir``, on disk for every instance and run: the training
     script's ``SeededCropDataset`` builds a transform per sample, so the disk is what makes it once per
-    scene) and ``target`` is the residual ``mu_law(radiance) - prior``.
+    scene) and ``target`` is the residual ``mu_law(radiance) - prior``. With ``response``, the frames first go
+    through the camera model (:func:`~diffhdr_diffusers.camera.apply_camera`, as every merge path does), and the
+    target's model units follow the exposures it returns (a measured correction of the nominal ones).
 
     Args:
         crop_size: side of the square crop (the paper uses 128).
@@ -92,10 +94,16 @@ class TrainingTransform:
         prior_cache_dir: with ``alignment``, a folder where each scene's aligned conditioning is kept on disk
             (one ``.npz`` per scene and settings, written atomically), so a resumed or repeated run does not
             align the training set again.
+        exposure_planes: with ``alignment``, add every frame's EV relative to the reference (the input of a
+            ``frame_pooling`` model, see :func:`~diffhdr_diffusers.prior.prior_conditioning`).
+        response: with ``alignment``, the camera response the frames are mapped through first (``"auto"``: estimated
+            per scene, as a merge does by default; or a ``--response`` value); ``None`` uses the frames as decoded
+            (a gamma-2.2 camera's, exactly as ``"gamma:2.2"``).
     """
 
     def __init__(self, crop_size: int = 128, augment: bool = True, seed: int | None = None, gamma: float = GAMMA,
-                 alignment: dict | None = None, prior_cache_dir: str | os.PathLike | None = None, mu: float = MU):
+                 alignment: dict | None = None, prior_cache_dir: str | os.PathLike | None = None, mu: float = MU,
+                 exposure_planes: bool = False, response: str | None = None):
         if crop_size < 1:
             raise ValueError(f"crop_size={crop_size}: must be a positive number of pixels.")
         self.crop_size = int(crop_size)
@@ -104,6 +112,7 @@ class TrainingTransform:
         self.gamma = gamma
         self.mu = mu
         self.alignment = alignment
+        self.exposure_planes, self.response = bool(exposure_planes), response
         self.prior_cache_dir = None if prior_cache_dir is None else Path(prior_cache_dir)
         self.epoch = 0
         self._priors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -120,30 +129,43 @@ class TrainingTransform:
         key = zlib.crc32(scene.encode("utf-8"))
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch, key)))
 
-    def scene_prior(self, decoded: dict) -> tuple[np.ndarray, np.ndarray]:
-        """The aligned conditioning and prior of a whole scene (float16), computed on first use."""
+    def scene_prior(self, decoded: dict) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        """The aligned conditioning and prior of a whole scene (float16), and the exposures they were built with
+        (after the camera model's correction), computed on first use."""
         scene = decoded["scene"]
         if scene in self._priors:
             return self._priors[scene]
         settings = {"alignment": self.alignment, "gamma": self.gamma}
-        if self.mu != MU:  # the default's cache files keep their names
+        # Only settings away from the defaults enter the key, so that the default's cache files keep their names.
+        if self.mu != MU:
             settings["mu"] = self.mu
+        if self.exposure_planes:
+            settings["exposure_planes"] = True
+        if self.response is not None:
+            settings["response"] = str(self.response)
         settings = json.dumps(settings, sort_keys=True)
         path = None if self.prior_cache_dir is None else self.prior_cache_dir / (
             f"{re.sub(r'[^A-Za-z0-9_.-]', '_', scene)}-{zlib.crc32(settings.encode()):08x}.npz")
         if path is not None and path.is_file():
             with np.load(path) as stored:
-                arrays = (stored["conditioning"], stored["prior"])
+                exposures = stored["exposures"].tolist() if "exposures" in stored else decoded["exposures"]
+                arrays = (stored["conditioning"], stored["prior"], exposures)
         else:
             from ..prior import prior_conditioning
 
-            prepared = prior_conditioning(decoded["images"], decoded["exposures"], self.alignment, self.gamma,
-                                          mu=self.mu)
-            arrays = (prepared.conditioning.astype(np.float16), prepared.prior.astype(np.float16))
+            images, exposures = decoded["images"], decoded["exposures"]
+            if self.response is not None:
+                from ..camera import apply_camera
+
+                images, camera = apply_camera(images, exposures, self.response, gamma=self.gamma)
+                exposures = [float(ev) for ev in camera.exposures]
+            prepared = prior_conditioning(images, exposures, self.alignment, self.gamma, mu=self.mu,
+                                          exposure_planes=self.exposure_planes)
+            arrays = (prepared.conditioning.astype(np.float16), prepared.prior.astype(np.float16), exposures)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(path, overwrite=True) as temporary:
-                    np.savez(temporary, conditioning=arrays[0], prior=arrays[1])
+                    np.savez(temporary, conditioning=arrays[0], prior=arrays[1], exposures=np.asarray(exposures))
         self._priors[scene] = arrays
         return arrays
 
@@ -162,14 +184,15 @@ class TrainingTransform:
         left = int(rng.integers(0, width - size + 1))
         flip, turns = bool(rng.random() < 0.5), int(rng.integers(4))
         window = (slice(top, top + size), slice(left, left + size))
-        target = mu_law(to_model_units(radiance[window], decoded["exposures"]), self.mu).astype(np.float32)
         if self.alignment is None:
+            target = mu_law(to_model_units(radiance[window], decoded["exposures"]), self.mu).astype(np.float32)
             conditioning = make_conditioning(
                 [image[window] for image in decoded["images"]], decoded["exposures"], self.gamma
             )
         else:
-            conditioning, prior = (array[window].astype(np.float32) for array in self.scene_prior(decoded))
-            target = target - prior
+            *arrays, exposures = self.scene_prior(decoded)
+            conditioning, prior = (array[window].astype(np.float32) for array in arrays)
+            target = mu_law(to_model_units(radiance[window], exposures), self.mu).astype(np.float32) - prior
         stacked = np.concatenate([conditioning, target], axis=2)
         if self.augment:
             stacked = dihedral(stacked, flip, turns)

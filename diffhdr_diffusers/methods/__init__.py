@@ -202,8 +202,10 @@ class ModelMethod(Method):
         paper = config.alignment is None
         # The paper's model was trained on Kalantari's gamma-2.2 frames: its default response is that camera's.
         default_response = "gamma:2.2" if paper else "auto"
-        self.num_exposures = pipeline.condition_encoder.config.num_exposures
-        self.model_reference = getattr(pipeline.condition_encoder.config, "reference_index", self.num_exposures // 2)
+        encoder = pipeline.condition_encoder.config
+        self.exposure_counts = pipeline.exposure_counts
+        # A fixed-size model merges onto its own reference frame; a frame-count-independent one onto the middle one.
+        self.model_reference = getattr(encoder, "reference_index", None)
         steps = self.options.get("num_inference_steps", config.default_num_inference_steps)
         settings = {"model": label, "scheduler": type(pipeline.scheduler).__name__, "steps": steps,
                     "fast": bool(fast), "ensemble": self.ensemble, "seed": self.seed,
@@ -215,13 +217,18 @@ class ModelMethod(Method):
         super().__init__(MODEL, label, default_response if response is None else response, settings)
 
     def reference_for(self, count: int, reference_index: int | None) -> int:
-        if count != self.num_exposures:
-            raise FrameCountError(f"the model {self.label} merges exactly {self.num_exposures} frames, but this "
+        low, high = self.exposure_counts
+        if low == high and count != high:
+            raise FrameCountError(f"the model {self.label} merges exactly {high} frames, but this "
+                                  f"bracket has {count}; {USE_FLOW_MERGE}.")
+        if not low <= count <= high:
+            raise FrameCountError(f"the model {self.label} merges {low} to {high} frames, but this "
                                   f"bracket has {count}; {USE_FLOW_MERGE}.")
         index = super().reference_for(count, reference_index)
-        if index != self.model_reference:
+        expected = count // 2 if self.model_reference is None else self.model_reference
+        if index != expected:
             raise InputError(f"reference index {index}: the model {self.label} merges onto frame "
-                             f"{self.model_reference} (the middle one); leave the reference at the middle frame.")
+                             f"{expected} (the middle one); leave the reference at the middle frame.")
         return index
 
     def merge(self, frames, exposures, reference_index):

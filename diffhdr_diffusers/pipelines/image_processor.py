@@ -111,13 +111,16 @@ class DiffHDRImageProcessor(ConfigMixin):
             raise InputError(f"gamma and mu must be positive, got gamma={gamma!r}, mu={mu!r}.")
 
     def load_bracket(self, images: Sequence, exposures: Sequence[float],
-                     num_exposures: int) -> tuple[list[np.ndarray], list[float]]:
-        """Validate one bracket: its frames as float32 (H, W, 3) in [0, 1] and its EVs."""
+                     num_exposures: int | tuple[int, int]) -> tuple[list[np.ndarray], list[float]]:
+        """Validate one bracket: its frames as float32 (H, W, 3) in [0, 1] and its EVs. ``num_exposures``: the
+        frames it needs, or the fewest and the most it may have."""
         from ..io import validate_exposures
 
-        if isinstance(images, (str, os.PathLike)) or len(images) != num_exposures:
-            found = 1 if isinstance(images, (str, os.PathLike)) else len(images)
-            raise InputError(f"a bracket needs {num_exposures} images (short to long); got {found}.")
+        low, high = (num_exposures, num_exposures) if isinstance(num_exposures, int) else num_exposures
+        found = 1 if isinstance(images, (str, os.PathLike)) else len(images)
+        if not low <= found <= high:
+            needed = f"{low}" if low == high else f"{low} to {high}"
+            raise InputError(f"a bracket needs {needed} images (short to long); got {found}.")
         arrays = [_as_float_image(image, i) for i, image in enumerate(images)]
         sizes = {array.shape[:2] for array in arrays}
         if len(sizes) != 1:
@@ -128,9 +131,14 @@ class DiffHDRImageProcessor(ConfigMixin):
             raise InputError(f"images are {height}x{width}; at least {MIN_SIZE}x{MIN_SIZE} pixels are needed.")
         return arrays, [float(ev) for ev in validate_exposures(exposures, len(arrays), "exposures")]
 
-    def preprocess(self, images: BracketInput, exposures: ExposureInput, num_exposures: int = 3,
-                   alignment: dict | None = None, processing_resolution: int = 0) -> PreparedBrackets:
+    def preprocess(self, images: BracketInput, exposures: ExposureInput, num_exposures: int | tuple[int, int] = 3,
+                   alignment: dict | None = None, processing_resolution: int = 0,
+                   exposure_planes: bool = False) -> PreparedBrackets:
         """Validate one bracket or a list of same-size brackets and build the network inputs.
+
+        ``num_exposures`` is the number of frames a bracket needs, or the fewest and the most it may have (the
+        brackets of one call then share one count); ``exposure_planes`` adds every frame's EV relative to the
+        reference to an aligned model's conditioning (a ``frame_pooling`` model's input).
 
         Without ``alignment`` (the paper's model) the conditioning is ``[ldr, ldr**gamma / 2**ev]`` per exposure,
         (B, 6 N, H, W). With it (a dict of :func:`~diffhdr_diffusers.alignment.align_exposures` settings), the
@@ -149,6 +157,9 @@ class DiffHDRImageProcessor(ConfigMixin):
         brackets = [self.load_bracket(b, e, num_exposures) for b, e in pairs]
         if len({frames[0].shape for frames, _ in brackets}) != 1:
             raise InputError("all brackets of one call must have the same size; call the pipeline once per size.")
+        if len({len(frames) for frames, _ in brackets}) != 1:
+            raise InputError("all brackets of one call must have the same number of frames; call the pipeline "
+                             "once per bracket size.")
         to_tensor = lambda arrays: torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
         evs = [bracket_exposures for _, bracket_exposures in brackets]
         height, width = brackets[0][0][0].shape[:2]
@@ -169,7 +180,8 @@ class DiffHDRImageProcessor(ConfigMixin):
         if alignment is None:
             prepared = PreparedBrackets(to_tensor([make_conditioning(f, e, gamma) for f, e in brackets]), evs)
         else:
-            priors = [prior_conditioning(f, e, alignment, gamma, prior=g, mu=mu, frame_alignments=a)
+            priors = [prior_conditioning(f, e, alignment, gamma, prior=g, mu=mu, frame_alignments=a,
+                                         exposure_planes=exposure_planes)
                       for (f, e), g, a in zip(brackets, guides or [None] * len(brackets), alignments)]
             prepared = PreparedBrackets(to_tensor([p.conditioning for p in priors]), evs,
                                         to_tensor([p.prior for p in priors]),

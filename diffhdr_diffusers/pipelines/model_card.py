@@ -96,6 +96,13 @@ def _key_value_table(items: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def any_count_limitation(low: int, high: int) -> str:
+    """The bracket limitation of a frame-count-independent model (``frame_pooling``), replacing the three-frame one."""
+    return (f"The input must be {low} to {high} exposures ordered short to long, with their exposure values (EV) "
+            "known from the files' EXIF data or an `exposure.txt`; the output is aligned to the middle frame "
+            "(frame N // 2, counting from 0); other bracket sizes need another model or the flow-merge.")
+
+
 MOTION_LIMITATION = {
     False: ("Motion is handled by the network, not by explicit alignment: very large displacements, or content that "
             "is saturated or black in the medium exposure and moving in the others, can still leave ghosts or blur."),
@@ -103,6 +110,17 @@ MOTION_LIMITATION = {
            "where the flow fails and the reference is saturated, the model has to repair the prior, and what it "
            "repairs depends on how long it was trained."),
 }
+
+
+def _exposure_counts(folder: Path) -> tuple[int, int] | None:
+    """The fewest and the most frames of a frame-count-independent model's brackets; ``None`` for a fixed count."""
+    from ..models.condition_encoder import MIN_EXPOSURES
+
+    try:
+        encoder = json.loads((folder / "condition_encoder" / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (MIN_EXPOSURES, int(encoder["num_exposures"])) if encoder.get("frame_pooling") else None
 
 
 def _pipeline_summary(folder: Path) -> dict[str, Any]:
@@ -114,6 +132,7 @@ def _pipeline_summary(folder: Path) -> dict[str, Any]:
         scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     except (OSError, ValueError):
         return summary
+
     summary["scheduler"] = scheduler.get("_class_name", "?")
     for key in ("default_num_inference_steps", "default_patch_size", "default_stride", "default_condition_per_window",
                 "default_window_blend", "default_processing_resolution"):
@@ -121,6 +140,9 @@ def _pipeline_summary(folder: Path) -> dict[str, Any]:
             summary[key.removeprefix("default_")] = index[key]
     summary["alignment"] = "none (the paper's inputs)" if index.get("alignment") is None else (
         f"flow-merge prior, residual sampling ({json.dumps(index['alignment'])})")
+    counts = _exposure_counts(folder)
+    if counts:
+        summary["exposures"] = f"{counts[0]} to {counts[1]} (one set of weights)"
     summary["UNet"] = (f"ch {unet.get('ch')}, ch_mult {unet.get('ch_mult')}, attention at {unet.get('attn_resolutions')},"
                        f" training crop {unet.get('sample_size')}")
     return summary
@@ -178,8 +200,16 @@ def render_model_card(
     for heading, text in (sections or {}).items():
         parts += [f"## {heading}", text]
     aligned = summary.get("alignment", "none").startswith("flow-merge")
-    limitation_lines = [f"- {line}" for line in
-                        [*DEFAULT_LIMITATIONS, MOTION_LIMITATION[aligned], *(limitations or [])]]
+    general = list(DEFAULT_LIMITATIONS)
+    counts = _exposure_counts(Path(folder)) if folder is not None else None
+    if counts:  # a frame-count-independent model
+        low, high = counts
+        general[0] = any_count_limitation(low, high)
+        if description == DEFAULT_DESCRIPTION:
+            parts[1] = description.replace("a bracket of three LDR exposures (short, medium, long)",
+                                           f"a bracket of {low} to {high} LDR exposures").replace(
+                                           "aligned to the medium exposure", "aligned to the middle exposure")
+    limitation_lines = [f"- {line}" for line in [*general, MOTION_LIMITATION[aligned], *(limitations or [])]]
     parts += ["## Limitations", "\n".join(limitation_lines)]
     content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(parts) + "\n"
     return str(ModelCard(content))

@@ -152,6 +152,17 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
         return self._interrupt
 
     @property
+    def exposure_counts(self) -> tuple[int, int]:
+        """The fewest and the most frames a bracket may have (its condition encoder's config: ``num_exposures``, or
+        with ``frame_pooling`` any of 2 to ``num_exposures``)."""
+        return self.condition_encoder.exposure_counts
+
+    @property
+    def reads_exposure_planes(self) -> bool:
+        """Whether the condition encoder reads every frame's EV relative to the reference (``frame_pooling``)."""
+        return bool(getattr(self.condition_encoder.config, "frame_pooling", None))
+
+    @property
     def num_timesteps(self) -> int:
         """Denoising steps of the current (or last) call."""
         return self._num_timesteps
@@ -348,8 +359,8 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
 
         # 1. Prepare: the conditioning (aligned models: align and flow-merge first), repeated for the ensemble and
         # padded to the UNet's factor, on the device that runs the windows (not where offloaded models rest).
-        prepared = self.image_processor.preprocess(images, exposures, self.condition_encoder.config.num_exposures,
-                                                   config.alignment, processing_resolution)
+        prepared = self.image_processor.preprocess(images, exposures, self.exposure_counts, config.alignment,
+                                                   processing_resolution, self.reads_exposure_planes)
         conditioning = prepared.conditioning.repeat_interleave(ensemble_size, dim=0)
         samples, channels, height, width = conditioning.shape
         self._check_generator(generator, samples)
