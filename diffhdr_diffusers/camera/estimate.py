@@ -1,7 +1,8 @@
 """Estimate a camera's inverse response and the frames' true exposure ratios from the bracket itself.
 
-The method needs no alignment and shrugs off camera shake, moving people and noise: it compares the
-frames' *histograms*, which motion barely changes. For two frames of one scene at exposures ``k_i``
+The method needs no dense alignment and shrugs off moving people and noise: it compares the frames'
+*histograms*, which motion barely changes, over the part of the scene both frames show (a homography
+between them, so camera shake does not bring new content into one histogram). For two frames of one scene at exposures ``k_i``
 and ``k_j``, the ``q``-quantile of frame ``i``'s code values and the ``q``-quantile of frame ``j``'s
 see the same radiance (the response is monotone), so with ``L = log(inverse_response)``::
 
@@ -24,8 +25,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
+from ..alignment.homography import estimate_homography
 from ..errors import InputError
 from .response import TABLE_SIZE, Response
 
@@ -34,7 +37,9 @@ DARK_CODE = 0.05  # observations of darker codes count less, in proportion
 HIGH_CODE = 0.99  # codes at or above this may be clipped
 KNOTS = np.linspace(math.log(LOW_CODE), 0.0, 20)  # in log code: a gamma curve is a straight line there
 QUANTILES = np.linspace(0.002, 0.998, 400)
-MARGIN = 0.06  # border share left out of the histograms (camera shake moves content across it)
+MARGIN = 0.06  # border share left out of the histograms of frames that do not register
+REGISTER_SIDE = 640  # pixels: frames are registered and compared at this size at most
+MIN_SHARED = 0.3  # share of the frame two registered frames must both show
 SAMPLE_PIXELS = 400_000
 SMOOTHNESS = 0.3  # weight of the curvature penalty on L (per knot)
 STEEPNESS_WEIGHT = 100.0
@@ -81,6 +86,41 @@ def _samples(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         step = len(centre) // SAMPLE_PIXELS
         centre = centre[rng.integers(0, step) :: step]
     return np.asarray(centre, dtype=np.float32)
+
+
+def _small(frame: np.ndarray) -> np.ndarray:
+    """The frame with its longer side at :data:`REGISTER_SIDE` at most, float32: every k-th pixel, so codes stay
+    codes (averaging would turn a clipped edge into levels no radiance has)."""
+    height, width = frame.shape[:2]
+    scale = REGISTER_SIDE / max(height, width)
+    frame = np.asarray(frame, dtype=np.float32)
+    if scale >= 1.0:
+        return frame
+    return cv2.resize(frame, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_NEAREST)
+
+
+def _equalised(frame: np.ndarray) -> np.ndarray:
+    """8-bit grey with an equalised histogram: frames of one scene look alike whatever their exposure and curve."""
+    return cv2.equalizeHist(np.clip(frame.mean(axis=2) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+def _shared_quantiles(frame_i, frame_j, grey_i, grey_j) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both frames' quantiles over the part of the scene they both show, or ``None`` when they do not register.
+
+    A hand-held bracket's frames are shifted and turned against each other, so each frame's border shows
+    content the other lacks and whole-frame histograms drift apart; a homography between the frames (ORB on
+    equalised grey) finds the common part. Moving objects stay in both histograms, where they barely count.
+    """
+    mapping = estimate_homography(grey_i, grey_j)
+    if mapping is None:
+        return None
+    height, width = frame_i.shape[:2]
+    warped = cv2.warpPerspective(frame_j, np.linalg.inv(mapping), (width, height), flags=cv2.INTER_NEAREST,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(-1.0, -1.0, -1.0))
+    inside = cv2.erode((warped[..., 0] >= 0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if inside.mean() < MIN_SHARED:
+        return None
+    return np.quantile(frame_i[inside], QUANTILES, axis=0), np.quantile(warped[inside], QUANTILES, axis=0)
 
 
 def _segment_weights(codes: np.ndarray) -> np.ndarray:
@@ -148,6 +188,8 @@ def estimate_camera(
     samples = [_samples(np.asarray(frame), rng) for frame in frames]
     quantiles = [np.quantile(sample, QUANTILES, axis=0) for sample in samples]  # (Q, 3) each
     channel_count = samples[0].shape[1]
+    small = [_small(np.asarray(frame)) for frame in frames]
+    grey = [_equalised(frame) for frame in small]
 
     pairs, resolved = [], np.zeros(channel_count, int)
     for position in range(len(order) - 1):
@@ -156,8 +198,10 @@ def estimate_camera(
                 continue
             i, j = int(order[position]), int(order[position + step])
             log_ratio = (evs[j] - evs[i]) * math.log(2.0)
+            shared = _shared_quantiles(small[i], small[j], grey[i], grey[j])
             for channel in range(channel_count):
-                z_i, z_j = quantiles[i][:, channel], quantiles[j][:, channel]
+                z_i, z_j = (quantiles[i][:, channel], quantiles[j][:, channel]) if shared is None else \
+                    (shared[0][:, channel], shared[1][:, channel])
                 keep = (z_i > LOW_CODE) & (z_j < HIGH_CODE) & (z_j > z_i + 1.0 / 512)
                 if keep.sum() >= 3:
                     pairs.append((i, j, z_i[keep], z_j[keep], log_ratio))
