@@ -40,6 +40,7 @@ QUANTILES = np.linspace(0.002, 0.998, 400)
 MARGIN = 0.06  # border share left out of the histograms of frames that do not register
 REGISTER_SIDE = 640  # pixels: frames are registered and compared at this size at most
 MIN_SHARED = 0.3  # share of the frame two registered frames must both show
+SHARED_SAMPLES = 100_000  # pixels of the shared part whose quantiles are taken (every k-th)
 SAMPLE_PIXELS = 400_000
 SMOOTHNESS = 0.3  # weight of the curvature penalty on L (per knot)
 STEEPNESS_WEIGHT = 100.0
@@ -104,23 +105,23 @@ def _equalised(frame: np.ndarray) -> np.ndarray:
     return cv2.equalizeHist(np.clip(frame.mean(axis=2) * 255.0 + 0.5, 0, 255).astype(np.uint8))
 
 
-def _shared_quantiles(frame_i, frame_j, grey_i, grey_j) -> tuple[np.ndarray, np.ndarray] | None:
-    """Both frames' quantiles over the part of the scene they both show, or ``None`` when they do not register.
+def _shared_quantiles(frame_i, frame_j, mapping) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both frames' quantiles over the part of the scene they both show, or ``None`` when they share too little.
 
     A hand-held bracket's frames are shifted and turned against each other, so each frame's border shows
-    content the other lacks and whole-frame histograms drift apart; a homography between the frames (ORB on
-    equalised grey) finds the common part. Moving objects stay in both histograms, where they barely count.
+    content the other lacks and whole-frame histograms drift apart; ``mapping``, a homography from frame
+    ``i``'s pixels to frame ``j``'s (ORB on equalised grey), finds the common part. Moving objects stay in
+    both histograms, where they barely count.
     """
-    mapping = estimate_homography(grey_i, grey_j)
-    if mapping is None:
-        return None
     height, width = frame_i.shape[:2]
     warped = cv2.warpPerspective(frame_j, np.linalg.inv(mapping), (width, height), flags=cv2.INTER_NEAREST,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(-1.0, -1.0, -1.0))
     inside = cv2.erode((warped[..., 0] >= 0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     if inside.mean() < MIN_SHARED:
         return None
-    return np.quantile(frame_i[inside], QUANTILES, axis=0), np.quantile(warped[inside], QUANTILES, axis=0)
+    step = max(1, int(inside.sum()) // SHARED_SAMPLES)
+    return (np.quantile(frame_i[inside][::step], QUANTILES, axis=0),
+            np.quantile(warped[inside][::step], QUANTILES, axis=0))
 
 
 def _segment_weights(codes: np.ndarray) -> np.ndarray:
@@ -184,24 +185,33 @@ def estimate_camera(
 
     if len(set(evs)) < len(evs):
         return fallback("two frames have the same exposure")
-    rng = np.random.default_rng(0)
-    samples = [_samples(np.asarray(frame), rng) for frame in frames]
-    quantiles = [np.quantile(sample, QUANTILES, axis=0) for sample in samples]  # (Q, 3) each
-    channel_count = samples[0].shape[1]
+    channel_count = np.asarray(frames[0]).shape[2]
     small = [_small(np.asarray(frame)) for frame in frames]
     grey = [_equalised(frame) for frame in small]
+    rng, whole = np.random.default_rng(0), {}
 
+    def whole_frame(index: int) -> np.ndarray:  # (Q, 3) quantiles of a frame that did not register
+        if index not in whole:
+            whole[index] = np.quantile(_samples(np.asarray(frames[index]), rng), QUANTILES, axis=0)
+        return whole[index]
+
+    mappings: dict[tuple[int, int], np.ndarray | None] = {}
     pairs, resolved = [], np.zeros(channel_count, int)
-    for position in range(len(order) - 1):
-        for step in (1, 2):  # neighbours, and next-but-one frames (ties the chain together)
-            if position + step >= len(order):
-                continue
+    for step in (1, 2):  # neighbours, and next-but-one frames (ties the chain together)
+        for position in range(len(order) - step):
             i, j = int(order[position]), int(order[position + step])
+            if step == 1:
+                mappings[i, j] = estimate_homography(grey[i], grey[j])
+            else:  # through the frame between them
+                middle = int(order[position + 1])
+                first, second = mappings[i, middle], mappings[middle, j]
+                mappings[i, j] = None if first is None or second is None else second @ first
+            shared = None if mappings[i, j] is None else _shared_quantiles(small[i], small[j], mappings[i, j])
+            if shared is None:
+                shared = whole_frame(i), whole_frame(j)
             log_ratio = (evs[j] - evs[i]) * math.log(2.0)
-            shared = _shared_quantiles(small[i], small[j], grey[i], grey[j])
             for channel in range(channel_count):
-                z_i, z_j = (quantiles[i][:, channel], quantiles[j][:, channel]) if shared is None else \
-                    (shared[0][:, channel], shared[1][:, channel])
+                z_i, z_j = shared[0][:, channel], shared[1][:, channel]
                 keep = (z_i > LOW_CODE) & (z_j < HIGH_CODE) & (z_j > z_i + 1.0 / 512)
                 if keep.sum() >= 3:
                     pairs.append((i, j, z_i[keep], z_j[keep], log_ratio))
