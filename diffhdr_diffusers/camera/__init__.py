@@ -119,7 +119,8 @@ def apply_camera(
         response: ``"auto"`` (estimate from the bracket), a :class:`Response`, or a ``--response``
             string (:func:`parse_response`).
         gamma: the canonical encoding's exponent (the pipeline's ``gamma``).
-        reference_index: the reference frame (its EV is never corrected); default ``N // 2``.
+        reference_index: the reference frame (its EV is never corrected; with ``auto`` every EV, the
+            reference's included, moves by the same units shift, see :data:`.estimate.GREY_CODE`); default ``N // 2``.
 
     Returns:
         ``(canonical_frames, camera)``: the frames to merge and a :class:`CameraModel` whose

@@ -163,7 +163,8 @@ def estimate_camera(
     Args:
         frames: N >= 2 float (H, W, 3) frames in [0, 1] (code values as read), any order.
         exposures: N nominal EVs: the prior for the ratios.
-        reference_index: the frame whose EV is kept as given (default ``N // 2`` of the sorted EVs).
+        reference_index: the frame whose EV is not corrected (default ``N // 2`` of the sorted EVs); every
+            EV still moves by the units shift ``grey_stops``.
 
     Returns:
         A :class:`CameraEstimate`. When the bracket cannot constrain the curve (too few frames
