@@ -36,36 +36,40 @@ FEATURES = datasets.Features(
 """Columns: scene id, the LDR files' bytes (short to long) and names, EV per exposure, the ground
 truth's bytes and name (``None`` when absent), and the image size."""
 
-BRIGHTNESS_TOLERANCE_STOPS = 1.5
 _WELL_EXPOSED = (0.05, 0.9)  # LDR values trusted when comparing the brightness of two exposures
 
 
 def measured_stops(darker: np.ndarray, brighter: np.ndarray, gamma: float = GAMMA) -> float | None:
-    """Median ratio, in stops, of linearised ``brighter`` over ``darker`` on pixels well exposed in both.
+    """Median ratio, in stops, of linearised ``brighter`` over ``darker``, compared quantile by quantile.
 
-    Returns ``None`` when fewer than 0.1% of the samples are well exposed in both images.
+    The q-quantiles of two exposures of one scene see the same radiance whatever moves between them (the
+    response is monotone), so the comparison needs no alignment; levels where either image is not well
+    exposed are left out. Returns ``None`` when fewer than 5 of the 99 levels are well exposed in both.
     """
     low, high = _WELL_EXPOSED
-    usable = (darker > low) & (darker < high) & (brighter > low) & (brighter < high)
-    if usable.sum() < max(16, 1e-3 * usable.size):
+    levels = np.linspace(0.01, 0.99, 99)
+    darker_levels = np.quantile(np.asarray(darker, dtype=np.float32), levels)
+    brighter_levels = np.quantile(np.asarray(brighter, dtype=np.float32), levels)
+    usable = (darker_levels > low) & (darker_levels < high) & (brighter_levels > low) & (brighter_levels < high)
+    if usable.sum() < 5:
         return None
-    ratio = (brighter[usable].astype(np.float64) / darker[usable]) ** gamma
+    ratio = (brighter_levels[usable].astype(np.float64) / darker_levels[usable]) ** gamma
     return float(np.log2(np.median(ratio)))
 
 
 def check_brightness_order(scene: str, names: list[str], images: list[np.ndarray], exposures: list[float]) -> list[str]:
     """Compare the exposure order of ``exposure.txt`` with the images' brightness; log and return warnings.
 
-    For each neighbouring pair, the measured brightness ratio (``ldr ** 2.2`` on well-exposed pixels)
-    should be about ``2 ** (ev_b - ev_a)``. A ratio below 1 means the files (or the lines of
-    ``exposure.txt``) are out of order; a ratio off by more than 1.5 stops means the exposures are
-    probably wrong.
+    For each neighbouring pair, the longer exposure must be the brighter one, quantile by quantile (so
+    moving content and camera shake do not count, and any monotone camera response gives the same
+    verdict); otherwise the files (or the lines of ``exposure.txt``) are out of order. How much brighter
+    is not checked here: that needs the camera's response, which :func:`~diffhdr_diffusers.camera.apply_camera`
+    estimates and whose exposure corrections it reports.
     """
     warnings = []
     for (name_a, image_a, ev_a), (name_b, image_b, ev_b) in zip(
         zip(names, images, exposures), list(zip(names, images, exposures))[1:]
     ):
-        expected = ev_b - ev_a
         stops = measured_stops(image_a, image_b)
         if stops is None:
             mean_a, mean_b = float(np.mean(image_a)), float(np.mean(image_b))
@@ -79,11 +83,6 @@ def check_brightness_order(scene: str, names: list[str], images: list[np.ndarray
             warnings.append(
                 f"scene {scene}: {name_b} is {-stops:.2f} stops darker than {name_a} although exposure.txt gives "
                 f"{ev_b:g} > {ev_a:g} EV; the files or the lines of exposure.txt are out of order."
-            )
-        elif abs(stops - expected) > BRIGHTNESS_TOLERANCE_STOPS:
-            warnings.append(
-                f"scene {scene}: {name_b} is {stops:.2f} stops brighter than {name_a}, but exposure.txt says "
-                f"{expected:g}; check the exposures."
             )
     for message in warnings:
         logger.warning(message)
