@@ -218,11 +218,9 @@ class ModelMethod(Method):
 
     def reference_for(self, count: int, reference_index: int | None) -> int:
         low, high = self.exposure_counts
-        if low == high and count != high:
-            raise FrameCountError(f"the model {self.label} merges exactly {high} frames, but this "
-                                  f"bracket has {count}; {USE_FLOW_MERGE}.")
         if not low <= count <= high:
-            raise FrameCountError(f"the model {self.label} merges {low} to {high} frames, but this "
+            accepted = f"exactly {high}" if low == high else f"{low} to {high}"
+            raise FrameCountError(f"the model {self.label} merges {accepted} frames, but this "
                                   f"bracket has {count}; {USE_FLOW_MERGE}.")
         index = super().reference_for(count, reference_index)
         expected = count // 2 if self.model_reference is None else self.model_reference
