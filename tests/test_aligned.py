@@ -137,6 +137,21 @@ def test_training_targets_use_the_pipelines_mu(scene):
                                    atol=1e-6)
 
 
+def test_prior_units_targets_ignore_a_units_error_of_the_exposures(scene):
+    """With target_units="prior", a ground truth off by a constant factor (the response estimate's units error)
+    gives the same target; with the default the target carries that factor."""
+    decoded = {"scene": "s", "images": scene.images, "exposures": scene.exposures, "radiance": scene.radiance}
+    off = dict(decoded, radiance=scene.radiance * 2.0)  # a stop off
+    targets = {}
+    for units in ("exposures", "prior"):
+        transform = TrainingTransform(crop_size=32, seed=0, alignment={}, target_units=units)
+        targets[units] = [transform.transform_scene(d, np.random.default_rng(3))[1] for d in (decoded, off)]
+    torch.testing.assert_close(*targets["prior"], atol=1e-5, rtol=0)
+    assert (targets["exposures"][1] - targets["exposures"][0]).abs().mean() > 0.02
+    with pytest.raises(ValueError, match="target_units"):
+        TrainingTransform(alignment={}, target_units="literal")
+
+
 def test_training_priors_are_kept_on_disk_and_read_back_exactly(scene, tmp_path):
     decoded = {"scene": "scene/0", "images": scene.images, "exposures": scene.exposures, "radiance": scene.radiance}
     first = TrainingTransform(crop_size=32, seed=0, alignment={}, prior_cache_dir=tmp_path / "cache")

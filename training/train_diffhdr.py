@@ -102,6 +102,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            "before an aligned model's conditioning: 'auto' (estimated per scene, as a merge does), or a "
                            "--response value such as 'gamma:2.2' or 'srgb'. Default: 'auto' for a frame-count-independent "
                            "config (aligned-nframe-*), else the frames as decoded (the gamma-2.2 data so far).")
+    data.add_argument("--target_units", choices=("exposures", "prior"), default=None,
+                      help="Aligned models: the ground truth in the model units of the (corrected) exposures, or "
+                           "rescaled by one factor per scene to the prior's units, so the network learns corrections of "
+                           "the merge and not the response estimate's units error. Default: 'prior' with --response "
+                           "auto, else 'exposures'.")
     data.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading processes per rank.")
     data.add_argument("--on_bad_scene", choices=("stop", "skip"), default="stop",
                       help="A scene that fails to decode stops the run (default) or is skipped with a warning.")
@@ -259,12 +264,14 @@ def split_scenes(args: argparse.Namespace):
 
 
 def make_transform_factory(crop_size: int, augment: bool, alignment: dict | None = None, prior_cache_dir=None,
-                           exposure_planes: bool = False, response: str | None = None):
+                           exposure_planes: bool = False, response: str | None = None,
+                           target_units: str = "exposures"):
     from diffhdr_diffusers.data import TrainingTransform
 
     def make_transform(seed: int):
         return TrainingTransform(crop_size=crop_size, augment=augment, seed=seed, alignment=alignment,
-                                 prior_cache_dir=prior_cache_dir, exposure_planes=exposure_planes, response=response)
+                                 prior_cache_dir=prior_cache_dir, exposure_planes=exposure_planes, response=response,
+                                 target_units=target_units)
 
     return make_transform
 
@@ -384,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     args.exposure_planes = bool(getattr(condition_encoder.config, "frame_pooling", None))
     if args.response is None and args.exposure_planes:
         args.response = "auto"
+    if args.target_units is None:
+        args.target_units = "prior" if args.response == "auto" else "exposures"
     if args.response is not None and args.alignment is None:
         raise InputError(f"--response {args.response}: only an aligned config's conditioning goes through the camera "
                          "model; leave it out for this one.")
@@ -439,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.info(f"{len(train_scenes)} training scenes, {len(validation_scenes) if validation_scenes else 0} validation scenes")
     dataset = SeededCropDataset(train_scenes, make_transform_factory(args.resolution, args.random_flip, args.alignment,
                                                        args.prior_cache_dir or output_dir / "prior_cache",
-                                                       args.exposure_planes, args.response),
+                                                       args.exposure_planes, args.response, args.target_units),
                                 args.seed, args.on_bad_scene)
 
     unet, condition_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, condition_encoder, optimizer, lr_scheduler)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import DatasetError
-from ..hdr_domain import GAMMA, MU, make_conditioning, mu_law, to_model_units
+from ..hdr_domain import GAMMA, MU, inverse_mu_law, make_conditioning, mu_law, to_model_units
 from ..io.atomic import atomic_path
 from .decode import decode_ldr, decode_radiance
 
@@ -66,6 +66,18 @@ def dihedral(array: np.ndarray, flip: bool, quarter_turns: int) -> np.ndarray:
     return np.rot90(array, quarter_turns, axes=(0, 1))
 
 
+def prior_units_scale(prior: np.ndarray, radiance: np.ndarray, mu: float = MU) -> float:
+    """The factor that brings ``radiance`` (H, W, 3, model units) to the units of ``prior`` (its mu-law, the same
+    size): ``2 ** median(log2(prior / radiance))`` over the prior's trusted levels (mu-law 0.3 to 0.97); 1 when
+    there are none."""
+    prior = np.asarray(prior, np.float32)
+    trusted = (prior > 0.3) & (prior < 0.97) & (radiance > 0)
+    if not trusted.any():
+        return 1.0
+    linear = inverse_mu_law(prior[trusted], mu)
+    return float(2.0 ** np.median(np.log2(linear / radiance[trusted])))
+
+
 class TrainingTransform:
     """Random ``crop_size`` crops with flips and 90-degree rotations, as network inputs and targets.
 
@@ -81,7 +93,10 @@ class TrainingTransform:
     script's ``SeededCropDataset`` builds a transform per sample, so the disk is what makes it once per
     scene) and ``target`` is the residual ``mu_law(radiance) - prior``. With ``response``, the frames first go
     through the camera model (:func:`~diffhdr_diffusers.camera.apply_camera`, as every merge path does), and the
-    target's model units follow the exposures it returns (a measured correction of the nominal ones).
+    target's model units follow the exposures it returns (a measured correction of the nominal ones). With
+    ``target_units="prior"`` the ground truth is then rescaled by one factor per scene to the prior's units
+    (:func:`prior_units_scale`), so that the network learns corrections of the merge, not the response
+    estimate's units error (which no crop can see: ``auto`` puts a log curve's grey about a stop off).
 
     Args:
         crop_size: side of the square crop (the paper uses 128).
@@ -103,7 +118,7 @@ class TrainingTransform:
 
     def __init__(self, crop_size: int = 128, augment: bool = True, seed: int | None = None, gamma: float = GAMMA,
                  alignment: dict | None = None, prior_cache_dir: str | os.PathLike | None = None, mu: float = MU,
-                 exposure_planes: bool = False, response: str | None = None):
+                 exposure_planes: bool = False, response: str | None = None, target_units: str = "exposures"):
         if crop_size < 1:
             raise ValueError(f"crop_size={crop_size}: must be a positive number of pixels.")
         self.crop_size = int(crop_size)
@@ -113,6 +128,9 @@ class TrainingTransform:
         self.mu = mu
         self.alignment = alignment
         self.exposure_planes, self.response = bool(exposure_planes), response
+        if target_units not in ("exposures", "prior"):
+            raise ValueError(f"target_units={target_units!r}: must be 'exposures' or 'prior'.")
+        self.target_units = target_units
         self.prior_cache_dir = None if prior_cache_dir is None else Path(prior_cache_dir)
         self.epoch = 0
         self._priors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -192,7 +210,12 @@ class TrainingTransform:
         else:
             *arrays, exposures = self.scene_prior(decoded)
             conditioning, prior = (array[window].astype(np.float32) for array in arrays)
-            target = mu_law(to_model_units(radiance[window], exposures), self.mu).astype(np.float32) - prior
+            target = to_model_units(radiance, exposures)
+            if self.target_units == "prior":
+                target = target[window] * prior_units_scale(arrays[1], target, self.mu)
+            else:
+                target = target[window]
+            target = mu_law(target, self.mu).astype(np.float32) - prior
         stacked = np.concatenate([conditioning, target], axis=2)
         if self.augment:
             stacked = dihedral(stacked, flip, turns)
