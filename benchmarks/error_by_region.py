@@ -1,34 +1,59 @@
-"""Where a method's error lies: mu-law squared error split by the reference frame's exposure.
+"""Where a method's error lies: mu-law squared error split by the reference frame's exposure and by motion.
 
 Usage::
 
     python benchmarks/error_by_region.py data/heldout/Test results/flow-merge results/model
 
-Each results folder is a ``diffhdr evaluate --out`` folder (it holds ``hdr/<scene>.hdr``). Pixels are
-split by the reference (middle) frame's brightest channel into *saturated* (at or above the alignment's
-``WHITE_LEVEL``), *dark* (at or below ``BLACK_LEVEL``) and the rest; the table gives each region's share of the pixels and its part of the pooled mean squared
-mu-law error (radiance clipped to [0, 1] first), so the parts add up to the total.
+Each results folder is a ``diffhdr evaluate --out`` folder (it holds ``hdr/<scene>.hdr``). Pixels are split
+into *moving* (covered by a moving object in any frame, for synthetic scenes whose ``scene.json`` describes
+their objects: a disc of the object's radius, plus 10 %, around its centre at every frame's step), then by the
+reference frame's brightest channel into *saturated* (at or above the alignment's ``WHITE_LEVEL``), *dark* (at
+or below ``BLACK_LEVEL``) and the rest. The table gives each region's share of the pixels and its part of the
+pooled mean squared mu-law error, in model units (the shortest exposure at EV 0, as ``diffhdr evaluate
+--units model``; Kalantari's own units) with radiance clipped to [0, 1], so the parts add up to the total.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 
 from diffhdr_diffusers.alignment.exposure import BLACK_LEVEL, WHITE_LEVEL, brightest
 from diffhdr_diffusers.evaluation import discover_scenes
-from diffhdr_diffusers.hdr_domain import mu_law
+from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
 from diffhdr_diffusers.io import read_ldr, read_radiance, scan_scene
+from diffhdr_diffusers.io.scene import scene_exposures
 
-REGIONS = ("saturated", "dark", "rest")
+REGIONS = ("moving", "saturated", "dark", "rest")
 
 
-def region_masks(reference: np.ndarray) -> list[np.ndarray]:
+def moving_mask(folder: Path, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels a moving object covers in any frame, from ``scene.json`` (all False without one)."""
+    mask = np.zeros(shape, bool)
+    path = folder / "scene.json"
+    if not path.is_file():
+        return mask
+    params = json.loads(path.read_text())
+    y, x = np.mgrid[0:shape[0], 0:shape[1]]
+    steps = np.arange(params["num_frames"]) - params["reference_index"]
+    for item in params.get("objects", []):
+        velocity, acceleration = (np.asarray(item.get(key, (0.0, 0.0))) for key in ("velocity", "acceleration"))
+        if not velocity.any() and not acceleration.any() and not item.get("elastic_px_per_step"):
+            continue
+        for step in steps:
+            cx, cy = np.asarray(item["center"]) + step * velocity + 0.5 * step * step * acceleration
+            radius = item["radius"] * 1.1 * max(1.0 + step * item.get("zoom", 0.0), 0.2)
+            mask |= (x - cx) ** 2 + (y - cy) ** 2 <= radius ** 2
+    return mask
+
+
+def region_masks(reference: np.ndarray, moving: np.ndarray) -> list[np.ndarray]:
     level = brightest(reference)
-    saturated, dark = level >= WHITE_LEVEL, level <= BLACK_LEVEL
-    return [saturated, dark, ~saturated & ~dark]
+    saturated, dark = (level >= WHITE_LEVEL) & ~moving, (level <= BLACK_LEVEL) & ~moving
+    return [moving, saturated, dark, ~moving & ~saturated & ~dark]
 
 
 def main() -> None:
@@ -40,11 +65,13 @@ def main() -> None:
     pixels = np.zeros(len(REGIONS))
     errors = {results: np.zeros(len(REGIONS)) for results in args.results}
     for scene in scenes:
-        target = mu_law(np.clip(read_radiance(scene.ground_truth), 0, 1))
-        masks = region_masks(read_ldr(scene.images[len(scene.images) // 2]))
+        images, exposures, _ = scene_exposures(scene)
+        target = mu_law(np.clip(to_model_units(read_radiance(scene.ground_truth), exposures), 0, 1))
+        masks = region_masks(read_ldr(images[len(images) // 2]), moving_mask(scene.folder, target.shape[:2]))
         pixels += [mask.sum() for mask in masks]
         for results, total in errors.items():
-            prediction = mu_law(np.clip(read_radiance(results / "hdr" / f"{scene.folder.name}.hdr"), 0, 1))
+            radiance = read_radiance(results / "hdr" / f"{scene.folder.name}.hdr")
+            prediction = mu_law(np.clip(to_model_units(radiance, exposures), 0, 1))
             error = ((prediction - target) ** 2).mean(axis=-1)
             total += [error[mask].sum() for mask in masks]
     print(f"{len(scenes)} scenes; pooled mean squared mu-law error (x 1e-5) by region of the reference frame\n")
