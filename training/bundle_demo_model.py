@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -63,7 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--initial-steps", type=int, default=0, metavar="K",
                         help="optimizer steps of the weights the run started from (--pretrained_model_name_or_path)")
     parser.add_argument("--dest", type=Path, default=PACKAGE_MODEL, help="where to bundle (default: the package)")
+    parser.add_argument("--evaluate-args", default="", metavar="ARGS",
+                        help="further diffhdr evaluate flags for every method, e.g. '--response auto --units model'")
+    parser.add_argument("--baselines", default=",".join(BASELINES), metavar="M,...",
+                        help=f"the methods scored beside the model, the first being the one to beat (default {','.join(BASELINES)})")
+    parser.add_argument("--section", action="append", default=[], metavar="HEADING=FILE.md",
+                        help="an extra card section from a markdown file, before the limitations (repeatable)")
+    parser.add_argument("--description", default=None, help="the card's opening sentence")
     args = parser.parse_args(argv)
+    extra = shlex.split(args.evaluate_args)
+    baselines = [method for method in args.baselines.split(",") if method]
+    sections = {}
+    for item in args.section:
+        heading, _, path = item.partition("=")
+        if not path or not Path(path).is_file():
+            raise InputError(f"--section {item}: give HEADING=FILE.md with an existing markdown file.")
+        sections[heading] = Path(path).read_text().strip()
 
     state_file = args.run_dir / "training_state.json"
     if not state_file.is_file():
@@ -77,15 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         source = args.run_dir / item
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, args.dest / item)
 
-    rows = {MODEL_ROW: evaluate(args.test_dir, args.results, "model", ["--model", str(args.dest)])}
-    for method in BASELINES:
-        rows[method] = evaluate(args.test_dir, args.results, method, ["--method", method])
+    rows = {MODEL_ROW: evaluate(args.test_dir, args.results, "model", ["--model", str(args.dest), *extra])}
+    for method in baselines:
+        rows[method] = evaluate(args.test_dir, args.results, method, ["--method", method, *extra])
     scenes = len([p for p in Path(args.test_dir).iterdir() if p.is_dir()])
-    ours, flow, reference = (rows[k]["psnr_mu"] for k in (MODEL_ROW, "flow-merge", "reference"))
+    flags = f" {args.evaluate_args}" if args.evaluate_args else ""
+    comparisons = [f"{rows[MODEL_ROW]['psnr_mu'] - rows[method]['psnr_mu']:+.2f} dB against {method}"
+                   for method in baselines if method in ("flow-merge", "reference")]
     note = (f"Means over the {scenes} held-out scenes of `{args.test_dir}`, scored with `diffhdr evaluate "
-            f"{args.test_dir} --model <this folder>` (the pipeline defaults above, seed 0) and `--method "
-            f"{'|'.join(BASELINES)}`. PSNR-mu: {ours - flow:+.2f} dB against flow-merge (the classical baseline to "
-            f"beat), {ours - reference:+.2f} dB against the reference frame. {args.note}").strip()
+            f"{args.test_dir} --model <this folder>{flags}` (the pipeline defaults above, seed 0) and `--method "
+            f"{'|'.join(baselines)}{flags}`. PSNR-mu: {', '.join(comparisons)}. {args.note}").strip()
     training = {"data": args.data}
     if args.objective:
         training["objective"] = args.objective
@@ -96,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                      "validation PSNR-mu (held-out centre crops)": validation_curve(args.run_dir),
                      "command": args.command})
     write_model_card(args.dest, overwrite=True,
-                     description=("The demo DiffHDR pipeline bundled with `diffhdr-diffusers`, trained by the "
-                                  "project's own `training/train_diffhdr.py` so that the README's quick start "
-                                  "runs offline."),
-                     training=training, metrics=rows, metrics_note=note,
+                     description=args.description or (
+                         "The demo DiffHDR pipeline bundled with `diffhdr-diffusers`, trained by the project's own "
+                         "`training/train_diffhdr.py` so that the README's quick start runs offline."),
+                     training=training, metrics=rows, metrics_note=note, sections=sections,
                      limitations=[*args.limitation,
                                   "Trained only on synthetic brackets; for real photographs convert the authors' "
                                   "weights with `diffhdr convert-original` (trained 3 M steps on Kalantari's real "
