@@ -120,7 +120,7 @@ def apply_camera(
             string (:func:`parse_response`).
         gamma: the canonical encoding's exponent (the pipeline's ``gamma``).
         reference_index: the reference frame (its EV is never corrected; with ``auto`` every EV, the
-            reference's included, moves by the same units shift, see :data:`.estimate.GREY_CODE`); default ``N // 2``.
+            reference's included, moves by the same units shift, see :data:`.estimate.UNITS_CODES`); default ``N // 2``.
 
     Returns:
         ``(canonical_frames, camera)``: the frames to merge and a :class:`CameraModel` whose

@@ -49,11 +49,14 @@ MIN_OBSERVATIONS = 40  # resolved quantiles per channel below which the curve is
 CORRECTION_REPORTED = 0.05  # stops: corrections at least this large are reported
 FALLBACK = "srgb"
 # The curve's absolute scale is not in the bracket (above the brightest code that two frames both show,
-# a camera's highlight shoulder can hide a stop), so the units follow metering, as a camera's exposure
-# does: the code at which sRGB shows 18 % grey (0.4613) means 0.18. The curve itself stays normalised to
-# 1 at the top code (the frames' clipping stays at 1); the shift goes into the EVs, so the merged
-# radiance is in those units. Measured on held-out synthetic brackets (benchmarks/response_heldout.py).
-GREY_CODE, GREY_LINEAR = 0.4613, 0.18
+# a camera's highlight shoulder can hide a stop). The curve stays normalised to 1 at the top code (the
+# frames' clipping stays at 1), and the units come from the known camera curve (camera.CURVES) closest in
+# shape to the estimate over UNITS_CODES, where the bracket constrains it: the estimate is shifted to that
+# curve's units there (the median log ratio), and the shift goes into the EVs, so the merged radiance is in
+# those units. A fixed metering code (sRGB's 18 % grey, 0.4613, meaning 0.18) fitted sRGB-like curves as
+# well but put a log-encoded curve's units about a stop off. Measured on synthetic validation brackets
+# (benchmarks/response_heldout.py on a train-split set).
+UNITS_CODES = (0.1, 0.9)
 
 
 @dataclass
@@ -66,8 +69,10 @@ class CameraEstimate:
         warnings: one line each: a fallback with its reason, or an exposure correction.
         fallback: whether the bracket did not constrain the curve and :data:`FALLBACK` was used.
         residual: RMS misfit of the quantile equations, in stops (``nan`` for a fallback).
-        grey_stops: the units' shift (stops) that puts middle grey where metering does (see
-            :data:`GREY_CODE`); already in ``exposures``, not counted as a correction.
+        grey_stops: the units' shift (stops) that brings the estimate to the units of ``units_curve`` (see
+            :data:`UNITS_CODES`); already in ``exposures``, not counted as a correction.
+        units_curve: the known camera curve (a name of :data:`~diffhdr_diffusers.camera.CURVES`) whose units
+            the estimate takes: the closest in shape (``None`` for a fallback).
     """
 
     response: Response
@@ -76,6 +81,7 @@ class CameraEstimate:
     fallback: bool = False
     residual: float = math.nan
     grey_stops: float = 0.0
+    units_curve: str | None = None
 
 
 def _samples(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -268,9 +274,26 @@ def estimate_camera(
         for index in range(len(evs)) if abs(corrections[index]) >= CORRECTION_REPORTED
     ]
     response = Response("auto", table)
-    grey_stops = math.log2(GREY_LINEAR / float(np.mean(response.linearize(np.full(3, GREY_CODE, np.float32)))))
+    units_curve, grey_stops = closest_curve_units(response)
     exposures = [ev - grey_stops for ev in measured]
-    return CameraEstimate(response, exposures, warnings, False, misfit, grey_stops)
+    return CameraEstimate(response, exposures, warnings, False, misfit, grey_stops, units_curve)
+
+
+def closest_curve_units(response: Response) -> tuple[str, float]:
+    """``(curve, stops)``: the known camera curve closest in shape to ``response`` over :data:`UNITS_CODES`
+    (the RMS of their log2 difference after its median is removed) and the shift, in stops, that takes the
+    response's values to that curve's units there."""
+    from . import CURVES
+
+    codes = np.repeat(np.linspace(*UNITS_CODES, 65, dtype=np.float32)[:, None], 3, axis=1)
+    estimated = np.log2(np.maximum(response.linearize(codes).mean(axis=1), 1e-12))
+    fits = []
+    for name in CURVES:
+        difference = np.log2(np.maximum(Response.from_curve(name).linearize(codes).mean(axis=1), 1e-12)) - estimated
+        shift = float(np.median(difference))
+        fits.append((float(np.sqrt(np.mean((difference - shift) ** 2))), name, shift))
+    _, name, shift = min(fits)
+    return name, shift
 
 
 def _table(increments: np.ndarray) -> np.ndarray:
