@@ -98,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         rows[method] = evaluate(args.test_dir, args.results, method, ["--method", method, *extra])
     scenes = len([p for p in Path(args.test_dir).iterdir() if p.is_dir()])
     flags = f" {args.evaluate_args}" if args.evaluate_args else ""
-    comparisons = [f"{rows[MODEL_ROW]['psnr_mu'] - rows[method]['psnr_mu']:+.2f} dB against {method}"
-                   for method in baselines if method in ("flow-merge", "reference")]
+    described = {"flow-merge": "flow-merge (the classical baseline to beat)", "reference": "the reference frame"}
+    comparisons = [f"{rows[MODEL_ROW]['psnr_mu'] - rows[method]['psnr_mu']:+.2f} dB against {described[method]}"
+                   for method in baselines if method in described]
     note = (f"Means over the {scenes} held-out scenes of `{args.test_dir}`, scored with `diffhdr evaluate "
             f"{args.test_dir} --model <this folder>{flags}` (the pipeline defaults above, seed 0) and `--method "
             f"{'|'.join(baselines)}{flags}`. PSNR-mu: {', '.join(comparisons)}. {args.note}").strip()
