@@ -4,7 +4,7 @@ Usage::
 
     diffhdr evaluate SET --method flow-merge --response auto --units model --out results/flow-merge
     diffhdr evaluate SET --model MODEL --response auto --units model --out results/model
-    python benchmarks/model_heldout.py SET results/flow-merge results/model [--markdown]
+    python benchmarks/model_heldout.py SET results/flow-merge results/model
 
 Each results folder is a ``diffhdr evaluate --out`` folder (its ``metrics.json``); the first is the baseline.
 The groups come from each scene's ``scene.json`` (``diffhdr synth --camera realistic``). The table gives the

@@ -143,9 +143,9 @@ def test_prior_units_targets_ignore_a_units_error_of_the_exposures(scene):
     decoded = {"scene": "s", "images": scene.images, "exposures": scene.exposures, "radiance": scene.radiance}
     off = dict(decoded, radiance=scene.radiance * 2.0)  # a stop off
     targets = {}
-    for units in ("exposures", "prior"):
-        transform = TrainingTransform(crop_size=32, seed=0, alignment={}, target_units=units)
-        targets[units] = [transform.transform_scene(d, np.random.default_rng(3))[1] for d in (decoded, off)]
+    for units in ("exposures", "prior"):  # a transform per ground truth: each keeps its scene's prior and scale
+        targets[units] = [TrainingTransform(crop_size=32, seed=0, alignment={}, target_units=units).transform_scene(
+            d, np.random.default_rng(3))[1] for d in (decoded, off)]
     torch.testing.assert_close(*targets["prior"], atol=1e-5, rtol=0)
     assert (targets["exposures"][1] - targets["exposures"][0]).abs().mean() > 0.02
     with pytest.raises(ValueError, match="target_units"):

@@ -133,7 +133,7 @@ class TrainingTransform:
         self.target_units = target_units
         self.prior_cache_dir = None if prior_cache_dir is None else Path(prior_cache_dir)
         self.epoch = 0
-        self._priors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._priors: dict[str, tuple[np.ndarray, np.ndarray, list[float], float]] = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose crops the next calls draw (call before creating the DataLoader iterator)."""
@@ -147,9 +147,10 @@ class TrainingTransform:
         key = zlib.crc32(scene.encode("utf-8"))
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch, key)))
 
-    def scene_prior(self, decoded: dict) -> tuple[np.ndarray, np.ndarray, list[float]]:
-        """The aligned conditioning and prior of a whole scene (float16), and the exposures they were built with
-        (after the camera model's correction), computed on first use."""
+    def scene_prior(self, decoded: dict) -> tuple[np.ndarray, np.ndarray, list[float], float]:
+        """The aligned conditioning and prior of a whole scene (float16), the exposures they were built with
+        (after the camera model's correction) and the ground truth's :func:`prior_units_scale` (1 without a ground
+        truth), computed on first use and kept with the prior."""
         scene = decoded["scene"]
         if scene in self._priors:
             return self._priors[scene]
@@ -167,6 +168,7 @@ class TrainingTransform:
         if path is not None and path.is_file():
             with np.load(path) as stored:
                 exposures = stored["exposures"].tolist() if "exposures" in stored else decoded["exposures"]
+                scale = float(stored["units_scale"]) if "units_scale" in stored else None
                 arrays = (stored["conditioning"], stored["prior"], exposures)
         else:
             from ..prior import prior_conditioning
@@ -180,12 +182,20 @@ class TrainingTransform:
             prepared = prior_conditioning(images, exposures, self.alignment, self.gamma, mu=self.mu,
                                           exposure_planes=self.exposure_planes)
             arrays = (prepared.conditioning.astype(np.float16), prepared.prior.astype(np.float16), exposures)
+            scale = self._units_scale(decoded, arrays[1], exposures)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(path, overwrite=True) as temporary:
-                    np.savez(temporary, conditioning=arrays[0], prior=arrays[1], exposures=np.asarray(exposures))
-        self._priors[scene] = arrays
-        return arrays
+                    np.savez(temporary, conditioning=arrays[0], prior=arrays[1], exposures=np.asarray(exposures),
+                             units_scale=scale)
+        if scale is None:  # a cache file written before the scale was kept
+            scale = self._units_scale(decoded, arrays[1], arrays[2])
+        self._priors[scene] = (*arrays, scale)
+        return self._priors[scene]
+
+    def _units_scale(self, decoded: dict, prior: np.ndarray, exposures: list[float]) -> float:
+        radiance = decoded.get("radiance")
+        return 1.0 if radiance is None else prior_units_scale(prior, to_model_units(radiance, exposures), self.mu)
 
     def transform_scene(self, decoded: dict, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Crop and augment one decoded scene (see :func:`decode_scene`); return (conditioning, target)."""
@@ -208,13 +218,11 @@ class TrainingTransform:
                 [image[window] for image in decoded["images"]], decoded["exposures"], self.gamma
             )
         else:
-            *arrays, exposures = self.scene_prior(decoded)
+            *arrays, exposures, units_scale = self.scene_prior(decoded)
             conditioning, prior = (array[window].astype(np.float32) for array in arrays)
-            target = to_model_units(radiance, exposures)
+            target = to_model_units(radiance[window], exposures)
             if self.target_units == "prior":
-                target = target[window] * prior_units_scale(arrays[1], target, self.mu)
-            else:
-                target = target[window]
+                target = target * units_scale
             target = mu_law(target, self.mu).astype(np.float32) - prior
         stacked = np.concatenate([conditioning, target], axis=2)
         if self.augment:
