@@ -138,6 +138,26 @@ def test_estimate_ignores_what_camera_shake_brings_into_a_frame():
     assert np.abs(error).max() < 0.1, error.round(2)
 
 
+def test_small_plain_frames_register_by_ecc_where_orb_gives_up():
+    """A smooth 96 x 128 view, shifted by (5.5, -3.25) px: too few ORB features for a homography, so the
+    estimator's registration falls back to an affine ECC fit, which finds the shift."""
+    from diffhdr_diffusers.alignment.homography import estimate_affine_ecc, estimate_homography
+
+    radiance = read_radiance(Path(__file__).resolve().parents[1] / "examples" / "desk_window" / "HDRImg.hdr")
+    grey = cv2.GaussianBlur(cv2.resize(radiance.mean(axis=2), (160, 128), interpolation=cv2.INTER_AREA), (0, 0), 8)
+    grey = np.uint8(np.clip(grey / np.percentile(grey, 99) * 255, 0, 255))
+    shift = np.float32([[1, 0, 5.5], [0, 1, -3.25]])
+    reference = grey[:, 16:144]
+    frame = cv2.warpAffine(grey, shift, (160, 128), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)[:, 16:144]
+    assert estimate_homography(reference, frame) is None
+    mapping = estimate_affine_ecc(reference, frame)
+    assert mapping is not None
+    points = np.float32([[32, 32], [96, 32], [64, 64], [32, 96], [96, 96]])
+    moved = cv2.perspectiveTransform(points[:, None], mapping)[:, 0]
+    np.testing.assert_allclose(moved - points, [[5.5, -3.25]] * len(points), atol=0.3)
+    assert estimate_affine_ecc(reference, np.full_like(frame, 128)) is None  # nothing to correlate with
+
+
 @pytest.mark.parametrize("evs, reason", [([0.0, 0.0, 2.0], "same exposure"), ([-2.0, 0.0, 2.0], "brightness levels")])
 def test_estimate_falls_back_with_a_reason(evs, reason):
     flat = [np.full((32, 32, 3), value, np.float32) for value in (0.0, 1.0, 1.0)]

@@ -8,6 +8,7 @@ import numpy as np
 MIN_INLIERS = 15
 MIN_INLIER_RATIO = 0.25
 MAX_CORNER_SHIFT = 0.25  # of the image diagonal
+ECC_MIN_CORRELATION = 0.5  # an ECC fallback's correlation below this means it did not register the frames
 
 
 def estimate_homography(reference: np.ndarray, frame: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray | None:
@@ -50,6 +51,26 @@ def estimate_homography(reference: np.ndarray, frame: np.ndarray, valid: np.ndar
     if not 0.5 < determinant < 2.0:
         return None
     return homography.astype(np.float64)
+
+
+def estimate_affine_ecc(reference: np.ndarray, frame: np.ndarray, min_correlation: float = ECC_MIN_CORRELATION) -> np.ndarray | None:
+    """The 3x3 affine map of reference pixel coordinates to ``frame``'s by intensity correlation
+    (:func:`cv2.findTransformECC`), or ``None`` when it does not converge or correlates below ``min_correlation``.
+
+    For small or plain frames where ORB finds too few features (:func:`estimate_homography` gives up): it uses
+    every pixel, and as a correlation it tolerates the frames' different brightness. ``reference`` and
+    ``frame`` are 8-bit grey images of one size, exposure-matched (equalised histograms, say).
+    """
+    warp = np.eye(2, 3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-5)
+    try:
+        correlation, warp = cv2.findTransformECC(np.float32(reference), np.float32(frame), warp, cv2.MOTION_AFFINE,
+                                                 criteria, None, 5)
+    except cv2.error:  # did not converge
+        return None
+    if correlation < min_correlation or not np.all(np.isfinite(warp)):
+        return None
+    return np.vstack([warp, [0.0, 0.0, 1.0]]).astype(np.float64)
 
 
 def scale_homography(homography: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..alignment.homography import estimate_homography
+from ..alignment.homography import estimate_affine_ecc, estimate_homography
 from ..errors import InputError
 from .response import TABLE_SIZE, Response
 
@@ -116,8 +116,8 @@ def _shared_quantiles(frame_i, frame_j, mapping) -> tuple[np.ndarray, np.ndarray
 
     A hand-held bracket's frames are shifted and turned against each other, so each frame's border shows
     content the other lacks and whole-frame histograms drift apart; ``mapping``, a homography from frame
-    ``i``'s pixels to frame ``j``'s (ORB on equalised grey), finds the common part. Moving objects stay in
-    both histograms, where they barely count.
+    ``i``'s pixels to frame ``j``'s (ORB on equalised grey; an affine ECC fit where ORB finds too few
+    features), finds the common part. Moving objects stay in both histograms, where they barely count.
     """
     height, width = frame_i.shape[:2]
     warped = cv2.warpPerspective(frame_j, np.linalg.inv(mapping), (width, height), flags=cv2.INTER_NEAREST,
@@ -209,6 +209,8 @@ def estimate_camera(
             i, j = int(order[position]), int(order[position + step])
             if step == 1:
                 mappings[i, j] = estimate_homography(grey[i], grey[j])
+                if mappings[i, j] is None:  # small or plain frames: too few ORB features
+                    mappings[i, j] = estimate_affine_ecc(grey[i], grey[j])
             else:  # through the frame between them
                 middle = int(order[position + 1])
                 first, second = mappings[i, middle], mappings[middle, j]
