@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import InputError
 from .hdr_domain import GAMMA, MU, make_conditioning, model_exposures, mu_law
 
 if TYPE_CHECKING:  # alignment imports OpenCV: only when a bracket is aligned
@@ -49,19 +50,23 @@ class PriorConditioning:
         prior: float32 (H, W, 3), the flow-merge's mu-law in model units, clipped to [0, 1].
         failed: per exposure, whether alignment rejected it (the merge then fell back to the reference there).
         reasons: per exposure, why it was rejected, with the measured figure (``None`` where it was not).
+        gate: float32 (H, W, 1) in [0, 1], where the model's correction applies (:func:`correction_gate`), or
+            ``None`` (everywhere).
     """
 
     conditioning: np.ndarray
     prior: np.ndarray
     failed: list[bool]
     reasons: list[str | None] = field(default_factory=list)
+    gate: np.ndarray | None = None
 
 
 def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float], alignment: dict | None = None,
                        gamma: float = GAMMA, reference_index: int | None = None,
                        prior: np.ndarray | None = None, mu: float = MU,
                        frame_alignments: dict[int, FrameAlignment] | None = None,
-                       exposure_planes: bool = False) -> PriorConditioning:
+                       exposure_planes: bool = False,
+                       gate: Sequence[float] | None = None) -> PriorConditioning:
     """Align the bracket, flow-merge it, and stack the aligned model's condition planes.
 
     Args:
@@ -77,6 +82,7 @@ def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float],
         frame_alignments: with ``prior``, the frames' alignments to warp with instead of aligning again (a
             downscaled run passes those of the full-size prior, resized: :class:`FullSizePrior`).
         exposure_planes: append every exposure's EV relative to the reference (a ``frame_pooling`` model's input).
+        gate: ``(start, end)`` codes: also return :func:`correction_gate` of the reference frame.
     """
     from .alignment import align_exposures, check_bracket, warp_bracket
     from .merging import flow_merge
@@ -95,10 +101,29 @@ def prior_conditioning(images: Sequence[np.ndarray], exposures: Sequence[float],
         prior = np.asarray(prior, np.float32)
     planes = [make_conditioning(aligned.images, evs, gamma), prior,
               np.stack(aligned.confidence, axis=-1).astype(np.float32)]
+    index = len(evs) // 2 if reference_index is None else reference_index
     if exposure_planes:
-        index = len(evs) // 2 if reference_index is None else reference_index
         planes.append(relative_ev_planes(prior.shape[:2], evs, index))
-    return PriorConditioning(np.concatenate(planes, axis=-1), prior, list(aligned.failed), list(aligned.reasons))
+    weight = None if gate is None else correction_gate(reference_planes(planes[0], len(evs), index), *gate)
+    return PriorConditioning(np.concatenate(planes, axis=-1), prior, list(aligned.failed), list(aligned.reasons),
+                             weight)
+
+
+def reference_planes(conditioning: np.ndarray, num_exposures: int, reference_index: int | None = None) -> np.ndarray:
+    """The reference frame as merged (canonical codes, (H, W, 3)) out of an aligned conditioning's planes."""
+    index = num_exposures // 2 if reference_index is None else reference_index
+    return conditioning[..., 6 * index:6 * index + 3]
+
+
+def correction_gate(reference: np.ndarray, start: float, end: float) -> np.ndarray:
+    """float32 (H, W, 1): where an aligned model's correction of the prior applies: 0 where the reference
+    frame's brightest channel is below ``start`` (there every frame agrees with the reference, and flow-merge is
+    already right), rising linearly to 1 at ``end`` (clipped: only the other frames, and the model, know what is
+    there). ``reference`` is the frame as merged (canonical encoding, [0, 1])."""
+    if not 0.0 <= start < end:
+        raise InputError(f"a correction gate needs 0 <= start < end, got ({start}, {end}).")
+    level = np.asarray(reference, np.float32).max(axis=-1, keepdims=True)
+    return np.clip((level - np.float32(start)) / np.float32(end - start), 0.0, 1.0).astype(np.float32)
 
 
 def as_prior(radiance: np.ndarray, mu: float = MU) -> np.ndarray:

@@ -8,6 +8,7 @@ from diffhdr_diffusers import DiffHDRPipeline
 from diffhdr_diffusers.alignment import RejectedFrame
 from diffhdr_diffusers.data import TrainingTransform
 from diffhdr_diffusers.data.synth import synthesize_scene
+from diffhdr_diffusers.errors import InputError
 from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
 from diffhdr_diffusers.merging import flow_merge
 from diffhdr_diffusers.model_configs import build_models
@@ -75,6 +76,39 @@ def test_save_load_carries_alignment(scene, tmp_path):
     assert loaded.config.alignment == {}
     np.testing.assert_allclose(loaded(scene.images, scene.exposures, generator=generator()).mu_law, reference,
                                atol=1e-5)
+
+
+def test_correction_gate_keeps_the_prior_where_the_reference_is_not_clipped(scene, tmp_path):
+    """With correction_gate, a correcting model leaves the flow-merge exactly as it is wherever the reference's
+    brightest channel is below the gate's start, corrects as without a gate where it is clipped, and the gate
+    travels with the saved pipeline."""
+    generator = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    free = aligned_pipeline(trained=True)(scene.images, scene.exposures, generator=generator()).mu_law[0]
+    gated_pipe = aligned_pipeline(trained=True, correction_gate=[0.9, 0.95])
+    gated = gated_pipe(scene.images, scene.exposures, generator=generator()).mu_law[0]
+    prepared = prior_conditioning(scene.images, scene.exposures)
+    level = np.asarray(scene.images[1]).max(axis=-1)
+    below, clipped = level < 0.9, level >= 0.95
+    assert below.mean() > 0.3 and clipped.mean() > 0.01
+    np.testing.assert_allclose(gated[below], prepared.prior[below], atol=1e-6)
+    assert np.abs(free[below] - prepared.prior[below]).mean() > 1e-3  # without the gate it corrects there too
+    np.testing.assert_allclose(gated[clipped], free[clipped], atol=1e-5)
+    gated_pipe.save_pretrained(tmp_path / "gated")
+    assert DiffHDRPipeline.from_pretrained(tmp_path / "gated").config.correction_gate == [0.9, 0.95]
+    with pytest.raises(InputError, match="correction_gate"):
+        DiffHDRPipeline(*build_models("tiny"), original_ddim_scheduler(), correction_gate=[0.9, 1.0])
+
+
+def test_gated_training_targets_are_zero_where_the_pipeline_keeps_the_prior(scene):
+    decoded = {"scene": "s", "images": scene.images, "exposures": scene.exposures, "radiance": scene.radiance}
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    free = TrainingTransform(crop_size=64, augment=False, seed=0, alignment={}).transform_scene(decoded, rng())
+    conditioning, gated = TrainingTransform(crop_size=64, augment=False, seed=0, alignment={},
+                                            correction_gate=(0.9, 0.95)).transform_scene(decoded, rng())
+    level = conditioning[6:9].amax(dim=0)  # the reference frame (the middle one) as merged
+    assert (level < 0.9).float().mean() > 0.3
+    assert gated[:, level < 0.9].abs().max() == 0 and free[1][:, level < 0.9].abs().max() > 0
+    torch.testing.assert_close(gated[:, level >= 0.95], free[1][:, level >= 0.95])
 
 
 @pytest.mark.parametrize("scheduler, options", [("ddim", FAST_PRESET), ("dpm++", {"num_inference_steps": 4}),

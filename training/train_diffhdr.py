@@ -107,6 +107,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            "rescaled by one factor per scene to the prior's units, so the network learns corrections of "
                            "the merge and not the response estimate's units error. Default: 'prior' with --response "
                            "auto, else 'exposures'.")
+    data.add_argument("--correction_gate", type=float, nargs=2, default=None, metavar=("START", "END"),
+                      help="Aligned models: limit the correction to where the reference frame is bright (its brightest "
+                           "channel's code from START, fully from END, say 0.9 1.0): the residual target is multiplied "
+                           "by that gate, and the exported pipeline applies it (its correction_gate). Default: "
+                           "everywhere.")
     data.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading processes per rank.")
     data.add_argument("--on_bad_scene", choices=("stop", "skip"), default="stop",
                       help="A scene that fails to decode stops the run (default) or is skipped with a warning.")
@@ -265,13 +270,13 @@ def split_scenes(args: argparse.Namespace):
 
 def make_transform_factory(crop_size: int, augment: bool, alignment: dict | None = None, prior_cache_dir=None,
                            exposure_planes: bool = False, response: str | None = None,
-                           target_units: str = "exposures"):
+                           target_units: str = "exposures", correction_gate=None):
     from diffhdr_diffusers.data import TrainingTransform
 
     def make_transform(seed: int):
         return TrainingTransform(crop_size=crop_size, augment=augment, seed=seed, alignment=alignment,
                                  prior_cache_dir=prior_cache_dir, exposure_planes=exposure_planes, response=response,
-                                 target_units=target_units)
+                                 target_units=target_units, correction_gate=correction_gate)
 
     return make_transform
 
@@ -357,7 +362,8 @@ def build_pipeline(unet, condition_encoder, args) -> DiffHDRPipeline:
                            default_patch_size=args.export_patch_size, default_stride=args.export_stride,
                            default_condition_per_window=args.export_condition_per_window,
                            default_window_blend=args.export_window_blend,
-                           default_processing_resolution=args.export_processing_resolution, alignment=args.alignment)
+                           default_processing_resolution=args.export_processing_resolution, alignment=args.alignment,
+                           correction_gate=args.correction_gate)
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -393,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         args.response = "auto"
     if args.target_units is None:
         args.target_units = "prior" if args.response == "auto" else "exposures"
+    if args.correction_gate is not None and args.alignment is None:
+        raise InputError("--correction_gate: only an aligned config corrects a prior; leave it out for this one.")
     if args.response is not None and args.alignment is None:
         raise InputError(f"--response {args.response}: only an aligned config's conditioning goes through the camera "
                          "model; leave it out for this one.")
@@ -448,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     logger.info(f"{len(train_scenes)} training scenes, {len(validation_scenes) if validation_scenes else 0} validation scenes")
     dataset = SeededCropDataset(train_scenes, make_transform_factory(args.resolution, args.random_flip, args.alignment,
                                                        args.prior_cache_dir or output_dir / "prior_cache",
-                                                       args.exposure_planes, args.response, args.target_units),
+                                                       args.exposure_planes, args.response, args.target_units,
+                                                       args.correction_gate),
                                 args.seed, args.on_bad_scene)
 
     unet, condition_encoder, optimizer, lr_scheduler = accelerator.prepare(unet, condition_encoder, optimizer, lr_scheduler)

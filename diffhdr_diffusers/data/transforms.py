@@ -12,7 +12,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ import torch
 from ..errors import DatasetError
 from ..hdr_domain import GAMMA, MU, inverse_mu_law, make_conditioning, mu_law, to_model_units
 from ..io.atomic import atomic_path
+from ..prior import correction_gate, reference_planes
 from .decode import decode_ldr, decode_radiance
 
 
@@ -114,11 +115,16 @@ class TrainingTransform:
         response: with ``alignment``, the camera response the frames are mapped through first (``"auto"``: estimated
             per scene, as a merge does by default; or a ``--response`` value); ``None`` uses the frames as decoded
             (a gamma-2.2 camera's, exactly as ``"gamma:2.2"``).
+        target_units: with ``alignment``, ``"exposures"`` or ``"prior"`` (see above).
+        correction_gate: with ``alignment``, the pipeline's ``correction_gate``: the residual target is multiplied
+            by :func:`~diffhdr_diffusers.prior.correction_gate` of the crop's reference frame, so the network
+            learns a zero correction where the pipeline discards it and spends itself where the reference is clipped.
     """
 
     def __init__(self, crop_size: int = 128, augment: bool = True, seed: int | None = None, gamma: float = GAMMA,
                  alignment: dict | None = None, prior_cache_dir: str | os.PathLike | None = None, mu: float = MU,
-                 exposure_planes: bool = False, response: str | None = None, target_units: str = "exposures"):
+                 exposure_planes: bool = False, response: str | None = None, target_units: str = "exposures",
+                 correction_gate: Sequence[float] | None = None):
         if crop_size < 1:
             raise ValueError(f"crop_size={crop_size}: must be a positive number of pixels.")
         self.crop_size = int(crop_size)
@@ -131,6 +137,7 @@ class TrainingTransform:
         if target_units not in ("exposures", "prior"):
             raise ValueError(f"target_units={target_units!r}: must be 'exposures' or 'prior'.")
         self.target_units = target_units
+        self.correction_gate = None if correction_gate is None else tuple(float(code) for code in correction_gate)
         self.prior_cache_dir = None if prior_cache_dir is None else Path(prior_cache_dir)
         self.epoch = 0
         self._priors: dict[str, tuple[np.ndarray, np.ndarray, list[float], float]] = {}
@@ -224,6 +231,8 @@ class TrainingTransform:
             if self.target_units == "prior":
                 target = target * units_scale
             target = mu_law(target, self.mu).astype(np.float32) - prior
+            if self.correction_gate is not None:  # the pipeline keeps the prior where the gate is 0: learn zero there
+                target *= correction_gate(reference_planes(conditioning, len(exposures)), *self.correction_gate)
         stacked = np.concatenate([conditioning, target], axis=2)
         if self.augment:
             stacked = dihedral(stacked, flip, turns)

@@ -84,6 +84,8 @@ class PreparedBrackets:
         guide: then also those guides area-downscaled to the processing size, float32 (B, 3, h, w); for an
             aligned model this is its ``prior`` (the full-size prior downscaled), so that its correction applies
             to the full-size one.
+        gate: float32 (B, 1, H, W) in [0, 1]: an aligned model's correction is multiplied by it
+            (:func:`~diffhdr_diffusers.prior.correction_gate`), or None (it applies everywhere).
     """
 
     conditioning: torch.Tensor
@@ -92,6 +94,7 @@ class PreparedBrackets:
     failed: list[list[RejectedFrame]] | None = None
     full_guides: list[np.ndarray] | None = None
     guide: torch.Tensor | None = None
+    gate: torch.Tensor | None = None
 
 
 class DiffHDRImageProcessor(ConfigMixin):
@@ -133,12 +136,14 @@ class DiffHDRImageProcessor(ConfigMixin):
 
     def preprocess(self, images: BracketInput, exposures: ExposureInput, num_exposures: int | tuple[int, int] = 3,
                    alignment: dict | None = None, processing_resolution: int = 0,
-                   exposure_planes: bool = False) -> PreparedBrackets:
+                   exposure_planes: bool = False, correction_gate: Sequence[float] | None = None) -> PreparedBrackets:
         """Validate one bracket or a list of same-size brackets and build the network inputs.
 
         ``num_exposures`` is the number of frames a bracket needs, or the fewest and the most it may have (the
         brackets of one call then share one count); ``exposure_planes`` adds every frame's EV relative to the
-        reference to an aligned model's conditioning (a ``frame_pooling`` model's input).
+        reference to an aligned model's conditioning (a ``frame_pooling`` model's input); ``correction_gate``
+        (``(start, end)`` codes) limits an aligned model's correction to where the reference is bright
+        (:func:`~diffhdr_diffusers.prior.correction_gate`).
 
         Without ``alignment`` (the paper's model) the conditioning is ``[ldr, ldr**gamma / 2**ev]`` per exposure,
         (B, 6 N, H, W). With it (a dict of :func:`~diffhdr_diffusers.alignment.align_exposures` settings), the
@@ -181,11 +186,13 @@ class DiffHDRImageProcessor(ConfigMixin):
             prepared = PreparedBrackets(to_tensor([make_conditioning(f, e, gamma) for f, e in brackets]), evs)
         else:
             priors = [prior_conditioning(f, e, alignment, gamma, prior=g, mu=mu, frame_alignments=a,
-                                         exposure_planes=exposure_planes)
+                                         exposure_planes=exposure_planes, gate=correction_gate)
                       for (f, e), g, a in zip(brackets, guides or [None] * len(brackets), alignments)]
             prepared = PreparedBrackets(to_tensor([p.conditioning for p in priors]), evs,
                                         to_tensor([p.prior for p in priors]),
                                         [rejected_frames(p.failed, p.reasons) for p in priors])
+            if correction_gate is not None:
+                prepared.gate = to_tensor([p.gate for p in priors])
         if full_guides is not None:
             prepared.full_guides = full_guides
             prepared.guide = to_tensor(guides) if prepared.prior is None else prepared.prior
@@ -222,7 +229,7 @@ class DiffHDRImageProcessor(ConfigMixin):
         """Decode the sampler's output into (mu_law, radiance, uncertainty).
 
         ``sample`` holds ``ensemble_size`` consecutive samples of each bracket of ``prepared``, padded. Each is
-        cropped to the input size, offset by the prior (aligned models) and clamped to [0, 1] in the mu-law
+        cropped to the input size, multiplied by the correction gate and offset by the prior (aligned models) and clamped to [0, 1] in the mu-law
         domain; the samples of a bracket are averaged there, and their per-pixel standard deviation is the
         uncertainty (`None` for a single sample). A downscaled run (``prepared.full_guides``) comes back to the
         input size with ``match_input_resolution`` (:meth:`match_input_resolution`). The mean is inverted to
@@ -233,6 +240,8 @@ class DiffHDRImageProcessor(ConfigMixin):
         height, width = prepared.conditioning.shape[-2:]
         samples = sample[..., :height, :width].float()
         samples = samples.unflatten(0, (len(prepared.exposures), ensemble_size))
+        if prepared.gate is not None:
+            samples = samples * prepared.gate.to(samples.device)[:, None]
         if prepared.prior is not None:
             samples = samples + prepared.prior.to(samples.device)[:, None]
         samples = samples.clamp(0, 1)

@@ -108,6 +108,10 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
             its output and the guides of a downscaled run); passed to the image processor. Both are saved with the
             pipeline (``model_index.json``), so a model records its own; a model trains with its own too
             ([`~diffhdr_diffusers.data.TrainingTransform`]'s `mu`).
+        correction_gate (`list[float]`, *optional*): an aligned model's `[start, end]`: its correction of the prior
+            applies only where the reference frame's brightest channel reaches `start`, fully from `end` (codes
+            of the frame as merged, [`~diffhdr_diffusers.prior.correction_gate`]); elsewhere the output is the
+            flow-merge itself. `None` (the default): everywhere.
     """
 
     model_cpu_offload_seq = "condition_encoder->unet"
@@ -127,8 +131,12 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
         alignment: dict | None = None,
         gamma: float = GAMMA,
         mu: float = MU,
+        correction_gate: list[float] | None = None,
     ):
         super().__init__()
+        if correction_gate is not None and alignment is None:
+            raise InputError("correction_gate limits an aligned model's correction of its prior; the paper's model "
+                             "(alignment=None) has no prior: leave it None.")
         self.register_modules(unet=unet, condition_encoder=condition_encoder, scheduler=scheduler)
         self.register_to_config(
             default_num_inference_steps=default_num_inference_steps,
@@ -140,6 +148,7 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
             alignment=alignment,
             gamma=gamma,
             mu=mu,
+            correction_gate=None if correction_gate is None else [float(code) for code in correction_gate],
         )
         self.image_processor = DiffHDRImageProcessor(gamma=gamma, mu=mu)
         self._interrupt = False
@@ -360,7 +369,8 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
         # 1. Prepare: the conditioning (aligned models: align and flow-merge first), repeated for the ensemble and
         # padded to the UNet's factor, on the device that runs the windows (not where offloaded models rest).
         prepared = self.image_processor.preprocess(images, exposures, self.exposure_counts, config.alignment,
-                                                   processing_resolution, self.reads_exposure_planes)
+                                                   processing_resolution, self.reads_exposure_planes,
+                                                   config.get("correction_gate"))
         conditioning = prepared.conditioning.repeat_interleave(ensemble_size, dim=0)
         samples, channels, height, width = conditioning.shape
         self._check_generator(generator, samples)
