@@ -12,6 +12,7 @@ from diffhdr_diffusers.errors import InputError
 from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
 from diffhdr_diffusers.merging import flow_merge
 from diffhdr_diffusers.model_configs import build_models
+from diffhdr_diffusers.pipelines.model_card import render_model_card
 from diffhdr_diffusers.pipelines.presets import FAST_PRESET
 from diffhdr_diffusers.prior import prior_channels, prior_conditioning
 from diffhdr_diffusers.schedulers import original_ddim_scheduler, scheduler_from_name
@@ -95,6 +96,7 @@ def test_correction_gate_keeps_the_prior_where_the_reference_is_not_clipped(scen
     np.testing.assert_allclose(gated[clipped], free[clipped], atol=1e-5)
     gated_pipe.save_pretrained(tmp_path / "gated")
     assert DiffHDRPipeline.from_pretrained(tmp_path / "gated").config.correction_gate == [0.9, 0.95]
+    assert "reaches 0.9 (fully from 0.95)" in render_model_card(folder=tmp_path / "gated")  # the card says so
     with pytest.raises(InputError, match="correction_gate"):
         DiffHDRPipeline(*build_models("tiny"), original_ddim_scheduler(), correction_gate=[0.9, 1.0])
 

@@ -140,6 +140,10 @@ def _pipeline_summary(folder: Path) -> dict[str, Any]:
             summary[key.removeprefix("default_")] = index[key]
     summary["alignment"] = "none (the paper's inputs)" if index.get("alignment") is None else (
         f"flow-merge prior, residual sampling ({json.dumps(index['alignment'])})")
+    if index.get("correction_gate"):
+        start, end = index["correction_gate"]
+        summary["correction gate"] = (f"corrects the prior only where the reference's brightest channel reaches {start:g} "
+                                      f"(fully from {end:g}); flow-merge elsewhere")
     counts = _exposure_counts(folder)
     if counts:
         summary["exposures"] = f"{counts[0]} to {counts[1]} (one set of weights)"
