@@ -115,13 +115,20 @@ def reference_planes(conditioning: np.ndarray, num_exposures: int, reference_ind
     return conditioning[..., 6 * index:6 * index + 3]
 
 
+def check_gate(gate: Sequence[float]) -> tuple[float, float]:
+    """A correction gate's ``(start, end)`` as floats, or an :class:`InputError` unless ``0 <= start < end``."""
+    values = tuple(float(code) for code in gate)
+    if len(values) != 2 or not 0.0 <= values[0] < values[1]:
+        raise InputError(f"a correction gate is two codes 0 <= start < end (say 0.9, 1.0), got {list(gate)}.")
+    return values
+
+
 def correction_gate(reference: np.ndarray, start: float, end: float) -> np.ndarray:
     """float32 (H, W, 1): where an aligned model's correction of the prior applies: 0 where the reference
     frame's brightest channel is below ``start`` (there every frame agrees with the reference, and flow-merge is
     already right), rising linearly to 1 at ``end`` (clipped: only the other frames, and the model, know what is
     there). ``reference`` is the frame as merged (canonical encoding, [0, 1])."""
-    if not 0.0 <= start < end:
-        raise InputError(f"a correction gate needs 0 <= start < end, got ({start}, {end}).")
+    start, end = check_gate((start, end))
     level = np.asarray(reference, np.float32).max(axis=-1, keepdims=True)
     return np.clip((level - np.float32(start)) / np.float32(end - start), 0.0, 1.0).astype(np.float32)
 

@@ -99,6 +99,11 @@ def test_correction_gate_keeps_the_prior_where_the_reference_is_not_clipped(scen
     assert "reaches 0.9 (fully from 0.95)" in render_model_card(folder=tmp_path / "gated")  # the card says so
     with pytest.raises(InputError, match="correction_gate"):
         DiffHDRPipeline(*build_models("tiny"), original_ddim_scheduler(), correction_gate=[0.9, 1.0])
+    for bad in ([1.0, 0.9], [0.9]):
+        with pytest.raises(InputError, match="two codes 0 <= start < end"):
+            aligned_pipeline(correction_gate=bad)
+        with pytest.raises(InputError, match="two codes"):
+            TrainingTransform(alignment={}, correction_gate=bad)
 
 
 def test_gated_training_targets_are_zero_where_the_pipeline_keeps_the_prior(scene):

@@ -21,7 +21,7 @@ import torch
 from ..errors import DatasetError
 from ..hdr_domain import GAMMA, MU, inverse_mu_law, make_conditioning, mu_law, to_model_units
 from ..io.atomic import atomic_path
-from ..prior import correction_gate, reference_planes
+from ..prior import check_gate, correction_gate, reference_planes
 from .decode import decode_ldr, decode_radiance
 
 
@@ -137,7 +137,7 @@ class TrainingTransform:
         if target_units not in ("exposures", "prior"):
             raise ValueError(f"target_units={target_units!r}: must be 'exposures' or 'prior'.")
         self.target_units = target_units
-        self.correction_gate = None if correction_gate is None else tuple(float(code) for code in correction_gate)
+        self.correction_gate = None if correction_gate is None else check_gate(correction_gate)
         self.prior_cache_dir = None if prior_cache_dir is None else Path(prior_cache_dir)
         self.epoch = 0
         self._priors: dict[str, tuple[np.ndarray, np.ndarray, list[float], float]] = {}

@@ -24,6 +24,7 @@ from ..alignment import RejectedFrame
 from ..errors import InputError, SamplingError
 from ..hdr_domain import GAMMA, MU
 from ..models import ConditionEncoder, DiffHDRUNet
+from ..prior import check_gate
 from . import memory
 from .image_processor import OUTPUT_TYPES, BracketInput, DiffHDRImageProcessor, ExposureInput
 from .loading import DEFAULT_MODEL_DIR, DiffHDRLoadingMixin  # noqa: F401 (DEFAULT_MODEL_DIR: re-exported)
@@ -148,7 +149,7 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
             alignment=alignment,
             gamma=gamma,
             mu=mu,
-            correction_gate=None if correction_gate is None else [float(code) for code in correction_gate],
+            correction_gate=None if correction_gate is None else list(check_gate(correction_gate)),
         )
         self.image_processor = DiffHDRImageProcessor(gamma=gamma, mu=mu)
         self._interrupt = False
