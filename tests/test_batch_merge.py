@@ -52,6 +52,12 @@ def _partials(out: Path) -> list[Path]:
     return [path for path in out.rglob("*") if ".partial" in path.name or path.name.endswith(".probe")]
 
 
+def _done_markers(out: Path) -> list[Path]:
+    """Finished scenes' markers; not the temporary file of a marker being written (``.NAME.XXXX.partial.json``,
+    which a ``*.json`` glob also matches)."""
+    return [path for path in (out / "done").glob("*.json") if ".partial" not in path.name]
+
+
 def test_batch_writes_one_output_set_per_scene_and_resumes(shoot, reference_run, tmp_path, capsys):
     names = _scenes(shoot)
     files = _outputs(reference_run)
@@ -123,14 +129,14 @@ def test_sigkill_mid_run_then_restart_gives_identical_outputs(shoot, reference_r
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not list((out / "done").glob("*.json")):
+        while not _done_markers(out):
             assert process.poll() is None, "the batch run ended before its first scene was done"
             assert time.monotonic() < deadline, "no scene finished within 120 s"
             time.sleep(0.02)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    finished = len(list((out / "done").glob("*.json")))
+    finished = len(_done_markers(out))
     assert 1 <= finished < NUM_SCENES
     # What a kill during a write leaves behind: the temporary file of an atomic write.
     (out / f".{_scenes(shoot)[-1]}.0123abcd.partial.hdr").write_bytes(b"#?RADIANCE\n")
