@@ -371,7 +371,7 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
         # padded to the UNet's factor, on the device that runs the windows (not where offloaded models rest).
         prepared = self.image_processor.preprocess(images, exposures, self.exposure_counts, config.alignment,
                                                    processing_resolution, self.reads_exposure_planes,
-                                                   config.get("correction_gate"))
+                                                   config.correction_gate)
         conditioning = prepared.conditioning.repeat_interleave(ensemble_size, dim=0)
         samples, channels, height, width = conditioning.shape
         self._check_generator(generator, samples)
