@@ -11,8 +11,9 @@ see the same radiance (the response is monotone), so with ``L = log(inverse_resp
 (Grossberg and Nayar's brightness transfer function). ``L`` is a monotone piecewise-linear curve per
 channel (non-negative increments between knots, ``L(1) = 0``); the exposure ratios share one
 correction per frame, with the nominal EVs (exposure file, flag or EXIF) as a Gaussian prior. Quantiles
-where either frame is black or saturated are left out, so clipping never biases the fit. One linear
-least-squares problem with bounds (:func:`scipy.optimize.lsq_linear`) solves it.
+where either frame is black or saturated are left out, so clipping never biases the fit. A linear
+least-squares problem with bounds (:func:`scipy.optimize.lsq_linear`) solves it, reweighted a few times so
+that equations far off the fit (what moving objects leave in the histograms) count less.
 
 The ratios and the curve's overall steepness are only known together (``L`` and every ``log k`` can be
 scaled by one factor), so the prior fixes the steepness: the nominal ratios are kept unless the frames
@@ -35,7 +36,8 @@ from .response import TABLE_SIZE, Response
 LOW_CODE = 0.004  # codes at or below this are black: nothing to measure (the curve's toe is a power law there)
 DARK_CODE = 0.05  # observations of darker codes count less, in proportion
 HIGH_CODE = 0.99  # codes at or above this may be clipped
-KNOTS = np.linspace(math.log(LOW_CODE), 0.0, 20)  # in log code: a gamma curve is a straight line there
+# In log code, where a gamma curve is a straight line; a highlight shoulder bends within the top tenth.
+KNOTS = np.union1d(np.linspace(math.log(LOW_CODE), 0.0, 20), np.log([0.85, 0.9, 0.95, 0.98]))
 QUANTILES = np.linspace(0.002, 0.998, 400)
 MARGIN = 0.06  # border share left out of the histograms of frames that do not register
 REGISTER_SIDE = 640  # pixels: frames are registered and compared at this size at most
@@ -57,6 +59,17 @@ FALLBACK = "srgb"
 # well but put a log-encoded curve's units about a stop off. Measured on synthetic validation brackets
 # (benchmarks/response_heldout.py on a train-split set).
 UNITS_CODES = (0.1, 0.9)
+# Moving objects: a pixel whose code in one frame is this far from what the two frames' histograms map its
+# code in the other frame to shows something that moved; it leaves both histograms, with this margin around
+# it (pixels), judged on frames smoothed by this sigma (pixels), so noise does not decide.
+MOVED_CODE = 0.2
+MOVED_MARGIN = 7
+MOVED_SMOOTHING = 3.0
+# Whatever moving objects leave in the quantiles (and a pair of frames that registered wrongly) is an
+# outlier of the curve's equations: they are refitted this many times, each weighted by
+# 1 / sqrt(1 + (misfit / ROBUST_STOPS)^2) (a soft L1 loss) from the previous fit.
+ROBUST_PASSES = 6
+ROBUST_STOPS = 0.1
 
 
 @dataclass
@@ -117,7 +130,8 @@ def _shared_quantiles(frame_i, frame_j, mapping) -> tuple[np.ndarray, np.ndarray
     A hand-held bracket's frames are shifted and turned against each other, so each frame's border shows
     content the other lacks and whole-frame histograms drift apart; ``mapping``, a homography from frame
     ``i``'s pixels to frame ``j``'s (ORB on equalised grey; an affine ECC fit where ORB finds too few
-    features), finds the common part. Moving objects stay in both histograms, where they barely count.
+    features), finds the common part. Moving objects, and what they cover in one frame and not the other, are
+    left out of both histograms (:func:`_static_pixels`).
     """
     height, width = frame_i.shape[:2]
     warped = cv2.warpPerspective(frame_j, np.linalg.inv(mapping), (width, height), flags=cv2.INTER_NEAREST,
@@ -125,6 +139,9 @@ def _shared_quantiles(frame_i, frame_j, mapping) -> tuple[np.ndarray, np.ndarray
     inside = cv2.erode((warped[..., 0] >= 0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     if inside.mean() < MIN_SHARED:
         return None
+    static = _static_pixels(frame_i, np.maximum(warped, 0.0), inside)
+    if static.mean() >= MIN_SHARED * inside.mean():
+        inside = static
     step = max(1, int(inside.sum()) // SHARED_SAMPLES)
     return (np.quantile(frame_i[inside][::step], QUANTILES, axis=0),
             np.quantile(warped[inside][::step], QUANTILES, axis=0))
@@ -177,7 +194,6 @@ def estimate_camera(
         overlap in brightness, equal exposures, nearly all pixels clipped), it falls back to the sRGB
         curve with the nominal EVs and says why in ``warnings``; it never raises for that.
     """
-    from scipy.optimize import lsq_linear
 
     evs = [float(ev) for ev in exposures]
     if len(frames) != len(evs) or len(frames) < 2:
@@ -203,31 +219,52 @@ def estimate_camera(
         return whole[index]
 
     mappings: dict[tuple[int, int], np.ndarray | None] = {}
+    for position in range(len(order) - 1):  # neighbours; next-but-one frames through the frame between them
+        i, j = int(order[position]), int(order[position + 1])
+        mappings[i, j] = estimate_homography(grey[i], grey[j])
+        if mappings[i, j] is None:  # small or plain frames: too few ORB features
+            mappings[i, j] = estimate_affine_ecc(grey[i], grey[j])
+    for position in range(len(order) - 2):
+        i, middle, j = (int(order[position + offset]) for offset in range(3))
+        first, second = mappings[i, middle], mappings[middle, j]
+        mappings[i, j] = None if first is None or second is None else second @ first
+
     pairs, resolved = [], np.zeros(channel_count, int)
-    for step in (1, 2):  # neighbours, and next-but-one frames (ties the chain together)
-        for position in range(len(order) - step):
-            i, j = int(order[position]), int(order[position + step])
-            if step == 1:
-                mappings[i, j] = estimate_homography(grey[i], grey[j])
-                if mappings[i, j] is None:  # small or plain frames: too few ORB features
-                    mappings[i, j] = estimate_affine_ecc(grey[i], grey[j])
-            else:  # through the frame between them
-                middle = int(order[position + 1])
-                first, second = mappings[i, middle], mappings[middle, j]
-                mappings[i, j] = None if first is None or second is None else second @ first
-            shared = None if mappings[i, j] is None else _shared_quantiles(small[i], small[j], mappings[i, j])
-            if shared is None:
-                shared = whole_frame(i), whole_frame(j)
-            log_ratio = (evs[j] - evs[i]) * math.log(2.0)
-            for channel in range(channel_count):
-                z_i, z_j = shared[0][:, channel], shared[1][:, channel]
-                keep = (z_i > LOW_CODE) & (z_j < HIGH_CODE) & (z_j > z_i + 1.0 / 512)
-                if keep.sum() >= 3:
-                    pairs.append((i, j, z_i[keep], z_j[keep], log_ratio))
-                    resolved[channel] += int(keep.sum())
+    for (i, j), mapping in mappings.items():
+        shared = None if mapping is None else _shared_quantiles(small[i], small[j], mapping)
+        if shared is None:
+            shared = whole_frame(i), whole_frame(j)
+        log_ratio = (evs[j] - evs[i]) * math.log(2.0)
+        for channel in range(channel_count):
+            z_i, z_j = shared[0][:, channel], shared[1][:, channel]
+            keep = (z_i > LOW_CODE) & (z_j < HIGH_CODE) & (z_j > z_i + 1.0 / 512)
+            if keep.sum() >= 3:
+                pairs.append((i, j, z_i[keep], z_j[keep], log_ratio))
+                resolved[channel] += int(keep.sum())
     if resolved.min() < MIN_OBSERVATIONS:
         return fallback(f"only {int(resolved.min())} brightness levels seen in two frames, "
                         f"{MIN_OBSERVATIONS} needed")
+    fit = _fit(pairs, evs, reference_index, channel_count)
+    if fit is None:
+        return fallback("the fit did not converge")
+    increments, corrections, misfit = fit
+    table = np.repeat(_table(increments)[:, None], 3, axis=1)
+    measured = [ev + float(correction) for ev, correction in zip(evs, corrections)]
+    warnings = [
+        f"frame {index + 1}: measured exposure {measured[index]:+.2f} EV where {evs[index]:+.2f} was given "
+        f"({2 ** float(corrections[index]) - 1:+.0%}); merging with the measured value"
+        for index in range(len(evs)) if abs(corrections[index]) >= CORRECTION_REPORTED
+    ]
+    response = Response("auto", table)
+    units_curve, grey_stops = closest_curve_units(response)
+    exposures = [ev - grey_stops for ev in measured]
+    return CameraEstimate(response, exposures, warnings, False, misfit, grey_stops, units_curve)
+
+
+def _fit(pairs, evs, reference_index, channel_count):
+    """``(increments, corrections, misfit)``: the curve's knot increments, each frame's EV correction (stops)
+    and the RMS misfit (stops) of the quantile equations, or ``None`` when the solver fails."""
+    from scipy.optimize import lsq_linear
 
     matrix, target = _design(pairs, len(evs))
     scale = 1.0 / math.sqrt(len(target) / (channel_count * len(QUANTILES)))
@@ -256,29 +293,39 @@ def estimate_camera(
     row[segments:] = STEEPNESS_WEIGHT * span / max(np.abs(span).max(), 1e-6)
     extra.append(row)
     extra_target.append(0.0)
-    full_matrix = np.concatenate([matrix, np.asarray(extra)])
-    full_target = np.concatenate([target, np.asarray(extra_target)])
+    extra, extra_target = np.asarray(extra), np.asarray(extra_target)
     lower = np.concatenate([np.full(segments, 1e-4), np.full(len(evs), -math.log(2.0))])
     upper = np.concatenate([np.full(segments, np.inf), np.full(len(evs), math.log(2.0))])
     lower[segments + reference_index] = -1e-12
     upper[segments + reference_index] = 1e-12
-    solution = lsq_linear(full_matrix, full_target, bounds=(lower, upper), method="bvls")
-    if not np.all(np.isfinite(solution.x)):
-        return fallback("the fit did not converge")
+    weights = np.ones(len(target))
+    for _ in range(1 + ROBUST_PASSES):  # iteratively reweighted: equations far off the fit count less
+        full_matrix = np.concatenate([matrix * weights[:, None], extra])
+        full_target = np.concatenate([target * weights, extra_target])
+        solution = lsq_linear(full_matrix, full_target, bounds=(lower, upper), method="bvls")
+        if not np.all(np.isfinite(solution.x)):
+            return None
+        residual = (matrix @ solution.x - target) / scale / math.log(2.0)
+        weights = 1.0 / np.sqrt(1.0 + (residual / ROBUST_STOPS) ** 2)
     misfit = float(np.sqrt(np.mean((matrix @ solution.x - target) ** 2)) / scale / math.log(2.0))
+    return solution.x[:segments], solution.x[segments:] / math.log(2.0), misfit
 
-    corrections = solution.x[segments:] / math.log(2.0)
-    table = np.repeat(_table(solution.x[:segments])[:, None], 3, axis=1)
-    measured = [ev + float(correction) for ev, correction in zip(evs, corrections)]
-    warnings = [
-        f"frame {index + 1}: measured exposure {measured[index]:+.2f} EV where {evs[index]:+.2f} was given "
-        f"({2 ** float(corrections[index]) - 1:+.0%}); merging with the measured value"
-        for index in range(len(evs)) if abs(corrections[index]) >= CORRECTION_REPORTED
-    ]
-    response = Response("auto", table)
-    units_curve, grey_stops = closest_curve_units(response)
-    exposures = [ev - grey_stops for ev in measured]
-    return CameraEstimate(response, exposures, warnings, False, misfit, grey_stops, units_curve)
+
+def _static_pixels(frame_i: np.ndarray, warped_j: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The pixels of ``inside`` that show the same thing in both frames.
+
+    A monotone response maps a static scene's codes in frame ``i`` to its codes in frame ``j`` by one monotone
+    function, whatever the curve: the two histograms give it, quantile to quantile. A pixel more than
+    :data:`MOVED_CODE` from it shows something that moved (an object, or what it covered), and leaves with a
+    margin. Pixels one frame cannot measure (clipped in ``j``, black in ``i``) stay.
+    """
+    grey_i = cv2.GaussianBlur(frame_i.mean(axis=2), (0, 0), MOVED_SMOOTHING)[inside]
+    grey_j = cv2.GaussianBlur(warped_j.mean(axis=2), (0, 0), MOVED_SMOOTHING)[inside]
+    transfer = np.interp(grey_i, np.quantile(grey_i, QUANTILES), np.quantile(grey_j, QUANTILES))
+    moved = inside.copy()
+    moved[inside] = np.abs(grey_j - transfer) >= MOVED_CODE
+    margin = np.ones((MOVED_MARGIN, MOVED_MARGIN), np.uint8)
+    return inside & ~cv2.dilate(moved.astype(np.uint8), margin).astype(bool)
 
 
 def closest_curve_units(response: Response) -> tuple[str, float]:
