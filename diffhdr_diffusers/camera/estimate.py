@@ -65,6 +65,7 @@ UNITS_CODES = (0.1, 0.9)
 MOVED_CODE = 0.2
 MOVED_MARGIN = 7
 MOVED_SMOOTHING = 3.0
+GREY = np.full((1, 3), 1.0 / 3.0)  # the channels' mean, as a cv2.transform matrix
 # Whatever moving objects leave in the quantiles (and a pair of frames that registered wrongly) is an
 # outlier of the curve's equations: they are refitted this many times, each weighted by
 # 1 / sqrt(1 + (misfit / ROBUST_STOPS)^2) (a soft L1 loss) from the previous fit.
@@ -121,7 +122,7 @@ def _small(frame: np.ndarray) -> np.ndarray:
 
 def _equalised(frame: np.ndarray) -> np.ndarray:
     """8-bit grey with an equalised histogram: frames of one scene look alike whatever their exposure and curve."""
-    return cv2.equalizeHist(np.clip(frame.mean(axis=2) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    return cv2.equalizeHist(np.clip(cv2.transform(frame, GREY) * 255.0 + 0.5, 0, 255).astype(np.uint8))
 
 
 def _shared_quantiles(frame_i, frame_j, mapping) -> tuple[np.ndarray, np.ndarray] | None:
@@ -142,9 +143,21 @@ def _shared_quantiles(frame_i, frame_j, mapping) -> tuple[np.ndarray, np.ndarray
     static = _static_pixels(frame_i, np.maximum(warped, 0.0), inside)
     if static.mean() >= MIN_SHARED * inside.mean():
         inside = static
-    step = max(1, int(inside.sum()) // SHARED_SAMPLES)
-    return (np.quantile(frame_i[inside][::step], QUANTILES, axis=0),
-            np.quantile(warped[inside][::step], QUANTILES, axis=0))
+    pixels = np.flatnonzero(inside)
+    pixels = pixels[:: max(1, len(pixels) // SHARED_SAMPLES)]
+    channels = frame_i.shape[2]
+    return _quantiles(frame_i.reshape(-1, channels)[pixels]), _quantiles(warped.reshape(-1, channels)[pixels])
+
+
+def _quantiles(values: np.ndarray) -> np.ndarray:
+    """:data:`QUANTILES` of ``values`` along its first axis (``np.quantile``'s linear rule, by one sort: many
+    times faster than its partition for 400 quantiles)."""
+    ordered = np.sort(np.ascontiguousarray(values.T), axis=-1).T  # channels contiguous: a quicker sort
+    position = QUANTILES * (len(ordered) - 1)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, len(ordered) - 1)
+    fraction = (position - below).reshape((-1,) + (1,) * (ordered.ndim - 1))
+    return ordered[below] * (1 - fraction) + ordered[above] * fraction
 
 
 def _segment_weights(codes: np.ndarray) -> np.ndarray:
@@ -215,7 +228,7 @@ def estimate_camera(
 
     def whole_frame(index: int) -> np.ndarray:  # (Q, 3) quantiles of a frame that did not register
         if index not in whole:
-            whole[index] = np.quantile(_samples(np.asarray(frames[index]), rng), QUANTILES, axis=0)
+            whole[index] = _quantiles(_samples(np.asarray(frames[index]), rng))
         return whole[index]
 
     mappings: dict[tuple[int, int], np.ndarray | None] = {}
@@ -317,11 +330,13 @@ def _static_pixels(frame_i: np.ndarray, warped_j: np.ndarray, inside: np.ndarray
     A monotone response maps a static scene's codes in frame ``i`` to its codes in frame ``j`` by one monotone
     function, whatever the curve: the two histograms give it, quantile to quantile. A pixel more than
     :data:`MOVED_CODE` from it shows something that moved (an object, or what it covered), and leaves with a
-    margin. Pixels one frame cannot measure (clipped in ``j``, black in ``i``) stay.
+    margin. Clipped and black pixels are judged alike: the transfer maps frame ``i``'s codes that frame ``j``
+    clips to ``j``'s clip level, so a pixel clipped in ``j`` where ``i`` shows a mid-tone shows an object too.
     """
-    grey_i = cv2.GaussianBlur(frame_i.mean(axis=2), (0, 0), MOVED_SMOOTHING)[inside]
-    grey_j = cv2.GaussianBlur(warped_j.mean(axis=2), (0, 0), MOVED_SMOOTHING)[inside]
-    transfer = np.interp(grey_i, np.quantile(grey_i, QUANTILES), np.quantile(grey_j, QUANTILES))
+    grey_i = cv2.GaussianBlur(cv2.transform(frame_i, GREY), (0, 0), MOVED_SMOOTHING)[inside]
+    grey_j = cv2.GaussianBlur(cv2.transform(warped_j, GREY), (0, 0), MOVED_SMOOTHING)[inside]
+    step = max(1, len(grey_i) // SHARED_SAMPLES)
+    transfer = np.interp(grey_i, _quantiles(grey_i[::step]), _quantiles(grey_j[::step]))
     moved = inside.copy()
     moved[inside] = np.abs(grey_j - transfer) >= MOVED_CODE
     margin = np.ones((MOVED_MARGIN, MOVED_MARGIN), np.uint8)
