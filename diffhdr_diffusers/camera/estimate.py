@@ -1,8 +1,9 @@
 """Estimate a camera's inverse response and the frames' true exposure ratios from the bracket itself.
 
-The method needs no dense alignment and shrugs off moving people and noise: it compares the frames'
-*histograms*, which motion barely changes, over the part of the scene both frames show (a homography
-between them, so camera shake does not bring new content into one histogram). For two frames of one scene at exposures ``k_i``
+The method needs no dense alignment and shrugs off noise: it compares the frames' *histograms* over the part
+of the scene both frames show (a homography between them, so camera shake does not bring new content into one
+histogram), without the pixels where something moved (an object covers different parts of the scene in each
+frame, which would shift one histogram against the other). For two frames of one scene at exposures ``k_i``
 and ``k_j``, the ``q``-quantile of frame ``i``'s code values and the ``q``-quantile of frame ``j``'s
 see the same radiance (the response is monotone), so with ``L = log(inverse_response)``::
 
