@@ -208,7 +208,6 @@ def estimate_camera(
         overlap in brightness, equal exposures, nearly all pixels clipped), it falls back to the sRGB
         curve with the nominal EVs and says why in ``warnings``; it never raises for that.
     """
-
     evs = [float(ev) for ev in exposures]
     if len(frames) != len(evs) or len(frames) < 2:
         raise InputError(f"a response needs at least 2 frames with one EV each, got {len(frames)} frames, {len(evs)} EVs.")
@@ -319,9 +318,9 @@ def _fit(pairs, evs, reference_index, channel_count):
         solution = lsq_linear(full_matrix, full_target, bounds=(lower, upper), method="bvls")
         if not np.all(np.isfinite(solution.x)):
             return None
-        residual = (matrix @ solution.x - target) / scale / math.log(2.0)
+        residual = (matrix @ solution.x - target) / scale / math.log(2.0)  # stops
         weights = 1.0 / np.sqrt(1.0 + (residual / ROBUST_STOPS) ** 2)
-    misfit = float(np.sqrt(np.mean((matrix @ solution.x - target) ** 2)) / scale / math.log(2.0))
+    misfit = float(np.sqrt(np.mean(residual**2)))
     return solution.x[:segments], solution.x[segments:] / math.log(2.0), misfit
 
 

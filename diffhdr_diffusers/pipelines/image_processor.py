@@ -231,9 +231,9 @@ class DiffHDRImageProcessor(ConfigMixin):
         ``sample`` holds ``ensemble_size`` consecutive samples of each bracket of ``prepared``, padded. Each is
         cropped to the input size, multiplied by the correction gate and offset by the prior (aligned models) and
         clamped to [0, 1] in the mu-law domain; the samples of a bracket are averaged there, and their per-pixel
-        standard deviation is the uncertainty (`None` for a single sample). A downscaled run (``prepared.full_guides``) comes back to the
-        input size with ``match_input_resolution`` (:meth:`match_input_resolution`). The mean is inverted to
-        radiance in the exposures' literal units. ``output_type`` ``"np"`` gives (B, H, W, 3) arrays, ``"pt"``
+        standard deviation is the uncertainty (`None` for a single sample). A downscaled run
+        (``prepared.full_guides``) comes back to the input size with ``match_input_resolution``
+        (:meth:`match_input_resolution`). The mean is inverted to radiance in the exposures' literal units. ``output_type`` ``"np"`` gives (B, H, W, 3) arrays, ``"pt"``
         (B, 3, H, W) tensors, and ``"pil"`` a list of tonemapped 8-bit RGB previews of the radiance
         (:func:`~diffhdr_diffusers.io.preview.tonemap_preview`), with mu-law and uncertainty as numpy arrays.
         """
