@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from diffhdr_diffusers.camera import estimate as estimate_module
 from diffhdr_diffusers.camera import CURVES, Response, apply_camera, encode_canonical, estimate_camera, parse_response
 from diffhdr_diffusers.errors import InputError
 from diffhdr_diffusers.io import read_radiance
@@ -108,8 +109,12 @@ def test_estimate_recovers_the_curve(desk, curve):
     error = np.log2(estimate.response.linearize(codes) * 2.0**estimate.grey_stops / truth.linearize(codes))
     assert np.abs(error - np.median(error)).max() < 0.25, error.round(2)
     assert np.abs(error).max() < 0.3, error.round(2)
-    assert estimate.units_curve == curve or {estimate.units_curve, curve} == {"srgb", "gamma2.2"}
+    assert estimate.units_curve == curve
     np.testing.assert_allclose(np.asarray(estimate.exposures) + estimate.grey_stops, evs, atol=0.1)
+    # A standard encoding is recognised and taken exactly; the others keep the estimated curve.
+    standard = curve in ("srgb", "gamma2.2")
+    assert estimate.response.name == (truth.name if standard else "auto")
+    assert estimate.response.exact == standard and (estimate.grey_stops == 0.0) == standard
 
 
 def test_estimate_measures_an_exposure_error(desk):
@@ -121,9 +126,11 @@ def test_estimate_measures_an_exposure_error(desk):
     assert any("measured exposure" in warning for warning in estimate.warnings)
 
 
-def test_estimate_ignores_what_camera_shake_brings_into_a_frame():
+def test_estimate_ignores_what_camera_shake_brings_into_a_frame(monkeypatch):
     """Frames 15 % of the width apart (each shows content the others lack): the histograms are compared over the
-    part all of them show, so the ratios and the curve stay right (whole-frame histograms: 0.5 stops and 2.6 stops off)."""
+    part all of them show, so the ratios and the free curve stay right (whole-frame histograms: 0.5 stops and 2.6
+    stops off)."""
+    monkeypatch.setattr(estimate_module, "STANDARD_CURVES", ())  # the free curve, not the exact sRGB one
     radiance = read_radiance(Path(__file__).resolve().parents[1] / "examples" / "desk_window" / "HDRImg.hdr")
     radiance = radiance / np.percentile(radiance, 75) * 0.18
     width = int(radiance.shape[1] * 0.7)
@@ -139,9 +146,13 @@ def test_estimate_ignores_what_camera_shake_brings_into_a_frame():
 
 
 @pytest.mark.parametrize("object_radiance", [0.002, 2.0])
-def test_estimate_ignores_a_large_moving_object(object_radiance):
+@pytest.mark.parametrize("standard", [False, True], ids=["free curve", "standard curves"])
+def test_estimate_ignores_a_large_moving_object(object_radiance, standard, monkeypatch):
     """A disk 60 % of the frame's height, black or clipped, in a new place in each frame: it and what it covers
-    leave the histograms and what is left misfits less, so the curve stays right (before: up to 1.1 stops off)."""
+    leave the histograms and what is left misfits less, so the free curve stays right (before: up to 1.1 stops
+    off), and the sRGB curve is still recognised."""
+    if not standard:
+        monkeypatch.setattr(estimate_module, "STANDARD_CURVES", ())
     radiance = read_radiance(Path(__file__).resolve().parents[1] / "examples" / "desk_window" / "HDRImg.hdr")
     radiance = radiance / np.percentile(radiance, 75) * 0.18
     height, width = radiance.shape[:2]
@@ -157,6 +168,7 @@ def test_estimate_ignores_a_large_moving_object(object_radiance):
     codes = np.linspace(0.05, 0.95, 19, dtype=np.float32)
     error = np.log2(estimate.response.linearize(codes) * 2.0**estimate.grey_stops / Response.srgb().linearize(codes))
     assert np.abs(error).max() < 0.15, error.round(2)
+    assert estimate.response.name == ("srgb" if standard else "auto")
 
 
 def test_small_plain_frames_register_by_ecc_where_orb_gives_up():

@@ -72,6 +72,10 @@ GREY = np.full((1, 3), 1.0 / 3.0)  # the channels' mean, as a cv2.transform matr
 # 1 / sqrt(1 + (misfit / ROBUST_STOPS)^2) (a soft L1 loss) from the previous fit.
 ROBUST_PASSES = 6
 ROBUST_STOPS = 0.1
+# Standard encodings (camera.CURVES names): when one explains the quantile equations with a robust loss at
+# most STANDARD_TOLERANCE times the free curve's, it is used exactly (its EV corrections too), units included.
+STANDARD_CURVES = ("gamma2.2", "srgb")
+STANDARD_TOLERANCE = 3.0
 
 
 @dataclass
@@ -169,19 +173,26 @@ def _segment_weights(codes: np.ndarray) -> np.ndarray:
     return -part
 
 
-def _design(pairs, frame_count):
-    """Rows ``[A(z_j) - A(z_i) | e_j - e_i] = log(k_j / k_i)`` for every resolved quantile pair."""
-    segments = len(KNOTS) - 1
+def _design(pairs, frame_count, curve: Response | None = None):
+    """Rows ``[A(z_j) - A(z_i) | e_j - e_i] = log(k_j / k_i)`` for every resolved quantile pair; with a fixed
+    ``curve``, only the EV columns, and its ``L(z_j) - L(z_i)`` moves to the target."""
+    segments = 0 if curve is not None else len(KNOTS) - 1
     rows, targets = [], []
     for (i, j, z_i, z_j, log_ratio) in pairs:
         block = np.zeros((len(z_i), segments + frame_count))
-        block[:, :segments] = _segment_weights(z_j) - _segment_weights(z_i)
+        target = np.full(len(z_i), log_ratio)
+        if curve is None:
+            block[:, :segments] = _segment_weights(z_j) - _segment_weights(z_i)
+        else:
+            codes = np.repeat(np.stack([z_i, z_j], -1)[..., None], 3, axis=-1)
+            log_linear = np.log(np.maximum(curve.linearize(codes)[..., 0], 1e-12))
+            target -= log_linear[:, 1] - log_linear[:, 0]
         block[:, segments + j] -= 1.0  # L(z_j) - L(z_i) = log ratio + e_j - e_i
         block[:, segments + i] += 1.0
         # Dark levels are noisy and shift with noise more than bright ones: they only shape the toe.
         weight = np.minimum(1.0, z_i / DARK_CODE)[:, None]
         rows.append(block * weight)
-        targets.append(np.full(len(z_i), log_ratio) * weight[:, 0])
+        targets.append(target * weight[:, 0])
     matrix, target = np.concatenate(rows), np.concatenate(targets)
     return matrix, target
 
@@ -260,29 +271,36 @@ def estimate_camera(
     fit = _fit(pairs, evs, reference_index, channel_count)
     if fit is None:
         return fallback("the fit did not converge")
-    increments, corrections, misfit = fit
-    table = np.repeat(_table(increments)[:, None], 3, axis=1)
+    increments, corrections, misfit, loss = fit
+    response, units_curve, grey_stops = Response("auto", np.repeat(_table(increments)[:, None], 3, axis=1)), None, 0.0
+    # A standard encoding that explains the bracket almost as well as the free curve is taken exactly.
+    standard = [(named[3], name, named[1], named[2]) for name in STANDARD_CURVES
+                if (named := _fit(pairs, evs, reference_index, channel_count, Response.from_curve(name)))]
+    if standard and min(standard)[0] <= STANDARD_TOLERANCE * loss:
+        _, units_curve, corrections, misfit = min(standard)
+        response = Response.from_curve(units_curve)
+    else:
+        units_curve, grey_stops = closest_curve_units(response)
     measured = [ev + float(correction) for ev, correction in zip(evs, corrections)]
     warnings = [
         f"frame {index + 1}: measured exposure {measured[index]:+.2f} EV where {evs[index]:+.2f} was given "
         f"({2 ** float(corrections[index]) - 1:+.0%}); merging with the measured value"
         for index in range(len(evs)) if abs(corrections[index]) >= CORRECTION_REPORTED
     ]
-    response = Response("auto", table)
-    units_curve, grey_stops = closest_curve_units(response)
     exposures = [ev - grey_stops for ev in measured]
     return CameraEstimate(response, exposures, warnings, False, misfit, grey_stops, units_curve)
 
 
-def _fit(pairs, evs, reference_index, channel_count):
-    """``(increments, corrections, misfit)``: the curve's knot increments, each frame's EV correction (stops)
-    and the RMS misfit (stops) of the quantile equations, or ``None`` when the solver fails."""
+def _fit(pairs, evs, reference_index, channel_count, curve: Response | None = None):
+    """``(increments, corrections, misfit, loss)``: the curve's knot increments (none for a fixed ``curve``),
+    each frame's EV correction (stops), the RMS misfit (stops) of the quantile equations and their mean
+    robust loss; ``None`` when the solver fails."""
     from scipy.optimize import lsq_linear
 
-    matrix, target = _design(pairs, len(evs))
+    matrix, target = _design(pairs, len(evs), curve)
     scale = 1.0 / math.sqrt(len(target) / (channel_count * len(QUANTILES)))
     matrix, target = matrix * scale, target * scale
-    segments = len(KNOTS) - 1
+    segments = 0 if curve is not None else len(KNOTS) - 1
     unknowns = segments + len(evs)
     # Curvature of L: differences of consecutive slopes.
     widths = np.diff(KNOTS)
@@ -321,7 +339,8 @@ def _fit(pairs, evs, reference_index, channel_count):
         residual = (matrix @ solution.x - target) / scale / math.log(2.0)  # stops
         weights = 1.0 / np.sqrt(1.0 + (residual / ROBUST_STOPS) ** 2)
     misfit = float(np.sqrt(np.mean(residual**2)))
-    return solution.x[:segments], solution.x[segments:] / math.log(2.0), misfit
+    loss = float(np.mean(np.sqrt(1.0 + (residual / ROBUST_STOPS) ** 2) - 1.0))
+    return solution.x[:segments], solution.x[segments:] / math.log(2.0), misfit, loss
 
 
 def _static_pixels(frame_i: np.ndarray, warped_j: np.ndarray, inside: np.ndarray) -> np.ndarray:
