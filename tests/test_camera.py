@@ -117,6 +117,15 @@ def test_estimate_recovers_the_curve(desk, curve):
     assert estimate.response.exact == standard and (estimate.grey_stops == 0.0) == standard
 
 
+@pytest.mark.parametrize("evs", [[-2.0, 0.0], [-4.0, -2.0, 0.0, 2.0, 4.0]], ids=["2 frames", "5 frames"])
+@pytest.mark.parametrize("curve", ["srgb", "filmic", "log_shoulder", "gamma2.2"])
+def test_standard_curves_are_recognised_for_any_frame_count(desk, curve, evs):
+    """sRGB and gamma 2.2 are taken exactly (the tolerance depends on the frame count); the others are not."""
+    estimate = estimate_camera(capture(desk, curve, evs), evs)
+    expected = Response.from_curve(curve).name if curve in ("srgb", "gamma2.2") else "auto"
+    assert estimate.response.name == expected
+
+
 def test_estimate_measures_an_exposure_error(desk):
     nominal, true = [-2.0, 0.0, 2.0], [-2.0, 0.0, 2.4]
     estimate = estimate_camera(capture(desk, "srgb", true), nominal)
