@@ -19,6 +19,10 @@ that equations far off the fit (what moving objects leave in the histograms) cou
 The ratios and the curve's overall steepness are only known together (``L`` and every ``log k`` can be
 scaled by one factor), so the prior fixes the steepness: the nominal ratios are kept unless the frames
 measurably disagree with one another, and any correction is reported.
+
+Files are most often encoded with a standard curve (sRGB, or gamma 2.2 as Adobe RGB is). The same equations
+are also solved with each of :data:`STANDARD_CURVES` held fixed (only the exposure corrections free); when one
+fits almost as well as the free curve (:data:`STANDARD_TOLERANCE`), it is used exactly, with its own units.
 """
 
 from __future__ import annotations
@@ -94,7 +98,8 @@ class CameraEstimate:
         grey_stops: the units' shift (stops) that brings the estimate to the units of ``units_curve`` (see
             :data:`UNITS_CODES`); already in ``exposures``, not counted as a correction.
         units_curve: the known camera curve (a name of :data:`~diffhdr_diffusers.camera.CURVES`) whose units
-            the estimate takes: the closest in shape (``None`` for a fallback).
+            the estimate takes: the standard curve taken exactly, else the closest in shape to the free curve
+            (``None`` for a fallback).
     """
 
     response: Response
