@@ -11,7 +11,10 @@ used there whatever their confidence, under a saturation-consistency rule: a val
 saturated reference channel must be at least the saturation level's radiance at the reference
 exposure (a darker warped sample is a wrong match: it is down-weighted, and the result clamped up to
 that bound). Likewise a reference channel that is black bounds the value from above. This keeps
-saturated windows free of dark speckles and black blobs.
+saturated windows free of dark speckles and black blobs. And as a saturated reference pixel gives its
+weight to the shorter frames, a black one (below the black level, where it holds nothing but noise and
+quantisation) gives its weight to the longer frames, whatever their confidence (which cannot be measured
+against black): their values there are bounded from above by the rule.
 
 Radiance is in literal EV units: ``R * 2**ev_i ~= ldr_i**gamma`` where frame ``i`` is well exposed.
 """
@@ -98,6 +101,7 @@ def _merge_rows(
 
     reference_weight = np.maximum(bright, dark)
     np.subtract(1.0, reference_weight, out=reference_weight)
+    np.minimum(reference_weight, 1.0 - black, out=reference_weight)  # a black reference yields, as a saturated one does
     np.maximum(reference_weight, REFERENCE_FLOOR, out=reference_weight)
     total = reference_weight[..., None]
     merged = total * reference_radiance

@@ -144,6 +144,26 @@ def test_black_reference_is_bounded_from_above():
     assert merged.radiance[black].max() <= 0.05**2.2 * (1 + 1e-6)
 
 
+def test_black_reference_yields_to_the_long_frame_it_cannot_check():
+    """Where the reference is black, the long frame's shadow detail is used even with no confidence (there is
+    nothing to check it against): the reference's quantised black would otherwise outweigh it."""
+    height, width = SIZE
+    radiance = np.full((height, width, 3), 0.2, np.float32)
+    shadow = (slice(30, 60), slice(40, 100))
+    radiance[shadow] = np.linspace(6e-5, 1.7e-4, 60, dtype=np.float32)[None, :, None]  # a gradient, black at EV 0
+    exposures = [-2.0, 0.0, 2.0]
+    frames = [(np.clip(radiance * 2.0**ev, 0, 1) ** (1 / 2.2)).astype(np.float32) for ev in exposures]
+    frames = [np.round(frame * 255) / 255 for frame in frames]  # 8-bit codes: the reference shows the shadow in 3 codes
+    assert (frames[1][shadow] <= 0.02).all() and (frames[2][shadow] > 0.02).all()
+    merged = flow_merge(frames, exposures)
+    merged.alignment.confidence[2][:] = 0.0  # the long frame is not trusted anywhere
+    merged = flow_merge(frames, exposures, alignment=merged.alignment)
+    inner = (slice(35, 55), slice(45, 95))
+    np.testing.assert_allclose(merged.radiance[inner], radiance[inner], rtol=0.25)
+    columns = merged.radiance[inner].mean(axis=(0, 2))
+    assert (np.diff(columns) >= 0).mean() > 0.9  # the gradient, not the reference's few codes
+
+
 def test_precomputed_alignment_is_reused():
     scene = synthesize_scene(5, 0, size=(48, 72), ev_sets=[(0.0, 2.0, 4.0)])
     alignment = align_exposures(scene.images, scene.exposures, homography=False)
@@ -164,7 +184,7 @@ def _plain_merge(frames, evs, alignment, gamma=2.2):
     saturated = ramp(brightness, WHITE_LEVEL - 0.05, WHITE_LEVEL)
     black_level = m.black_bound_level(reference)
     black = ramp(brightness, black_level, 0.5 * black_level)
-    reference_weight = np.maximum(1.0 - np.maximum(bright, dark), m.REFERENCE_FLOOR)[..., None]
+    reference_weight = np.maximum(np.minimum(1.0 - np.maximum(bright, dark), 1.0 - black), m.REFERENCE_FLOOR)[..., None]
     total, merged = reference_weight.copy(), reference_weight * alignment.radiance[ref]
     upper, lower = reference >= np.float32(WHITE_LEVEL), reference <= np.float32(m.BLACK_RULE_LEVEL)
     lower_bound = np.float32(WHITE_LEVEL**gamma / 2.0**reference_ev)
