@@ -12,9 +12,11 @@ saturated reference channel must be at least the saturation level's radiance at 
 exposure (a darker warped sample is a wrong match: it is down-weighted, and the result clamped up to
 that bound). Likewise a reference channel that is black bounds the value from above. This keeps
 saturated windows free of dark speckles and black blobs. And as a saturated reference pixel gives its
-weight to the shorter frames, a black one (below the black level, where it holds nothing but noise and
-quantisation) gives its weight to the longer frames, whatever their confidence (which cannot be measured
-against black): their values there are bounded from above by the rule.
+weight to the shorter frames, a black reference channel (below the black level, where it holds nothing but
+noise and quantisation) gives its weight in that channel to the longer frames, whatever their confidence
+(which cannot be measured against black): their values there are bounded from above by the rule. Per
+channel, so that a dark, coloured pixel whose blue channel the reference shows as black takes its blue from
+the longer frames instead of turning yellow.
 
 Radiance is in literal EV units: ``R * 2**ev_i ~= ldr_i**gamma`` where frame ``i`` is well exposed.
 """
@@ -38,7 +40,7 @@ BRIGHT_START = 0.5  # reference brightness above which shorter frames are asked 
 DARK_START = 0.5  # reference brightness below which longer frames are asked for
 EXPOSURE_WEIGHTING = False  # weight frames by exposure time (shot-noise SNR), relative to the reference
 BLACK_BOUND_LEVEL = 0.05  # LDR level of a reference channel at or below which it bounds the value from above
-BLACK_RULE_LEVEL = 0.02  # reference channels at or below this are black for the rule
+BLACK_RULE_LEVEL = 0.02  # reference channels at or below this (or half the black level) are black for the rule
 REFERENCE_FLOOR = 1e-4  # the reference's weight never drops below this: the last fallback
 FALLBACK_TRUST = 1e-2  # trust given to shorter frames in saturated reference pixels whatever their confidence
 REJECTED = 1e-3  # weight factor of a sample that breaks the saturation or black rule
@@ -101,14 +103,17 @@ def _merge_rows(
 
     reference_weight = np.maximum(bright, dark)
     np.subtract(1.0, reference_weight, out=reference_weight)
-    np.minimum(reference_weight, 1.0 - black, out=reference_weight)  # a black reference yields, as a saturated one does
-    np.maximum(reference_weight, REFERENCE_FLOOR, out=reference_weight)
-    total = reference_weight[..., None]
+    # Per channel: a channel the reference shows black yields its weight there, as a saturated reference does.
+    total = _ramp(reference, 0.5 * black_level, black_level)
+    np.minimum(total, reference_weight[..., None], out=total)
+    np.maximum(total, REFERENCE_FLOOR, out=total)
+    del reference_weight
     merged = total * reference_radiance
 
     upper_channels = reference >= np.float32(WHITE_LEVEL)  # saturated reference channels: a lower bound
     lower_bound = np.float32(WHITE_LEVEL**gamma / 2.0**reference_ev)
-    lower_channels = reference <= np.float32(BLACK_RULE_LEVEL)  # black reference channels: an upper bound
+    # Black reference channels bound the value from above: those that yield their weight entirely, at least.
+    lower_channels = reference <= np.float32(max(BLACK_RULE_LEVEL, 0.5 * black_level))
     upper_bound = np.float32(black_level**gamma / 2.0**reference_ev)
 
     shape = reference.shape[:2]
