@@ -3,7 +3,8 @@
     python docs/make_real_brackets_figure.py [--model PATH] [--max-side 768] [--data ../shared/data/real_brackets]
 
 The brackets are the project's shared test data (third-party, not redistributed; only this figure is). Each
-bracket is first resized so that its longer side is ``--max-side`` pixels (0 keeps the full size), then merged
+bracket is first resized so that its longer side is ``--max-side`` pixels (0 keeps the full size; 8-bit frames
+are rounded back to 8-bit codes, as an exported smaller file would be), then merged
 through :mod:`diffhdr_diffusers.methods` (``merge_bracket``, ``response="auto"``). Each row is one bracket:
 
 1. the reference frame as the camera wrote it;
@@ -102,7 +103,10 @@ def main() -> None:
         scale = args.max_side / max(height, width) if args.max_side else 1.0
         if scale < 1:
             size = (round(width * scale), round(height * scale))
+            eight_bit = all(np.array_equal(image * 255, np.round(image * 255)) for image in bracket.images)
             bracket.images = [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in bracket.images]
+            if eight_bit:  # back to 8-bit codes, as a resized 8-bit export has (a camera's crushed toe stays visible)
+                bracket.images = [np.round(image * 255) / 255 for image in bracket.images]
         merged = {label: method.merge_bracket(bracket) for label, method in (("flow-merge", flow), ("model", model))}
         reference = bracket.images[merged["flow-merge"].reference_index]
         darker = merged["flow-merge"].radiance * 2.0 ** (merged["flow-merge"].camera.exposures[1] - 3)
