@@ -106,7 +106,7 @@ def main() -> None:
             eight_bit = all(np.array_equal(image * 255, np.round(image * 255)) for image in bracket.images)
             bracket.images = [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in bracket.images]
             if eight_bit:  # back to 8-bit codes, as a resized 8-bit export has (a camera's crushed toe stays visible)
-                bracket.images = [np.round(image * 255) / 255 for image in bracket.images]
+                bracket.images = [(np.round(image * 255) / 255).astype(np.float32) for image in bracket.images]
         merged = {label: method.merge_bracket(bracket) for label, method in (("flow-merge", flow), ("model", model))}
         reference = bracket.images[merged["flow-merge"].reference_index]
         darker = merged["flow-merge"].radiance * 2.0 ** (merged["flow-merge"].camera.exposures[1] - 3)
