@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from diffhdr_diffusers.camera import _is_8bit as is_8bit
 from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
 from diffhdr_diffusers.io import atomic_path, load_bracket
 from diffhdr_diffusers.methods import load_method, load_pipeline
@@ -103,7 +104,7 @@ def main() -> None:
         scale = args.max_side / max(height, width) if args.max_side else 1.0
         if scale < 1:
             size = (round(width * scale), round(height * scale))
-            eight_bit = all(np.array_equal(image * 255, np.round(image * 255)) for image in bracket.images)
+            eight_bit = all(is_8bit(image) for image in bracket.images)
             bracket.images = [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in bracket.images]
             if eight_bit:  # back to 8-bit codes, as a resized 8-bit export has (a camera's crushed toe stays visible)
                 bracket.images = [(np.round(image * 255) / 255).astype(np.float32) for image in bracket.images]
