@@ -44,6 +44,7 @@ BLACK_RULE_LEVEL = 0.02  # reference channels at or below this (or half the blac
 REFERENCE_FLOOR = 1e-4  # the reference's weight never drops below this: the last fallback
 FALLBACK_TRUST = 1e-2  # trust given to shorter frames in saturated reference pixels whatever their confidence
 REJECTED = 1e-3  # weight factor of a sample that breaks the saturation or black rule
+RULE_SLACK = 0.85  # a sample breaks the saturation rule below this share of the clip level (noise, quantisation)
 
 
 @dataclass
@@ -135,7 +136,7 @@ def _merge_rows(
         if EXPOSURE_WEIGHTING:
             weight *= np.float32(2.0 ** (other.ev - reference_ev))
         if saturation_rule:
-            broken = _any_channel(upper_channels & (other.radiance < lower_bound))
+            broken = _any_channel(upper_channels & (other.radiance < np.float32(RULE_SLACK) * lower_bound))
             broken |= _any_channel(lower_channels & (other.radiance > upper_bound))
             np.multiply(weight, np.float32(REJECTED), out=weight, where=broken)
         weighted = weight[..., None]
@@ -152,6 +153,12 @@ def _merge_rows(
     merged /= total
     if saturation_rule:
         np.maximum(merged, lower_bound, out=merged, where=upper_channels)
+        # Where a shorter frame is saturated too, the light is at least its clip level: a sun or lamp that every
+        # frame clips stays the brightest thing there, not a hole at the reference's clip level.
+        for other in others:
+            if other.ev < reference_ev and not other.failed:
+                clipped = upper_channels & (other.warped >= np.float32(WHITE_LEVEL))
+                np.maximum(merged, np.float32(WHITE_LEVEL**gamma / 2.0**other.ev), out=merged, where=clipped)
         np.minimum(merged, upper_bound, out=merged, where=lower_channels)
     np.maximum(merged, 0.0, out=merged)
     confidence = None

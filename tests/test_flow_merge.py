@@ -185,6 +185,41 @@ def test_a_channel_black_in_the_reference_comes_from_the_long_frame():
     np.testing.assert_allclose(merged[inner][..., :2], radiance[inner][..., :2], rtol=0.05)
 
 
+def _frames(radiance, exposures):
+    return [(np.round(np.clip(radiance * 2.0**ev, 0, 1) ** (1 / 2.2) * 255) / 255).astype(np.float32) for ev in exposures]
+
+
+def test_a_light_every_frame_clips_stays_the_brightest_thing_there():
+    """A sun clipped in every frame, in a sky the short frame resolves: at least the short frame's clip level,
+    not a dark hole at the reference's (before: 0.23 inside a sky of 0.4)."""
+    height, width = SIZE
+    radiance = np.full((height, width, 3), 0.4, np.float32)  # sky: clipped in the reference, resolved in the short frame
+    radiance[:, :20] = 0.1
+    sun = (slice(30, 60), slice(60, 100))
+    radiance[sun] = 20.0
+    exposures = [-2.0, 0.0, 2.0]
+    frames = _frames(radiance, exposures)
+    assert (frames[1][..., 20:] == 1.0).all() and (frames[0][sun] == 1.0).all()
+    merged = flow_merge(frames, exposures).radiance
+    np.testing.assert_allclose(merged[:, 30:][~np.isin(np.arange(height), range(25, 65))], 0.4, rtol=0.02)
+    assert (merged[sun] >= 0.97**2.2 / 2.0**exposures[0] * 0.999).all()  # the short frame's clip level: 3.7
+
+
+def test_a_sample_just_under_the_clip_level_is_not_a_ghost():
+    """A bright sky whose red the reference shows just at the clip level, with a little noise: the short frame's
+    samples a little below that level are noise, not a ghost, so the sky comes from the short frame (before:
+    83 % of it fell back to the reference's clip level, a trail of grey specks across a blue sky)."""
+    rng = np.random.default_rng(0)
+    radiance = np.full(SIZE + (3,), (0.96**2.2, 1.2, 1.6), np.float32)
+    radiance *= (1 + 0.02 * rng.standard_normal(SIZE))[..., None].astype(np.float32)
+    exposures = [-2.0, 0.0, 2.0]
+    frames = _frames(radiance, exposures)
+    frames[1][..., 0] = np.float32(0.975)  # the reference's red: at the clip level
+    merged = flow_merge(frames, exposures).radiance
+    error = np.abs(merged / radiance - 1).max(axis=2)
+    assert (error > 0.1).mean() < 0.01
+
+
 def test_precomputed_alignment_is_reused():
     scene = synthesize_scene(5, 0, size=(48, 72), ev_sets=[(0.0, 2.0, 4.0)])
     alignment = align_exposures(scene.images, scene.exposures, homography=False)
@@ -223,12 +258,16 @@ def _plain_merge(frames, evs, alignment, gamma=2.2):
         if not failed:
             trust = trust + np.float32(m.FALLBACK_TRUST) * (saturated if shorter else black)
         weight = (bright if shorter else dark) * own * trust
-        broken = (upper & (radiance < lower_bound)).any(axis=2) | (lower & (radiance > upper_bound)).any(axis=2)
+        broken = (upper & (radiance < m.RULE_SLACK * lower_bound)).any(axis=2) | (lower & (radiance > upper_bound)).any(axis=2)
         weight = np.where(broken, weight * np.float32(m.REJECTED), weight)
         merged += weight[..., None] * radiance
         total += weight[..., None]
     merged /= total
     merged = np.where(upper, np.maximum(merged, lower_bound), merged)
+    for index, ev in enumerate(evs):  # a shorter frame that clips too: at least its clip level
+        if ev < reference_ev and not alignment.failed[index]:
+            clipped = upper & (alignment.images[index] >= np.float32(WHITE_LEVEL))
+            merged = np.where(clipped, np.maximum(merged, np.float32(WHITE_LEVEL**gamma / 2.0**ev)), merged)
     merged = np.where(lower, np.minimum(merged, upper_bound), merged)
     return np.maximum(merged, 0.0).astype(np.float32)
 
