@@ -57,10 +57,14 @@ def rank_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(spearmanr(a.ravel()[index], b.ravel()[index]).statistic)
 
 
-def register(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """``frame`` warped onto ``reference`` by a global homography from ORB features on histogram-equalised
-    grey images and RANSAC (exposure does not matter to it; independent of the project's own alignment)."""
+def register(frame: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(warped, seen)``: ``frame`` warped onto ``reference`` by a global homography from ORB features on
+    histogram-equalised grey images and RANSAC (exposure does not matter to it; independent of the project's own
+    alignment), and where the frame saw that part of the scene (camera shake leaves a strip along the edge where
+    it did not: no statistic is taken there)."""
     height, width = reference.shape[:2]
+    frame = np.asarray(frame, np.float32)
+    unregistered = frame, np.ones((height, width), bool)
 
     def grey(image):
         return cv2.equalizeHist(np.clip(np.asarray(image, np.float32).mean(axis=2) * 255 + 0.5, 0, 255).astype(np.uint8))
@@ -69,17 +73,19 @@ def register(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
     points_ref, features_ref = orb.detectAndCompute(grey(reference), None)
     points, features = orb.detectAndCompute(grey(frame), None)
     if features_ref is None or features is None:
-        return np.asarray(frame, np.float32)
+        return unregistered
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(features, features_ref)
     if len(matches) < 12:
-        return np.asarray(frame, np.float32)
+        return unregistered
     source = np.float32([points[m.queryIdx].pt for m in matches])
     target = np.float32([points_ref[m.trainIdx].pt for m in matches])
     homography, _ = cv2.findHomography(source, target, cv2.RANSAC, 3.0)
     if homography is None:
-        return np.asarray(frame, np.float32)
-    return cv2.warpPerspective(np.asarray(frame, np.float32), homography, (width, height),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return unregistered
+    warped = cv2.warpPerspective(frame, homography, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    seen = cv2.warpPerspective(np.ones(frame.shape[:2], np.float32), homography, (width, height),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return warped, seen >= 1.0 - 1e-6
 
 
 def coarse(image: np.ndarray) -> np.ndarray:
@@ -89,13 +95,14 @@ def coarse(image: np.ndarray) -> np.ndarray:
 
 def score(images, clip_ev, reference_index, radiance, rejected) -> dict:
     reference = images[reference_index]
-    short, long = register(images[0], reference), register(images[-1], reference)
-    images = [coarse(image) for image in (reference, short, long)]
-    reference, short, long = images
+    (short, short_seen), (long, long_seen) = register(images[0], reference), register(images[-1], reference)
+    reference, short, long = (coarse(image) for image in (reference, short, long))
+    short_seen, long_seen = (coarse(seen.astype(np.float32)) >= 1.0 for seen in (short_seen, long_seen))
     radiance = coarse(radiance)
     ref_max, short_level, long_level = reference.max(axis=2), luminance(short), luminance(long)
     saturated = (reference.min(axis=2) >= WHITE_LEVEL) & (short.max(axis=2) < WHITE_LEVEL) & (short.max(axis=2) > BLACK_LEVEL)
-    black = (ref_max <= BLACK_LEVEL) & (long.max(axis=2) > BLACK_LEVEL) & (long.max(axis=2) < WHITE_LEVEL)
+    saturated &= short_seen
+    black = (ref_max <= BLACK_LEVEL) & (long.max(axis=2) > BLACK_LEVEL) & (long.max(axis=2) < WHITE_LEVEL) & long_seen
     # Leave out what moved: a monotone camera keeps the order of brightness, so the pixels saturated in the
     # reference must be among the short frame's brightest (as many of them, by histogram), and the black
     # ones among the long frame's darkest. A pixel outside that share shows something else (a person).

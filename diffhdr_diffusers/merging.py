@@ -31,7 +31,7 @@ import numpy as np
 from .alignment import (AlignmentResult, FrameAlignment, RejectedFrame, align_exposures, check_bracket, frame_flows,
                         linearized, rejected_frames)
 from .alignment.exposure import WHITE_LEVEL, brightest
-from .alignment.flow import RowSource, warp_into
+from .alignment.flow import RowSource, soft_border, warp_into
 from .bands import map_bands
 from .errors import InputError
 from .hdr_domain import GAMMA, MU, linearize, model_exposures, mu_law
@@ -290,6 +290,7 @@ def flow_merge_radiance(
     gamma = float(flows.settings["gamma"])
     raw_gamma = alignment_kwargs.get("gamma", GAMMA)
     aligned = flows.align_all()
+    sources = {index: soft_border(frames[index]) for index in aligned}
     reference = frames[reference_index]
     reference_ev = evs[reference_index]
     height, width = reference.shape[:2]
@@ -299,7 +300,7 @@ def flow_merge_radiance(
     def band(y0: int, y1: int) -> None:
         others = []
         for index, alignment in aligned.items():
-            frame, ev, flow = frames[index], evs[index], alignment.flow
+            frame, ev, flow = sources[index], evs[index], alignment.flow
             warped = np.empty((y1 - y0, width, 3), np.float32)
             frame_radiance = np.empty_like(warped)
             warp_into([frame, RowSource(frame, lambda rows, ev=ev: linearized(rows, ev, raw_gamma))], flow[y0:y1],

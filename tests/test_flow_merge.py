@@ -220,6 +220,27 @@ def test_a_sample_just_under_the_clip_level_is_not_a_ghost():
     assert (error > 0.1).mean() < 0.01
 
 
+def test_no_frame_is_smeared_beyond_its_edge_as_streaks():
+    """Camera shake leaves the reference's left 8 columns outside the short frame, and the reference is clipped
+    there. The warp repeats the frame's edge into them; repeated pixel by pixel, the edge's texture became
+    horizontal streaks (each row its own value). The edge is averaged along itself first, so the strip varies
+    from row to row far less than the texture, while the sky beside it still comes from the short frame."""
+    height, width = SIZE
+    sky = cv2.GaussianBlur(np.random.default_rng(1).uniform(0.5, 2.0, (height, width + 16)).astype(np.float32), (0, 0), 1)
+    radiance = np.repeat(sky[..., None], 3, axis=2) * np.float32([0.8, 1.0, 1.2])
+    radiance[60:] *= 0.2  # ground, exposed in the reference
+    exposures = [-2.0, 0.0, 2.0]
+    frames = _frames(radiance, exposures)
+    frames = [frames[0][:, 12:12 + width], frames[1][:, 4:4 + width], frames[2][:, 4:4 + width]]
+    merged = flow_merge(frames, exposures)
+    assert not any(merged.alignment.failed)
+    strip, texture = merged.radiance[5:50, :6, 1], radiance[5:50, 12, 1]
+    streaks = np.abs(np.diff(strip, axis=0)).mean() / np.abs(np.diff(texture)).mean()
+    assert streaks < 0.4  # 0.99 when the edge was repeated as it is (0.23 now)
+    np.testing.assert_allclose(merged.radiance[2:50, 10:], radiance[2:50, 14:4 + width], rtol=0.05)
+    np.testing.assert_array_equal(flow_merge_radiance(frames, exposures), merged.radiance)
+
+
 def test_precomputed_alignment_is_reused():
     scene = synthesize_scene(5, 0, size=(48, 72), ev_sets=[(0.0, 2.0, 4.0)])
     alignment = align_exposures(scene.images, scene.exposures, homography=False)

@@ -28,7 +28,7 @@ from ..hdr_domain import GAMMA, linearize
 from . import confidence as _confidence
 from .exposure import BLACK_LEVEL, WHITE_LEVEL, grey_u8, informative, match_exposures, measured_exposure
 from .flow import DEFAULT_FLOW_MAX_SIDE, RowSource, dense_flow, flow_size, homography_flow, inside, resize_flow, warp
-from .flow import flow_preset as _check_preset, warp_into
+from .flow import flow_preset as _check_preset, soft_border, warp_into
 from .homography import estimate_homography, scale_homography
 
 MIN_SIDE = 8
@@ -289,7 +289,8 @@ def warp_bracket(frames: Sequence[np.ndarray], evs: Sequence[float], reference_i
             raise InputError(f"the alignment of frame {index} is {alignment.flow.shape[:2]} but the frames are "
                              f"{(height, width)}; resize it (FrameAlignment.resized).")
         warped, radiance = np.empty_like(frame), np.empty_like(frame)
-        warp_into([frame, RowSource(frame, lambda rows, ev=ev: linearized(rows, ev, gamma))], alignment.flow,
+        source = soft_border(frame)
+        warp_into([source, RowSource(source, lambda rows, ev=ev: linearized(rows, ev, gamma))], alignment.flow,
                   [warped, radiance])
         result.images.append(np.clip(warped, 0.0, 1.0, out=warped))
         result.radiance.append(radiance)

@@ -174,6 +174,22 @@ def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LIN
     return out
 
 
+BORDER_SOFTENING = 0.02  # share of the longer side over which a frame's edge pixels are averaged (soft_border)
+
+
+def soft_border(image: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` whose outermost rows and columns are averaged along the edge (a box of
+    :data:`BORDER_SOFTENING` of the longer side). Warps repeat the edge into what the frame did not see (camera
+    shake); repeated as it is, each edge pixel's texture becomes a streak; averaged, it extends smoothly."""
+    out = np.array(image, dtype=np.float32, copy=True)
+    height, width = out.shape[:2]
+    size = 2 * max(1, round(BORDER_SOFTENING * max(height, width))) + 1
+    for line in (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]):
+        edge = out[line].reshape(1, -1, *out.shape[2:])
+        out[line] = cv2.blur(edge, (size, 1), borderType=cv2.BORDER_REPLICATE).reshape(out[line].shape)
+    return out
+
+
 def inside(flow: np.ndarray, margin: float = 1.0) -> np.ndarray:
     """float32 (H, W) in [0, 1]: 1 where ``p + flow`` lands inside the frame, falling to 0 ``margin`` pixels outside."""
     height, width = flow.shape[:2]
