@@ -58,6 +58,7 @@ class MissingDependencyError(DiffHDRError, ImportError):
 GIVE_EXPOSURES = "give the exposures in EV, one per frame, short to long"
 ALLOW_OVERWRITE = "allow overwriting to replace it"
 USE_FLOW_MERGE = "merge it with the classical flow-merge instead"
+MERGE_AS_SHOOT = "merge them as a shoot, one output per scene folder"
 TRUST_FOREIGN_CODE = "trust the folder's code explicitly"
 
 

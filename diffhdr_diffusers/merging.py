@@ -304,7 +304,7 @@ def flow_merge_radiance(
             warped = np.empty((y1 - y0, width, 3), np.float32)
             frame_radiance = np.empty_like(warped)
             warp_into([frame, RowSource(frame, lambda rows, ev=ev: linearized(rows, ev, raw_gamma))], flow[y0:y1],
-                      [warped, frame_radiance], rows=(y0, y1), parallel=False)
+                      [warped, frame_radiance], rows=(y0, y1), parallel=False, offset=1)
             np.clip(warped, 0.0, 1.0, out=warped)
             others.append(_Other(ev, warped, frame_radiance, alignment.confidence[y0:y1], alignment.failed))
         radiance[y0:y1], _ = _merge_rows(

@@ -153,7 +153,7 @@ def test_app_in_a_browser(tmp_path):
         page.locator("#method").get_by_text("flow-merge", exact=True).click()
         page.locator("#response input").click()
         page.get_by_role("option", name="gamma:2.2").click()
-        status = _merge(page, "camera response gamma:2.2 (gamma:2.2)")
+        status = _merge(page, "camera response gamma:2.2, exposures EV")
         assert status.startswith("Done:"), status
         _, again = _image(page, "#preview")
         assert again.shape[:2] == (256, 384)

@@ -209,6 +209,20 @@ def test_estimate_falls_back_with_a_reason(evs, reason):
     assert camera.fallback and camera.source == "auto (fallback)"
 
 
+@pytest.mark.parametrize("curve", ["srgb", "filmic"])
+def test_exposures_given_too_close_are_stretched_with_a_warning(desk, curve):
+    """A bracket shot 2 EV apart but labelled 1 EV apart: a curve fitted to 1 EV steps spans under 3 stops
+    between dark and bright codes, no camera's, and merges flat (horse's bracket, labelled 1:2:4, did). The
+    estimate stretches curve and EVs to the closest camera curve's span and says so."""
+    shot = [-2.0, 0.0, 2.0]
+    estimate = estimate_camera(capture(desk, curve, shot), [-1.0, 0.0, 1.0])
+    assert "would span only" in estimate.warnings[0] and "name the response" in estimate.warnings[0]
+    steps = np.diff(estimate.exposures)
+    assert (steps > 1.4).all() and (steps < 2.3).all(), steps  # before: 1.0 (sRGB 1.51, filmic 2.00: the closest camera curve is filmic)
+    correct = estimate_camera(capture(desk, curve, shot), shot)
+    assert not any("would span only" in warning for warning in correct.warnings)
+
+
 def test_real_bracket_merges_every_frame_with_auto():
     """The real-camera regression: with gamma 2.2 every other frame was rejected; with auto none is."""
     from diffhdr_diffusers.io import load_bracket

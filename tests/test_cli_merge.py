@@ -42,7 +42,7 @@ def test_writes_every_output_and_says_where(scene, model_dir, tmp_path, capfd):
     hdr, exr, png = tmp_path / "m.hdr", tmp_path / "m.exr", tmp_path / "m.png"
     out, err = merge(capfd, scene, "-o", hdr, "-o", exr, "--preview", png, "--model", model_dir)
     assert out.splitlines() == ["Merging scene: 3 exposures at EV 0, 2, 4, 36x20 pixels",
-                                "camera response gamma:2.2 (gamma:2.2), exposures EV 0, 2, 4",
+                                "camera response gamma:2.2, exposures EV -2, 0, +2",
                                 f"wrote {hdr}", f"wrote {exr}", f"wrote {png}"]
     assert "2/2" in err  # the progress bar ran to the last of the model's 2 default steps
     reference = expected(model_dir, scene)

@@ -98,7 +98,7 @@ def test_the_output_records_the_response_used(tmp_path, capfd):
     code, out, err = run_cli(["merge", *paths, "--exposures", "-2,0,2", "--method", "flow-merge", "--response", "srgb",
                               "-o", tmp_path / "m.exr"], capfd)
     assert code == 0, err
-    assert "camera response srgb (srgb)" in out
+    assert "camera response srgb, exposures EV -2, 0, +2" in out
     camera = json.loads(read_radiance_metadata(tmp_path / "m.exr")["camera"])
     assert camera["response"] == "srgb" and camera["exposures"] == [-2.0, 0.0, 2.0] and not camera["fallback"]
 
@@ -169,6 +169,16 @@ def test_library_errors_name_no_command_line_flag(tmp_path, capfd):
     assert code != 0 and "--overwrite" in single_error_line(err)  # the CLI words the remedy as its flag
 
 
+def test_a_folder_of_scene_folders_without_out_says_how_to_merge_a_shoot(tmp_path, capfd):
+    images, _ = _bracket((-2.0, 0.0, 2.0), size=(32, 48))
+    for scene in ("beach", "hall"):
+        _write(tmp_path / "shoot" / scene, images)
+    code, _, err = run_cli(["merge", tmp_path / "shoot", "--method", "flow-merge", "-o", tmp_path / "m.jpg"], capfd)
+    line = single_error_line(err)
+    assert code == 2 and "holds scene folders (beach, hall)" in line and "--out DIR" in line  # before: "found 0"
+    assert not (tmp_path / "m.jpg").exists()
+
+
 def test_calibrate_writes_a_response_file_or_says_why_not(tmp_path, capfd):
     images, _ = _bracket((-2.0, 0.0, 2.0), size=(64, 96))
     _write(tmp_path / "scene", images)
@@ -177,9 +187,11 @@ def test_calibrate_writes_a_response_file_or_says_why_not(tmp_path, capfd):
     code, out, err = run_cli(["calibrate", tmp_path / "scene", "-o", output], capfd)
     if code == 0:  # an estimate: a file that --response takes
         assert f"wrote {output}" in out and Response.load(output).table.shape[1] == 3
-        code, _, err = run_cli(["merge", tmp_path / "scene", "--method", "flow-merge", "--response", output,
-                                "-o", tmp_path / "m.exr"], capfd)
+        code, out, err = run_cli(["merge", tmp_path / "scene", "--method", "flow-merge", "--response", output,
+                                  "-o", tmp_path / "m.exr"], capfd)
         assert code == 0, err
+        assert f"({output})," in out or f"camera response {output}," in out  # the file is named, not "auto"
+        assert json.loads(read_radiance_metadata(tmp_path / "m.exr")["camera"])["source"] == str(output)
     else:  # every estimate fell back: one error line with the reason, and no file
         assert code == 2 and "no bracket gave a response estimate" in err.splitlines()[-1]
         assert not output.exists()

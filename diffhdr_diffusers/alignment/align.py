@@ -291,7 +291,7 @@ def warp_bracket(frames: Sequence[np.ndarray], evs: Sequence[float], reference_i
         warped, radiance = np.empty_like(frame), np.empty_like(frame)
         source = soft_border(frame)
         warp_into([source, RowSource(source, lambda rows, ev=ev: linearized(rows, ev, gamma))], alignment.flow,
-                  [warped, radiance])
+                  [warped, radiance], offset=1)
         result.images.append(np.clip(warped, 0.0, 1.0, out=warped))
         result.radiance.append(radiance)
         result.flows.append(alignment.flow)

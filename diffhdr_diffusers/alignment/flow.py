@@ -119,7 +119,7 @@ def _source_rows(map_y: np.ndarray, height: int, interpolation: int = cv2.INTER_
 
 def warp_into(
     sources, flow: np.ndarray, outs, rows: tuple[int, int] | None = None, interpolation: int = cv2.INTER_LINEAR,
-    parallel: bool = True,
+    parallel: bool = True, offset: int = 0,
 ) -> None:
     """Warp several images with one flow, band by band, into preallocated outputs.
 
@@ -130,6 +130,7 @@ def warp_into(
         outs: per image, a float32 array (h, W, C) to write into.
         rows: ``(y0, y1)``: ``flow`` and ``outs`` hold these rows of the full output; default all.
         parallel: run the bands on a few threads (:func:`map_bands`).
+        offset: pixels the sources are padded by on every side (:func:`soft_border`: 1).
 
     Equal to :func:`warp` (OpenCV samples every output pixel on its own, so bands and a source cut to the
     rows a band reads change nothing; the cut shifts the map by whole pixels, exactly).
@@ -139,8 +140,8 @@ def warp_into(
     base_x = np.arange(width, dtype=np.float32)
 
     def band(y0: int, y1: int) -> None:
-        map_x = np.add(base_x, flow[y0:y1, :, 0])
-        map_y = np.add(np.arange(y0 + y_offset, y1 + y_offset, dtype=np.float32)[:, None], flow[y0:y1, :, 1])
+        map_x = np.add(base_x + np.float32(offset), flow[y0:y1, :, 0])
+        map_y = np.add(np.arange(y0 + y_offset + offset, y1 + y_offset + offset, dtype=np.float32)[:, None], flow[y0:y1, :, 1])
         for source, out in zip(sources, outs):
             full_height = source.height if isinstance(source, RowSource) else source.shape[0]
             s0, s1 = _source_rows(map_y, full_height, interpolation)
@@ -165,12 +166,13 @@ class RowSource:
         return self.fn(self.image[start:stop])
 
 
-def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """``image`` sampled at ``p + flow[p]`` (border replicated): the frame lined up with the reference."""
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR, offset: int = 0) -> np.ndarray:
+    """``image`` sampled at ``p + flow[p]`` (border replicated): the frame lined up with the reference
+    (``offset``: as for :func:`warp_into`)."""
     image = np.asarray(image, dtype=np.float32)
     height, width = flow.shape[:2]
     out = np.empty((height, width) + image.shape[2:], np.float32)
-    warp_into([image], flow, [out], interpolation=interpolation)
+    warp_into([image], flow, [out], interpolation=interpolation, offset=offset)
     return out
 
 
@@ -178,12 +180,12 @@ BORDER_SOFTENING = 0.02  # share of the longer side over which a frame's edge pi
 
 
 def soft_border(image: np.ndarray) -> np.ndarray:
-    """A copy of ``image`` whose outermost rows and columns are averaged along the edge (a box of
-    :data:`BORDER_SOFTENING` of the longer side). Warps repeat the edge into what the frame did not see (camera
-    shake); repeated as it is, each edge pixel's texture becomes a streak; averaged, it extends smoothly."""
-    out = np.array(image, dtype=np.float32, copy=True)
-    height, width = out.shape[:2]
-    size = 2 * max(1, round(BORDER_SOFTENING * max(height, width))) + 1
+    """``image`` padded by one pixel (float32 (H + 2, W + 2, ...)) holding its edge averaged along itself (a box of
+    :data:`BORDER_SOFTENING` of the longer side); warp it with ``offset=1``. Warps repeat the outermost pixels into
+    what the frame did not see (camera shake): repeated as it is, each edge pixel's texture would become a streak;
+    averaged, the frame extends smoothly. The frame's own pixels are sampled as they are."""
+    out = cv2.copyMakeBorder(np.asarray(image, dtype=np.float32), 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    size = 2 * max(1, round(BORDER_SOFTENING * max(out.shape[:2]))) + 1
     for line in (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]):
         edge = out[line].reshape(1, -1, *out.shape[2:])
         out[line] = cv2.blur(edge, (size, 1), borderType=cv2.BORDER_REPLICATE).reshape(out[line].shape)

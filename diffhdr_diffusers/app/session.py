@@ -151,10 +151,14 @@ class MergeResult:
     camera: dict = field(default_factory=dict)  # the camera model applied (CameraModel.to_dict())
     fallback: bool = False  # a frame was not used or the response fell back
 
+    reference_index: int | None = None
+
     @property
-    def response_text(self) -> str:
-        """The response used and how it was chosen, e.g. ``srgb (auto (fallback))``."""
-        return f"{self.camera.get('response', '?')} ({self.camera.get('source', '?')})"
+    def camera_text(self) -> str:
+        """The response used, how it was chosen and the exposures merged (:func:`~diffhdr_diffusers.camera.describe_camera`)."""
+        from ..camera import describe_camera
+
+        return describe_camera(self.camera, self.reference_index)
 
 
 _PIPELINES: dict[str, object] = {}
@@ -207,7 +211,8 @@ def merge(bracket, settings: MergeSettings, progress: Callable[[float, str], Non
     warnings += result.warnings(frame_names(bracket))
     return MergeResult(radiance=result.radiance, reference=bracket.images[result.reference_index],
                        uncertainty=result.uncertainty, seconds=result.seconds, label=label, warnings=warnings,
-                       camera=result.camera.to_dict(), fallback=result.fallback)
+                       camera=result.camera.to_dict(), fallback=result.fallback,
+                       reference_index=result.reference_index)
 
 
 def write_downloads(radiance: np.ndarray, folder: Path, stem: str, metadata: dict | None = None) -> tuple[Path, Path]:

@@ -145,8 +145,7 @@ def build_demo(model: str | None = None) -> gr.Blocks:
             uncertainty = gr.update(value=None, visible=False)
         height, width = result.radiance.shape[:2]
         timing = f"**Time:** {result.seconds:.2f} s with {_escape(result.label)}, {width}x{height} pixels."
-        text = (f"Merged {len(bracket.images)} exposures at EV {work.format_exposures(bracket.exposures)}; camera "
-                f"response {result.response_text}.")
+        text = f"Merged {len(bracket.images)} exposures at EV {work.format_exposures(bracket.exposures)}; {result.camera_text}."
         kind = "Merged with a fallback" if result.fallback else "Done"
         status = " ".join([_status(kind, text)] + [_status("Warning", warning) for warning in result.warnings])
         return (state, preview, (state["reference"], preview), uncertainty,

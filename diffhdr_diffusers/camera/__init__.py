@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -56,6 +57,28 @@ class CameraModel:
             "fallback": self.fallback,
             "curve": self.response.to_dict(samples=17),
         }
+
+
+def describe_camera(record: dict, reference_index: int | None = None) -> str:
+    """One line for people: the response used and how it was chosen, and the exposures merged relative to the
+    reference (``record``: :meth:`CameraModel.to_dict`), e.g. ``camera response estimated from the bracket,
+    exposures EV -2.02, 0, +2.04 (measured)``."""
+    name, source = record.get("response", "?"), record.get("source", "?")
+    if source == "auto":
+        text = "estimated from the bracket"
+    elif source == "auto (fallback)":
+        text = f"{name} (not estimable from the bracket)"
+    else:
+        text = name if name == source else f"{name} ({source})"
+    evs = [float(ev) for ev in record.get("exposures", [])]
+    if not evs:
+        return f"camera response {text}"
+    nominal = [float(ev) for ev in record.get("nominal_exposures", evs)]
+    ref = len(evs) // 2 if reference_index is None else reference_index
+    relative = [ev - evs[ref] for ev in evs]
+    measured = any(abs(ev - (given - nominal[ref])) >= 5e-3 for ev, given in zip(relative, nominal))
+    words = ", ".join("0" if abs(ev) < 5e-3 else f"{ev:+.2f}".rstrip("0").rstrip(".") for ev in relative)
+    return f"camera response {text}, exposures EV {words}{' (measured)' if measured else ''}"
 
 
 def _is_8bit(frame: np.ndarray) -> bool:
@@ -133,7 +156,7 @@ def apply_camera(
         camera = CameraModel(estimate.response, "auto (fallback)" if estimate.fallback else "auto",
                              estimate.exposures, nominal, list(estimate.warnings), estimate.fallback)
     else:
-        camera = CameraModel(parsed, parsed.name, nominal, nominal)
+        camera = CameraModel(parsed, str(response) if isinstance(response, (str, Path)) else parsed.name, nominal, nominal)
     return encode_canonical(frames, camera.response, gamma), camera
 
 
@@ -143,6 +166,7 @@ __all__ = [
     "CameraModel",
     "Response",
     "apply_camera",
+    "describe_camera",
     "encode_canonical",
     "estimate_camera",
     "parse_response",

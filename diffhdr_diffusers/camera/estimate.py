@@ -81,6 +81,8 @@ ROBUST_STOPS = 0.1
 # The tolerance is (brackets of 2 or 3 frames, more frames): with more frame pairs the free curve's extra
 # freedom buys it less, and a log curve with a shoulder fits as sRGB at 2.1-2.9 times the free loss. Chosen
 # on three synthetic validation sets (train-split maps; benchmarks/README.md).
+SPAN_CODES = (0.05, 0.95)  # dark and bright codes whose linear light a camera curve spans by several stops
+MIN_SPAN_STOPS = 4.0  # fewer between SPAN_CODES is no camera's curve (the known curves span 5.9 to 9.4)
 STANDARD_CURVES = ("gamma2.2", "srgb")
 STANDARD_TOLERANCE = (3.0, 2.0)
 
@@ -280,6 +282,7 @@ def estimate_camera(
     if fit is None:
         return fallback("the fit did not converge")
     increments, corrections, misfit, loss = fit
+    stretch_warning = None
     response, units_curve, grey_stops = Response("auto", np.repeat(_table(increments)[:, None], 3, axis=1)), None, 0.0
     # A standard encoding that explains the bracket almost as well as the free curve is taken exactly.
     standard = [(named[3], name, named[1], named[2]) for name in STANDARD_CURVES
@@ -288,9 +291,24 @@ def estimate_camera(
         _, units_curve, corrections, misfit = min(standard)
         response = Response.from_curve(units_curve)
     else:
+        stretch = _implausible_flatness(response)
+        if stretch is not None:  # the steepness the EVs' span gave is not a camera's: take the closest camera's
+            factor, span, typical = stretch
+            increments = increments * factor
+            response = Response("auto", np.repeat(_table(increments)[:, None], 3, axis=1))
+            base = evs[reference_index]
+            corrections = np.array([(factor - 1.0) * (ev - base) + factor * c for ev, c in zip(evs, corrections)])
+            given = max(abs(ev - base) for ev in evs)
+            stretched = [f"{factor * (ev - base):+.2f}" for ev in evs]
+            stretch_warning = (f"with the exposures given ({given:g} EV from the reference at most) the camera curve "
+                               f"would span only {span:.1f} stops from dark to bright codes, where cameras span "
+                               f"{typical:.1f} or more; merging as {', '.join(stretched)} EV, as such a camera "
+                               f"would have shot it; if the exposures are right, name the response (srgb, or a "
+                               f"calibrated one)")
         units_curve, grey_stops = closest_curve_units(response)
     measured = [ev + float(correction) for ev, correction in zip(evs, corrections)]
-    warnings = [
+    warnings = [stretch_warning] if stretch_warning else []
+    warnings += [
         f"frame {index + 1}: measured exposure {measured[index]:+.2f} EV where {evs[index]:+.2f} was given "
         f"({2 ** float(corrections[index]) - 1:+.0%}); merging with the measured value"
         for index in range(len(evs)) if abs(corrections[index]) >= CORRECTION_REPORTED
@@ -368,6 +386,29 @@ def _static_pixels(frame_i: np.ndarray, warped_j: np.ndarray, inside: np.ndarray
     moved[inside] = np.abs(grey_j - transfer) >= MOVED_CODE
     margin = np.ones((MOVED_MARGIN, MOVED_MARGIN), np.uint8)
     return inside & ~cv2.dilate(moved.astype(np.uint8), margin).astype(bool)
+
+
+def _curve_span(response: Response) -> float:
+    """Stops of linear light between the codes :data:`SPAN_CODES` (dark to bright) of ``response``."""
+    codes = np.repeat(np.asarray(SPAN_CODES, np.float32)[:, None], 3, axis=1)
+    low, high = response.linearize(codes).mean(axis=1)
+    return float(np.log2(max(high, 1e-12) / max(low, 1e-12)))
+
+
+def _implausible_flatness(response: Response) -> tuple[float, float, float] | None:
+    """``(factor, span, typical)`` when the estimated curve spans fewer than :data:`MIN_SPAN_STOPS` between
+    :data:`SPAN_CODES` (the bracket's EVs are farther apart than given: a curve fitted to the given span comes
+    out flat, and so does the merge): the factor that brings it to the span of the closest known camera curve.
+    The quantile equations fit any such stretch of curve and EVs alike; only the curve's shape tells them apart."""
+    from . import CURVES
+
+    span = _curve_span(response)
+    if span >= MIN_SPAN_STOPS:
+        return None
+    name, _ = closest_curve_units(response)
+    typical = min(_curve_span(Response.from_curve(curve)) for curve in CURVES)
+    target = max(_curve_span(Response.from_curve(name)), typical)
+    return target / max(span, 1e-6), span, typical
 
 
 def closest_curve_units(response: Response) -> tuple[str, float]:

@@ -209,7 +209,10 @@ class Response:
             raise InputError(f"{path}: response file not found; check the path or use auto, srgb, linear or gamma:2.2.") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise InputError(f"{path}: not a camera response file ({error}); estimate one from the camera's brackets.") from None
-        return cls.from_dict(data, str(path))
+        response = cls.from_dict(data, str(path))
+        if response._table is not None:
+            response.name = str(path)  # a calibrated curve is known by its file
+        return response
 
     def __repr__(self) -> str:
         return f"Response({self.name!r})"

@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
                     "one bracket) and save it for --response FILE.json.")
     parser.add_argument("inputs", nargs="+", metavar="FRAMES|FOLDERS", help="scene folders, or the images of one bracket")
     parser.add_argument("-o", "--output", required=True, metavar="CAMERA.json", help="the response file to write")
-    parser.add_argument("--exposures", type=exposure_list, metavar="EV,EV,EV",
+    parser.add_argument("--exposures", type=exposure_list, metavar="EV,EV,...",
                         help="exposures of one bracket given as images (default: "
                         "the folder's exposure file, else EXIF)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing response file")

@@ -20,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..camera import describe_camera
 from ..errors import InputError, OutputError, word_message
 from ..io.formats import RADIANCE_OUTPUT_SUFFIXES
 from .options import CLI_WORDING, add_method_arguments, exposure_list, method_from_args, method_settings
@@ -60,7 +61,7 @@ def add_parser(subparsers) -> None:
     photo.add_argument("--bits", type=int, default=8, choices=(8, 16), help="PNG/TIFF bit depth (default 8)")
     parser.add_argument("--half-size", action="store_true",
                         help="RAW frames: decode at half size (4x fewer pixels, much faster)")
-    parser.add_argument("--exposures", type=exposure_list, metavar="EV,EV,EV",
+    parser.add_argument("--exposures", type=exposure_list, metavar="EV,EV,...",
                         help="exposures in EV stops (default: the folder's exposure file, else EXIF)")
     parser.add_argument("--uncertainty", metavar="EXR",
                         help="with --ensemble K > 1: also write the per-pixel std of the samples in the mu-law "
@@ -81,12 +82,6 @@ def _output(path: str, overwrite: bool, suffixes: tuple[str, ...]) -> Path:
 
 def _warn(message: str) -> None:
     print(f"diffhdr merge: warning: {message}", file=sys.stderr)
-
-
-def describe_camera(camera) -> str:
-    """One line: the response used, how it was chosen, and the exposures merged."""
-    evs = ", ".join(f"{ev:g}" for ev in camera.exposures)
-    return f"camera response {camera.response.name} ({camera.source}), exposures EV {evs}"
 
 
 def run(args: argparse.Namespace) -> int | None:
@@ -125,7 +120,7 @@ def run(args: argparse.Namespace) -> int | None:
     print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
     result = method.merge_bracket(bracket, reference_index=args.reference_index)
-    print(describe_camera(result.camera))
+    print(describe_camera(result.camera.to_dict(), result.reference_index))
     for warning in result.warnings(frame_names(bracket)):
         _warn(warning)
     metadata = result.metadata()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ALLOW_OVERWRITE, GIVE_EXPOSURES, TRUST_FOREIGN_CODE, USE_FLOW_MERGE, InputError
+from ..errors import ALLOW_OVERWRITE, GIVE_EXPOSURES, MERGE_AS_SHOOT, TRUST_FOREIGN_CODE, USE_FLOW_MERGE, InputError
 
 MODEL = "diffhdr"  # methods.MODEL (not imported here: parsing the command line stays free of heavy imports)
 CLASSICAL = ("debevec", "flow-merge", "naive-merge", "reference")  # methods.CLASSICAL; a test checks they agree
@@ -13,10 +13,11 @@ SCENE_RESPONSE = "true"
 
 #: The CLI's words for the library's remedies (:func:`~diffhdr_diffusers.errors.word_message`).
 CLI_WORDING = {
-    GIVE_EXPOSURES: "pass them with --exposures EV,EV,EV (short to long)",
-    "pass the exposures explicitly": "pass them with --exposures EV,EV,EV",
+    GIVE_EXPOSURES: "pass them with --exposures EV,EV,... (one per frame, short to long)",
+    "pass the exposures explicitly": "pass them with --exposures EV,EV,... (one per frame)",
     ALLOW_OVERWRITE: "pass --overwrite to replace it",
     USE_FLOW_MERGE: "merge it with --method flow-merge (no model needed)",
+    MERGE_AS_SHOOT: "merge them all with --out DIR (one output per scene folder), or name one scene folder",
     TRUST_FOREIGN_CODE: "pass --trust-remote-code",
 }
 

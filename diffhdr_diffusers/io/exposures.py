@@ -189,11 +189,15 @@ def exif_contradiction(paths: Sequence[Path], exposures: Sequence[float], source
         exif = exposures_from_exif(paths)
     except ExposureError:
         return None
-    given = reference_at_zero(list(exposures))
-    if len(given) != len(exif) or max(abs(a - b) for a, b in zip(given, exif)) <= EXIF_TOLERANCE:
+    if len(exposures) != len(exif):
+        return None
+    order = sorted(range(len(paths)), key=lambda index: exposures[index])  # short to long: the reference in the middle
+    given = reference_at_zero([exposures[index] for index in order])
+    exif = reference_at_zero([exif[index] for index in order])
+    if max(abs(a - b) for a, b in zip(given, exif)) <= EXIF_TOLERANCE:
         return None
     listing = lambda values: ", ".join(f"{value:+.2f}" for value in values)
-    return (f"{source} gives {listing(given)} EV but the EXIF of {', '.join(path.name for path in paths)} "
+    return (f"{source} gives {listing(given)} EV but the EXIF of {', '.join(paths[index].name for index in order)} "
             f"gives {listing(exif)} EV (relative to the reference frame); using {Path(source).name}.")
 
 

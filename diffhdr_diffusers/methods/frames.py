@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import MERGE_AS_SHOOT, InputError
 
 
 def count_frames(inputs: Sequence[str | os.PathLike]) -> int:
@@ -31,6 +31,10 @@ def read_bracket(inputs: str | os.PathLike | Sequence[str | os.PathLike], exposu
         folder = len(inputs) == 1 and Path(inputs[0]).is_dir()
         where = f"{inputs[0]}: " if folder else ""
         found = f": {', '.join(Path(item).name for item in inputs)}" if inputs and not folder else ""
+        scenes = [path.name for path in sorted(Path(inputs[0]).iterdir()) if path.is_dir() and count_frames([path]) >= 2] if folder else []
+        if scenes:
+            shown = ", ".join(scenes[:3]) + (", ..." if len(scenes) > 3 else "")
+            raise InputError(f"{where}holds scene folders ({shown}), not the frames of one bracket; {MERGE_AS_SHOOT}.")
         raise InputError(f"{where}a bracket needs at least 2 frames (exposures of one scene), found {count}{found}.")
     return load_bracket(inputs, exposures=exposures, half_size=half_size)
 
