@@ -147,13 +147,18 @@ def is_finished(out_dir: Path, scene: str, settings: dict, formats: Sequence[str
     return True
 
 
-def stale_marker(out_dir: Path, scene: str, settings: dict) -> bool:
-    """Whether ``scene`` has a done marker written with other merge settings."""
+def stale_marker(out_dir: Path, scene: str, settings: dict) -> str:
+    """The settings that differ (``"method flow-merge, now naive-merge"``) when ``scene`` has a done marker
+    written with other merge settings; ``""`` when it has none or the same."""
     try:
         marker = json.loads(marker_path(out_dir, scene).read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(marker, dict) and marker.get("settings") not in (None, settings)
+        return ""
+    if not isinstance(marker, dict) or not isinstance(marker.get("settings"), dict):
+        return ""
+    before, now = marker["settings"], json.loads(json.dumps(settings))
+    return "; ".join(f"{key} {before.get(key)!r}, now {now.get(key)!r}" for key in sorted(set(before) | set(now))
+                     if before.get(key) != now.get(key))
 
 
 def remove_partials(folder: Path, stem: str) -> None:
@@ -214,10 +219,12 @@ def find_scenes(shoot_dir: Path, group_by: str = "auto", log: Callable[[str], No
 
 
 def merge_scene(scene: Scene, out_dir: Path, method: Callable, settings: dict, formats: Sequence[str],
-                log: Callable[[str], None] | None = None, reference_index: int | None = None) -> tuple[float, list[str]]:
+                log: Callable[[str], None] | None = None, reference_index: int | None = None,
+                look: dict | None = None) -> tuple[float, list[str]]:
     """Load, merge and write one scene (outputs, then the done marker); returns the merge's seconds and warnings.
 
-    ``method`` is a :class:`~diffhdr_diffusers.methods.Method`.
+    ``method`` is a :class:`~diffhdr_diffusers.methods.Method`; ``look`` the preview's tone mapping
+    (:func:`~diffhdr_diffusers.tonemapping.tonemap_settings`; default its defaults).
     """
     from .io import write_preview, write_radiance
     from .methods.frames import frame_names, read_bracket
@@ -236,7 +243,7 @@ def merge_scene(scene: Scene, out_dir: Path, method: Callable, settings: dict, f
     for name in names[:-1]:
         write_radiance(out_dir / name, result.radiance, overwrite=True, metadata=metadata)
     reference = bracket.paths[result.reference_index] if bracket.paths else None
-    write_preview(out_dir / names[-1], result.radiance, overwrite=True, reference=reference)
+    write_preview(out_dir / names[-1], result.radiance, overwrite=True, reference=reference, **(look or {}))
     outputs = {name: {"bytes": (out_dir / name).stat().st_size, "sha256": _sha256(out_dir / name)} for name in names}
     marker = {"version": MARKER_VERSION, "scene": scene, "source": [str(path) for path in inputs], "settings": settings,
               "exposures": [float(ev) for ev in bracket.exposures],
@@ -275,6 +282,7 @@ def run_batch(
     progress: bool = True,
     reference_index: int | None = None,
     group_by: str = "auto",
+    look: dict | None = None,
 ) -> BatchSummary:
     """Merge every scene under ``shoot_dir`` into ``out_dir`` (this process's share of them).
 
@@ -293,6 +301,8 @@ def run_batch(
         reference_index: the reference frame of every bracket (default: its middle frame).
         group_by: ``folder`` (scene folders), ``time`` or ``count:N`` (a flat card folder's frames, grouped into
             brackets, see :func:`find_scenes`), or ``auto`` (grouped when ``shoot_dir`` holds frames itself).
+        look: the previews' tone mapping (``operator``, ``exposure``, ``saturation``, ``detail``:
+            :func:`~diffhdr_diffusers.tonemapping.tonemap_settings`); part of ``settings`` too, if it matters there.
 
     Returns:
         The :class:`BatchSummary`: of every rank on rank 0, of this rank's scenes elsewhere.
@@ -341,13 +351,14 @@ def run_batch(
                 continue
             bar.set_postfix_str(scene, refresh=False)
             start = time.perf_counter()
-            if not overwrite and stale_marker(out_dir, scene, settings):
-                outcomes.append(SceneOutcome(scene, "failed", f"{out_dir} holds its outputs merged with other settings; "
-                                             f"{ALLOW_OVERWRITE}, or choose another output folder"))
+            changed = "" if overwrite else stale_marker(out_dir, scene, settings)
+            if changed:
+                outcomes.append(SceneOutcome(scene, "failed", f"{out_dir} holds its outputs merged with other settings "
+                                             f"({changed}); {ALLOW_OVERWRITE}, or choose another output folder"))
                 failures_here += 1
             else:
                 try:
-                    seconds, fallbacks = merge_scene(entry, out_dir, method, settings, formats, log, reference_index)
+                    seconds, fallbacks = merge_scene(entry, out_dir, method, settings, formats, log, reference_index, look)
                     outcomes.append(SceneOutcome(scene, "fallback" if fallbacks else "done", " ".join(fallbacks),
                                                  seconds))
                 except (DiffHDRError, OSError, ValueError) as error:

@@ -90,8 +90,17 @@ def test_batch_writes_one_output_set_per_scene_and_resumes(shoot, reference_run,
     captured = capsys.readouterr().out
     assert f"0 done, 0 merged with a fallback, 0 skipped (already finished), {NUM_SCENES} failed" in captured and "other settings" in captured
     assert "pass --overwrite" in captured  # the library names the remedy; the CLI words it as its flag
+    assert "method 'flow-merge', now 'naive-merge'" in captured  # which setting differs
     assert main(["merge", str(shoot), "--out", str(out), "--method", "naive-merge", "--overwrite", *GAMMA]) == 0
     assert json.loads((out / "done" / f"{names[0]}.json").read_text())["settings"]["method"] == "naive-merge"
+
+    # The previews follow --tonemap, as a single merge's do (before, a shoot ignored it).
+    global_look = tmp_path / "global"
+    assert main(["merge", str(shoot), "--out", str(global_look), "--method", "flow-merge", "--tonemap", "global", *GAMMA]) == 0
+    assert (global_look / f"{names[2]}.png").read_bytes() != files[f"{names[2]}.png"]
+    single_png = tmp_path / "single.png"
+    assert main(["merge", str(shoot / names[2]), "-o", str(single_png), "--method", "flow-merge", "--tonemap", "global", *GAMMA]) == 0
+    assert (global_look / f"{names[2]}.png").read_bytes() == single_png.read_bytes()
 
 
 def test_a_bad_scene_fails_alone_with_its_reason(shoot, reference_run, tmp_path, capsys):

@@ -177,6 +177,8 @@ def test_a_folder_of_scene_folders_without_out_says_how_to_merge_a_shoot(tmp_pat
     line = single_error_line(err)
     assert code == 2 and "holds scene folders (beach, hall)" in line and "--out DIR" in line  # before: "found 0"
     assert not (tmp_path / "m.jpg").exists()
+    code, out, _ = run_cli(["merge", tmp_path / "shoot", "--out", tmp_path / "out", "--dry-run"], capfd)
+    assert code == 0 and "2. hall: 3 frames (folder hall): " in out  # before: "1 folder: hall", no frames
 
 
 def test_calibrate_writes_a_response_file_or_says_why_not(tmp_path, capfd):

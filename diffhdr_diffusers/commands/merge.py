@@ -156,10 +156,13 @@ def _run_batch(args: argparse.Namespace) -> int:
     if args.dry_run:
         from ..batch import find_scenes
 
+        from ..methods.frames import frame_files
+
         scenes = find_scenes(Path(args.inputs[0]), args.group_by)
         for index, scene in enumerate(scenes, start=1):
-            print(f"{index}. {scene.name}: {len(scene.inputs)} {'frames' if len(scene.inputs) > 1 else 'folder'}: "
-                  f"{', '.join(path.name for path in scene.inputs)}")
+            frames = frame_files([str(path) for path in scene.inputs])
+            where = f" (folder {scene.inputs[0].name})" if len(scene.inputs) == 1 else ""
+            print(f"{index}. {scene.name}: {len(frames)} frames{where}: {', '.join(path.name for path in frames)}")
         print(f"{len(scenes)} brackets; nothing merged (--dry-run).")
         return 0
     group = process_group()
@@ -167,9 +170,12 @@ def _run_batch(args: argparse.Namespace) -> int:
     if args.method == "diffhdr":
         device = resolve_device(args.device if args.device or group.device is None else str(group.device))
     method = method_from_args(args, device, progress=False)
-    summary = run_batch(args.inputs[0], args.out, method, method_settings(args, method),
+    from ..tonemapping import tonemap_settings
+
+    look = tonemap_settings(args.tonemap, args.tonemap_exposure, args.saturation, args.detail)
+    summary = run_batch(args.inputs[0], args.out, method, {**method_settings(args, method), "tonemap": look},
                         formats=args.format.replace(" ", "").split(","), overwrite=args.overwrite, group=group,
-                        reference_index=args.reference_index, group_by=args.group_by)
+                        reference_index=args.reference_index, group_by=args.group_by, look=look)
     if group.rank == 0:
         print(word_message(summary.text(), CLI_WORDING))
     return 1 if summary.failed else 0

@@ -9,14 +9,19 @@ from pathlib import Path
 from ..errors import MERGE_AS_SHOOT, InputError
 
 
-def count_frames(inputs: Sequence[str | os.PathLike]) -> int:
-    """How many frames ``inputs`` hold: the image files given, or the LDR images of one scene folder."""
+def frame_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """The frames ``inputs`` hold: the image files given, or the LDR and RAW images of one scene folder."""
     from ..io.scene import is_ldr, is_raw, scene_entries
 
     paths = [Path(item) for item in inputs]
     if len(paths) == 1 and paths[0].is_dir():
-        return sum(1 for path in scene_entries(paths[0]) if is_ldr(path) or is_raw(path))
-    return len(paths)
+        return [path for path in scene_entries(paths[0]) if is_ldr(path) or is_raw(path)]
+    return paths
+
+
+def count_frames(inputs: Sequence[str | os.PathLike]) -> int:
+    """How many frames ``inputs`` hold (:func:`frame_files`)."""
+    return len(frame_files(inputs))
 
 
 def read_bracket(inputs: str | os.PathLike | Sequence[str | os.PathLike], exposures: Sequence[float] | None = None,
