@@ -18,6 +18,7 @@ import importlib
 import re
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 
 from .errors import DiffHDRError, word_message
@@ -44,14 +45,17 @@ def run_command(prog: str, command: Callable[[], int | None]) -> int:
     """Run ``command()`` the way every entry point of the library does; returns the process exit code.
 
     A :class:`~diffhdr_diffusers.errors.DiffHDRError` is printed as ``"<prog>: error: <message>"`` with its
-    ``exit_code`` and no traceback, its remedies in the CLI's words (``--exposures``, ``--overwrite``, ...). Ctrl-C and SIGTERM unwind as ``KeyboardInterrupt`` (so atomic writers
+    ``exit_code`` and no traceback, its remedies in the CLI's words (``--exposures``, ``--overwrite``, ...). A Python
+    warning raised on the way is printed as one line, ``"<prog>: warning: <message>"``, without its source line. Ctrl-C and SIGTERM unwind as ``KeyboardInterrupt`` (so atomic writers
     remove their temporary files) and exit with 130. The previous SIGTERM handler comes back afterwards, so
     calling this from Python leaves the process as it was. ``command`` may return an exit code; `None` is 0.
     Used by ``diffhdr``, ``python -m diffhdr_diffusers.commands.evaluate`` and ``training/train_diffhdr.py``.
     """
     previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        return command() or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *_, **__: print(f"{prog}: warning: {message}", file=sys.stderr)
+            return command() or 0
     except DiffHDRError as error:
         from .commands.options import CLI_WORDING
 

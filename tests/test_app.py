@@ -22,6 +22,7 @@ from app_browser import browser_page, chromium_or_skip, served_app
 from merge_support import save_tiny_pipeline, write_scene
 
 from diffhdr_diffusers.io import read_radiance, write_ldr
+from diffhdr_diffusers.io.radiance import read_radiance_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "mountain_motion"
@@ -71,6 +72,8 @@ def _merge(page, expected: str = "camera response") -> str:
 
 
 def test_app_in_a_browser(tmp_path):
+    from playwright.sync_api import expect
+
     executable = chromium_or_skip()
     assert EXAMPLE.is_dir(), "the bundled example bracket is missing"
     model = save_tiny_pipeline(tmp_path / "tiny-model")
@@ -118,6 +121,10 @@ def test_app_in_a_browser(tmp_path):
         assert exr.suffix == ".exr"
         radiance = read_radiance(exr)
         assert radiance.shape == (256, 384, 3) and np.isfinite(radiance).all() and radiance.max() > 0
+        # ... and it records the merge as the CLI's does: method, reference frame, camera, frames not used.
+        recorded = read_radiance_metadata(exr)
+        assert (recorded["method"], recorded["reference_index"], recorded["rejected"]) == ("flow-merge", "1", "[]")
+        assert "response" in recorded["camera"]
 
         # A model folder with an ensemble of 2 gives the uncertainty map (tiny bracket, typed EVs: no EXIF).
         _upload(page, tiny_scene)
@@ -157,6 +164,11 @@ def test_app_in_a_browser(tmp_path):
         assert status.startswith("Done:"), status
         _, again = _image(page, "#preview")
         assert again.shape[:2] == (256, 384)
+        # A merge that fails takes the last result and its downloads away: they are not what the page now asks for.
+        page.locator("#exposures textarea, #exposures input").first.fill("0, 4, 4")
+        assert "Error" in _merge(page, "have the same exposure")
+        expect(page.locator("#preview img")).to_have_count(0, timeout=TIMEOUT_MS)
+        expect(page.locator("#download-exr")).to_be_disabled(timeout=TIMEOUT_MS)
 
         # Nothing was fetched from anywhere but the app itself.
         outside = [request for request in requests if not request.startswith((url.rstrip("/"), "data:", "blob:"))]

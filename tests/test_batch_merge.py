@@ -190,7 +190,7 @@ def test_scenes_merged_with_a_fallback_have_their_own_status_and_brackets_of_any
     assert main(["merge", str(shoot), "--out", str(out), "--method", "flow-merge", *GAMMA]) == 0
     text = capsys.readouterr().out
     assert "3 scenes: 2 done, 1 merged with a fallback, 0 skipped (already finished), 0 failed" in text
-    assert "  fallback c_mixed: 0.tif not used: " in text and "exposure ratio" in text
+    assert "  fallback c_mixed: 0.tif not used: only " in text and "% of informative pixels consistent" in text
     summary = json.loads((out / "summary.json").read_text())
     assert [row["status"] for row in summary["scenes"]] == ["done", "done", "fallback"] and summary["fallback"] == 1
     marker = json.loads((out / "done" / "c_mixed.json").read_text())

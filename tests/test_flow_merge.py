@@ -326,3 +326,17 @@ def test_black_level_follows_a_crushed_toe():
     crushed = np.where(smooth < 0.08, 0.0, smooth)  # a camera whose first code above black is 0.08 canonical
     assert black_bound_level(crushed) == pytest.approx(2 * crushed[crushed > 0].min())
     assert black_bound_level(np.zeros((8, 8, 3), np.float32)) == BLACK_BOUND_LEVEL
+
+
+def test_an_overexposed_reference_cannot_reject_the_frames_that_show_the_scene():
+    """The reference (+4 EV) shows 12 % of the image unclipped, mostly moving objects: too little to judge the
+    shortest frame by, which alone shows the background. Rejecting it (as before) scored 31.0 dB; used, 38.7."""
+    from diffhdr_diffusers.alignment.exposure import informative
+    from diffhdr_diffusers.metrics import psnr_mu
+
+    scene = synthesize_scene(8, 0, size=(96, 128), ev_sets=[(0.0, 2.0, 4.0, 6.0)])
+    assert informative(scene.images[2]).mean() < 0.15
+    merged = flow_merge(scene.images, scene.exposures, reference_index=2)
+    assert merged.alignment.failed == [False] * 4
+    truth = to_model_units(scene.radiance, scene.exposures)
+    assert psnr_mu(to_model_units(merged.radiance, scene.exposures), truth) > 36.0

@@ -90,6 +90,10 @@ def test_the_model_needs_its_frame_count_and_says_what_merges_other_brackets(tmp
     line = single_error_line(err)
     assert "exactly 3 frames" in line and "--method flow-merge" in line
     assert not (tmp_path / "m.exr").exists()
+    # The app passes the bundled pipeline loaded: its errors name it as such, not by its folder inside the package.
+    bundled = load_method(load_method(None).pipeline)
+    with pytest.raises(FrameCountError, match="^the bundled model merges exactly 3 frames"):
+        bundled(images[:2], [0.0, 2.0])
 
 
 def test_the_output_records_the_response_used(tmp_path, capfd):

@@ -255,3 +255,19 @@ def test_exif_pointer_is_a_real_exif_ifd(tmp_path, radiance):
     with tifffile.TiffFile(path) as tiff:
         exif = tiff.pages.first.tags[34665].value
     assert exif["ExposureTime"] == tuple(_rationals([1 / 60])) and exif["ISOSpeedRatings"] == 200
+
+
+@pytest.mark.parametrize("exif_in", ["ifd0", "exif"])
+def test_photo_of_a_raw_bracket_carries_its_camera_tags(tmp_path, radiance, exif_in, capsys):
+    """Pillow cannot open a DNG: the finished photo's camera tags come from exifread's reading of the reference
+    frame, quietly (before: a Python warning with its source line, and no tags)."""
+    from PIL import Image
+
+    from diffhdr_diffusers.cli import main
+
+    _bracket(tmp_path / "raw", radiance[:32, :48], exif_in=exif_in)
+    photo = tmp_path / "out.jpg"
+    assert main(["merge", str(tmp_path / "raw"), "--method", "flow-merge", "-o", str(photo)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    with Image.open(photo) as image:
+        assert image.getexif().get_ifd(0x8769)[33437] == 4.0  # the reference frame's f-number

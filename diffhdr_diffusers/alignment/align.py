@@ -10,7 +10,9 @@ occlusion, saturated/black pixels and photometric agreement at the measured expo
 A frame is rejected (``failed``, zero confidence; nothing raises) only when it does not match: too few of
 its informative pixels agree with the reference once aligned, or its exposure differs from the expected one
 by more than :data:`EXPOSURE_TOLERANCE` stops (a wrong camera response or wrong EVs, which a merge would
-turn into wrong radiance). Each rejection carries a one-line reason with the measured figure.
+turn into wrong radiance). A reference that shows less than :data:`MIN_REFERENCE_SHOWN` of the image
+informative judges no frame (its per-pixel confidence still applies). Each rejection carries a one-line
+reason with the measured figure.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from .homography import estimate_homography, scale_homography
 MIN_SIDE = 8
 FAIL_FRACTION = 0.15  # a frame fails when fewer of its informative pixels than this are consistent
 MIN_JUDGED = 0.02  # share of the image that must be informative in both frames to judge failure
+# Share of the image the reference must show informative to judge failure at all. Below it the reference cannot
+# vouch for or against a frame: in an overexposed bracket it often shows little but moving things, and
+# rejecting the short frames there left the output white.
+MIN_REFERENCE_SHOWN = 0.3
 EXPOSURE_TOLERANCE = 0.5  # stops: a frame whose measured exposure is further than this from its EV is rejected
 EXPOSURE_DEADBAND = 0.05  # stops: beyond this, the photometric check compares at the measured exposure
 
@@ -51,6 +57,11 @@ class RejectedFrame(int):
         frame = super().__new__(cls, index)
         frame.reason = reason or "alignment failed"
         return frame
+
+    @property
+    def index(self) -> int:
+        """The frame's index in the bracket."""
+        return int(self)
 
     def __repr__(self) -> str:
         return f"RejectedFrame({int(self)}, {self.reason!r})"
@@ -218,7 +229,7 @@ def _align_frame(
     consistency = 1.0 - uses_flow * (1.0 - _confidence.forward_backward(forward / np.maximum(uses_flow, 1e-6)[..., None], backward))
     within = inside(total)
     judged = both_valid & (within > 0.5)
-    enough = judged.mean() >= MIN_JUDGED
+    enough = judged.mean() >= MIN_JUDGED and informative(reference).mean() >= MIN_REFERENCE_SHOWN
 
     # The frame's exposure as measured where the flow is consistent; the photometric check compares the two
     # frames at that exposure, so that a slightly wrong EV does not read as a bad match.

@@ -152,6 +152,7 @@ class MergeResult:
     fallback: bool = False  # a frame was not used or the response fell back
 
     reference_index: int | None = None
+    metadata: dict = field(default_factory=dict)  # what the .exr carries, as the CLI writes it (MergeResult.metadata)
 
     @property
     def camera_text(self) -> str:
@@ -212,7 +213,7 @@ def merge(bracket, settings: MergeSettings, progress: Callable[[float, str], Non
     return MergeResult(radiance=result.radiance, reference=bracket.images[result.reference_index],
                        uncertainty=result.uncertainty, seconds=result.seconds, label=label, warnings=warnings,
                        camera=result.camera.to_dict(), fallback=result.fallback,
-                       reference_index=result.reference_index)
+                       reference_index=result.reference_index, metadata=result.metadata())
 
 
 def write_downloads(radiance: np.ndarray, folder: Path, stem: str, metadata: dict | None = None) -> tuple[Path, Path]:

@@ -118,7 +118,6 @@ def build_demo(model: str | None = None) -> gr.Blocks:
     def run_merge(files, exposures_text, read_text, method, model_id, fast, seed, ensemble, response, stops,
                   request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         folder = input_folder(request)
-        unchanged = (gr.update(),) * 7
         try:
             if not files:
                 raise work.InputError("no bracket yet: upload two or more exposures or pick an example.")
@@ -132,9 +131,9 @@ def build_demo(model: str | None = None) -> gr.Blocks:
             progress(1.0, desc="Writing .hdr and .exr")
             stem = f"{bracket.paths[len(bracket.paths) // 2].stem}_merged"
             hdr, exr = work.write_downloads(result.radiance, folders.folder(_session_hash(request)) / "outputs", stem,
-                                            metadata={"camera": result.camera})
-        except Exception as error:  # noqa: BLE001
-            return (gr.update(), *unchanged[:6], _status("Error", _error_message(error, folder)))
+                                            metadata=result.metadata)
+        except Exception as error:  # noqa: BLE001 (the last result and its downloads go: they are not this merge's)
+            return (*cleared_results(), _status("Error", _error_message(error, folder)))
         state = {"radiance": result.radiance, "reference": ldr_to_display(result.reference)}
         preview = tonemap_at(result.radiance, float(stops or 0.0))
         if result.uncertainty is not None:
@@ -147,7 +146,7 @@ def build_demo(model: str | None = None) -> gr.Blocks:
         timing = f"**Time:** {result.seconds:.2f} s with {_escape(result.label)}, {width}x{height} pixels."
         text = f"Merged {len(bracket.images)} exposures at EV {work.format_exposures(bracket.exposures)}; {result.camera_text}."
         kind = "Merged with a fallback" if result.fallback else "Done"
-        status = " ".join([_status(kind, text)] + [_status("Warning", warning) for warning in result.warnings])
+        status = "\n\n".join([_status(kind, text)] + [_status("Warning", warning) for warning in result.warnings])
         return (state, preview, (state["reference"], preview), uncertainty,
                 gr.update(value=str(hdr), interactive=True), gr.update(value=str(exr), interactive=True),
                 timing, status)

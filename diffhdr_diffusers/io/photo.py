@@ -33,10 +33,12 @@ import cv2
 import numpy as np
 import tifffile
 from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL.TiffImagePlugin import IFDRational
 
-from ..errors import InputError, OutputError
+from ..errors import ExposureError, InputError, OutputError
 from ..tonemapping import DEFAULT_OPERATOR, to_bits, tonemap, tonemap_settings
 from .atomic import atomic_path
+from .exposures import read_exif_tags
 from .formats import JPEG_SUFFIXES, PNG_SUFFIXES, TIFF_SUFFIXES
 from .png import PNG_SIGNATURE
 from .radiance import check_radiance
@@ -88,18 +90,39 @@ def camera_exif(reference: str | os.PathLike | None) -> Image.Exif:
             with Image.open(reference) as image:
                 source = image.getexif()
                 source_exif = source.get_ifd(EXIF_IFD)
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
-            warnings.warn(f"{reference}: EXIF could not be read ({error}); the photo is written without camera tags.",
-                          stacklevel=2)
-        else:
-            for tag in KEPT_TAGS:
-                if tag in source:
-                    exif[tag] = source[tag]
-            kept = {tag: source_exif[tag] for tag in KEPT_EXIF_TAGS if tag in source_exif}
-            if kept:
-                exif.get_ifd(EXIF_IFD).update(kept)
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+            try:  # a RAW frame (DNG, NEF, ...): Pillow does not open it, exifread reads its TIFF directories
+                source, source_exif = _exifread_tags(Path(reference))
+            except ExposureError as error:
+                warnings.warn(f"{reference}: EXIF could not be read ({error}); the photo is written without camera "
+                              "tags.", stacklevel=2)
+                source = source_exif = {}
+        exif.update({tag: source[tag] for tag in KEPT_TAGS if tag in source})
+        kept = {tag: source_exif[tag] for tag in KEPT_EXIF_TAGS if tag in source_exif}
+        if kept:
+            exif.get_ifd(EXIF_IFD).update(kept)
     exif[SOFTWARE_TAG] = f"diffhdr_diffusers {__version__}"
     return exif
+
+
+def _exifread_tags(path: Path) -> tuple[dict, dict]:
+    """(IFD0, Exif IFD) camera tags of a file Pillow cannot open, by tag number, as Pillow holds them. Exif tags a
+    DNG writer put in IFD0 count as Exif tags."""
+    ifd0, exif = {}, {}
+    for key, tag in read_exif_tags(path).items():
+        directory = key.split(" ", 1)[0]
+        if directory not in ("Image", "EXIF") or tag.field_type in (7, 1):
+            continue
+        if tag.field_type == 2:
+            value = str(tag.values).strip()
+        else:
+            values = [IFDRational(item.num, item.den) if tag.field_type in (5, 10) else int(item) for item in tag.values]
+            value = values[0] if len(values) == 1 else tuple(values)
+        if directory == "Image" and tag.tag in KEPT_TAGS:
+            ifd0[tag.tag] = value
+        elif tag.tag in KEPT_EXIF_TAGS:
+            exif[tag.tag] = value
+    return ifd0, exif
 
 
 def settings_text(settings: dict) -> str:

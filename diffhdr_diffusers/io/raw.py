@@ -166,9 +166,10 @@ def decode_raw(path: Path, data: bytes, half_size: bool = False, white_balance: 
         raise
     except rawpy.LibRawError as error:
         reason = error.args[0].decode(errors="replace") if error.args and isinstance(error.args[0], bytes) else str(error)
+        convert = "" if path.suffix.lower() == ".dng" else " or convert it to DNG"
         raise ImageReadError(
             f"{path}: LibRaw cannot read this RAW file ({type(error).__name__}: {reason}); it may be truncated, "
-            "damaged or from an unsupported camera: copy it from the card again or convert it to DNG."
+            f"damaged or from an unsupported camera: copy it from the card again{convert}."
         ) from error
     check_size(path, camera)
     return RawImage(camera.astype(np.float32) / np.float32(OUTPUT_WHITE), matrix, list(white_balance), warnings + notes)

@@ -22,13 +22,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from ..alignment import RejectedFrame
 from ..errors import USE_FLOW_MERGE, InputError
 from ..hdr_domain import GAMMA
 from .classical import BASELINES
-from .rejection import describe_rejection
 
 MODEL = "diffhdr"
 CLASSICAL = tuple(sorted(BASELINES))
@@ -43,14 +44,6 @@ class FrameCountError(InputError):
     """The model merges a fixed number of frames and the bracket has another; ``suggested_method`` merges it."""
 
     suggested_method = "flow-merge"
-
-
-@dataclass
-class RejectedFrame:
-    """A frame the merge did not use (its alignment to the reference failed), and why, with the measured figure."""
-
-    index: int
-    reason: str
 
 
 @dataclass
@@ -125,10 +118,8 @@ class Method:
         canonical, camera = apply_camera(frames, exposures, self.response if response is None else response,
                                          gamma=self.gamma, reference_index=reference_index)
         mapped = time.perf_counter()
-        radiance, uncertainty, failed = self.merge(canonical, camera.exposures, reference_index)
+        radiance, uncertainty, rejected = self.merge(canonical, camera.exposures, reference_index)
         end = time.perf_counter()
-        rejected = [RejectedFrame(index, describe_rejection(canonical, camera.exposures, reference_index, index,
-                                                            self.gamma)) for index in failed]
         return MergeResult(np.asarray(radiance, dtype=np.float32), uncertainty, rejected, camera, reference_index,
                            end - start, {"camera": mapped - start, "merge": end - mapped}, self.label)
 
@@ -154,7 +145,8 @@ class Method:
         return index
 
     def merge(self, frames: list[np.ndarray], exposures: list[float], reference_index: int):
-        """``(radiance, uncertainty or None, indices of frames not used)`` of canonical frames."""
+        """``(radiance, uncertainty or None, the frames not used)`` of canonical frames; each frame not used is a
+        :class:`~diffhdr_diffusers.alignment.RejectedFrame`, its index with alignment's reason."""
         raise NotImplementedError
 
 
@@ -166,7 +158,7 @@ class ClassicalMethod(Method):
             from .. import merging
 
             merged = merging.flow_merge_radiance(frames, exposures, reference_index, details=True)  # bounded memory
-            return merged.radiance, None, [index for index, failed in enumerate(merged.failed) if failed]
+            return merged.radiance, None, merged.rejected
         return BASELINES[self.name](frames, exposures, reference_index), None, []
 
 
@@ -286,7 +278,11 @@ def load_method(name_or_model=None, device: str | None = None, response=None, tr
         pipeline = load_pipeline(model, device, trust_remote_code, progress)
         label = model or "bundled model"
     else:
+        from ..pipelines.loading import DEFAULT_MODEL_DIR
+
         pipeline, label = name_or_model, getattr(name_or_model, "name_or_path", None) or "pipeline"
+        if Path(label).resolve() == DEFAULT_MODEL_DIR:
+            label = "bundled model"
         if device is not None:
             pipeline = pipeline.to(device)
     return ModelMethod(pipeline, str(label), response, **sampling)
