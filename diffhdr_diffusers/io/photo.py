@@ -90,10 +90,12 @@ def camera_exif(reference: str | os.PathLike | None) -> Image.Exif:
             with Image.open(reference) as image:
                 source = image.getexif()
                 source_exif = source.get_ifd(EXIF_IFD)
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
             try:  # a RAW frame (DNG, NEF, ...): Pillow does not open it, exifread reads its TIFF directories
                 source, source_exif = _exifread_tags(Path(reference))
-            except ExposureError as error:
+            except ExposureError as exif_error:
+                source, error = None, exif_error
+            if source is None:
                 warnings.warn(f"{reference}: EXIF could not be read ({error}); the photo is written without camera "
                               "tags.", stacklevel=2)
                 source = source_exif = {}
@@ -106,10 +108,13 @@ def camera_exif(reference: str | os.PathLike | None) -> Image.Exif:
 
 
 def _exifread_tags(path: Path) -> tuple[dict, dict]:
-    """(IFD0, Exif IFD) camera tags of a file Pillow cannot open, by tag number, as Pillow holds them. Exif tags a
-    DNG writer put in IFD0 count as Exif tags."""
+    """(IFD0, Exif IFD) camera tags of a file Pillow cannot open, by tag number, as Pillow holds them; ``(None,
+    None)`` if exifread finds no tags at all. Exif tags a DNG writer put in IFD0 count as Exif tags."""
     ifd0, exif = {}, {}
-    for key, tag in read_exif_tags(path).items():
+    tags = read_exif_tags(path)
+    if not tags:
+        return None, None
+    for key, tag in tags.items():
         directory = key.split(" ", 1)[0]
         if directory not in ("Image", "EXIF") or tag.field_type in (7, 1):
             continue
