@@ -216,6 +216,7 @@ def test_upload_checks_and_typed_exposures(tmp_path):
     from diffhdr_diffusers.app import session
     from diffhdr_diffusers.errors import ExposureError, InputError
 
+    assert session.format_exposures([-4.05889, 0.0, 2.0]) == "-4.06, 0, 2"  # EXIF's 1/1000 s against 1/60 s
     assert session.parse_exposures("  ") is None
     assert session.parse_exposures("-2, 0;2 4") == [-2.0, 0.0, 2.0, 4.0]
     for bad in ("0, two", "0, nan", "inf"):

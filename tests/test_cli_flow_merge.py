@@ -45,3 +45,19 @@ def test_frames_of_another_scene_warn_in_one_line_and_still_merge(tmp_path, capf
                                             r"reference \(15 % needed\)", warnings[0]), err
     assert json.loads(read_radiance_metadata(tmp_path / "m.exr")["rejected"])[0]["index"] == 0
     assert "Traceback" not in err
+
+
+def test_one_command_writes_a_16_bit_tiff_a_jpeg_and_a_jpeg_preview(tmp_path, capfd):
+    """--bits 16 is for the PNG/TIFF photo; the JPEG beside it is 8-bit (before: an error, so two runs)."""
+    import tifffile
+    from PIL import Image
+
+    scene = synthesize_scene(seed=2, index=0, size=(48, 64), ev_sets=[(0.0, 2.0, 4.0)])
+    paths = _write(tmp_path / "in", scene.images)
+    code, _, err = run_cli(["merge", *paths, "--method", "flow-merge", "--exposures", "0,2,4", "-o", tmp_path / "m.tif",
+                            "-o", tmp_path / "m.jpg", "--bits", "16", "--preview", tmp_path / "p.jpg"], capfd)
+    assert code == 0, err
+    assert tifffile.imread(tmp_path / "m.tif").dtype == np.uint16
+    for name in ("m.jpg", "p.jpg"):
+        with Image.open(tmp_path / name) as image:
+            assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (64, 48))

@@ -202,8 +202,8 @@ def test_preview_is_the_natural_photo_and_app_slider_matches(tmp_path):
     np.testing.assert_array_equal(cv2.imread(str(path))[..., ::-1], preview)
     np.testing.assert_array_equal(tonemap_at(radiance, 0.0), preview)
     np.testing.assert_array_equal(tonemap_at(radiance, 1.0), tonemap_preview(radiance, exposure=1.0))
-    with pytest.raises(OutputError, match=".png"):
-        write_preview(tmp_path / "p.jpg", radiance)
+    with pytest.raises(OutputError, match=r"\.png, \.jpg, \.jpeg, not '\.tif'"):
+        write_preview(tmp_path / "p.tif", radiance)
 
 
 @pytest.mark.parametrize("operator", OPERATORS)

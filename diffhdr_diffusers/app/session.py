@@ -82,7 +82,8 @@ def parse_exposures(text: str | None) -> list[float] | None:
 
 
 def format_exposures(exposures: Sequence[float]) -> str:
-    return ", ".join(f"{value:g}" for value in exposures)
+    """EVs as the page shows them: to 0.01 stops (EXIF's 1/1000 s against 1/60 s reads -4.06, not -4.05889)."""
+    return ", ".join(f"{round(value, 2) + 0.0:g}" for value in exposures)
 
 
 def stage_upload(paths: Sequence[str | Path], folder: Path) -> Path:

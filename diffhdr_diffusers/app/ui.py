@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 TITLE = "diffhdr-diffusers: merge an exposure bracket into HDR"
 INTRO = (
-    "Upload two or more exposures of one scene (short to long; 8/16-bit TIFF, PNG or JPEG), or pick an example. "
-    "Exposures come from EXIF or an uploaded `exposure.txt`, or type them in EV stops. The merge is linear HDR "
+    "Upload two or more exposures of one scene (8/16-bit TIFF, PNG, JPEG or camera RAW), or pick an example. "
+    "Exposures come from EXIF or an uploaded exposure file (`exposure.txt` in EV, `exposure_times.txt` in seconds, "
+    "`relative_exposures.txt` as ratios), or type them in EV stops. The merge is linear HDR "
     "radiance aligned to the middle exposure; the preview is tonemapped, and the downloads are the radiance itself."
 )
 _MARKDOWN_SPECIAL = "\\`*_{}[]<>#|~"
@@ -108,7 +109,7 @@ def build_demo(model: str | None = None) -> gr.Blocks:
         except Exception as error:  # noqa: BLE001 (every failure becomes a message in the page)
             return ([], "", "", _status("Error", _error_message(error, folder)), *cleared_results())
         read = work.format_exposures(bracket.exposures)
-        gallery = [(ldr_to_display(image), f"{path.name}: EV {ev:g}")
+        gallery = [(ldr_to_display(image), f"{path.name}: EV {work.format_exposures([ev])}")
                    for image, path, ev in zip(bracket.images, bracket.paths, bracket.exposures)]
         height, width = bracket.images[0].shape[:2]
         text = (f"{len(bracket.images)} exposures, {width}x{height}, EV {read} (read from "
@@ -168,12 +169,12 @@ def build_demo(model: str | None = None) -> gr.Blocks:
             with gr.Column(scale=2, min_width=320):
                 example = gr.Dropdown(choices=[""] + list(examples), value="", label="Example bracket",
                                       visible=bool(examples), elem_id="example")
-                files = gr.File(file_count="multiple", label="Bracket images (2 or more) and optional exposure.txt",
+                files = gr.File(file_count="multiple", label="Bracket images or RAW files (2 or more) and an optional exposure file",
                                 elem_id="files")
                 frames = gr.Gallery(label="Frames, short to long", columns=4, height=150, object_fit="contain",
                                     allow_preview=False, elem_id="frames")
                 exposures = gr.Textbox(label="Exposures (EV stops, short to long)", elem_id="exposures",
-                                       placeholder="read from EXIF or exposure.txt, or type e.g. -2, 0, 2")
+                                       placeholder="read from EXIF or the exposure file, or type e.g. -2, 0, 2")
                 method = gr.Radio(list(work.METHODS), value=work.METHOD_MODEL, label="Method", elem_id="method")
                 model_box = gr.Textbox(value=model or "", label="Model folder or Hub repo id", elem_id="model",
                                        placeholder="path/to/pipeline or user/repo", visible=False)

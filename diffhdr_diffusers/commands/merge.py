@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..camera import describe_camera
 from ..errors import InputError, OutputError, word_message
-from ..io.formats import RADIANCE_OUTPUT_SUFFIXES
+from ..io.formats import PREVIEW_SUFFIXES, RADIANCE_OUTPUT_SUFFIXES
 from .options import CLI_WORDING, add_method_arguments, exposure_list, method_from_args, method_settings
 
 
@@ -48,7 +48,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--dry-run", action="store_true", help="batch mode: list the brackets found, merge nothing")
     parser.add_argument("--format", default="hdr", metavar="hdr|exr|hdr,exr",
                         help="batch mode: radiance format(s) to write per scene (default hdr)")
-    parser.add_argument("--preview", metavar="PNG", help="also write a tonemapped 8-bit PNG preview")
+    parser.add_argument("--preview", metavar="PNG|JPG", help="also write a tonemapped 8-bit PNG or JPEG preview")
     photo = parser.add_argument_group("finished photo (-o x.jpg|png|tif, --preview)")
     photo.add_argument("--tonemap", default="natural", choices=("natural", "global", "none"),
                        help="tone mapping: natural (local, keeps highlight and shadow detail; default), global "
@@ -58,7 +58,8 @@ def add_parser(subparsers) -> None:
     photo.add_argument("--saturation", type=float, default=1.0, help="colour saturation (default 1)")
     photo.add_argument("--detail", type=float, default=1.0, help="local detail strength, natural only (default 1)")
     photo.add_argument("--quality", type=int, default=95, help="JPEG quality 1-100 (default 95)")
-    photo.add_argument("--bits", type=int, default=8, choices=(8, 16), help="PNG/TIFF bit depth (default 8)")
+    photo.add_argument("--bits", type=int, default=8, choices=(8, 16),
+                       help="PNG/TIFF bit depth (default 8; a JPEG is 8-bit whatever this says)")
     parser.add_argument("--half-size", action="store_true",
                         help="RAW frames: decode at half size (4x fewer pixels, much faster)")
     parser.add_argument("--exposures", type=exposure_list, metavar="EV,EV,...",
@@ -78,6 +79,13 @@ def _output(path: str, overwrite: bool, suffixes: tuple[str, ...]) -> Path:
     if Path(path).suffix.lower() not in suffixes:
         raise OutputError(f"{path}: unsupported output type; use one of {', '.join(suffixes)}.")
     return check_output_path(path, overwrite)
+
+
+def _bits(path: Path, bits: int) -> int:
+    """``--bits`` for a PNG or TIFF photo; a JPEG holds 8 bits, so ``-o x.tif -o x.jpg --bits 16`` writes both."""
+    from ..io.formats import JPEG_SUFFIXES
+
+    return 8 if path.suffix.lower() in JPEG_SUFFIXES else bits
 
 
 def _warn(message: str) -> None:
@@ -101,8 +109,8 @@ def run(args: argparse.Namespace) -> int | None:
     outputs = [_output(path, args.overwrite, RADIANCE_OUTPUT_SUFFIXES + PHOTO_SUFFIXES) for path in args.output]
     for path in outputs:
         if path.suffix.lower() in PHOTO_SUFFIXES:
-            check_photo_options(path, args.bits, args.quality)
-    preview = _output(args.preview, args.overwrite, (".png",)) if args.preview else None
+            check_photo_options(path, _bits(path, args.bits), args.quality)
+    preview = _output(args.preview, args.overwrite, PREVIEW_SUFFIXES) if args.preview else None
     if args.uncertainty and args.method == "diffhdr" and args.ensemble < 2:
         raise InputError("--uncertainty needs --ensemble K with K >= 2 (the std of one sample is not defined).")
     uncertainty = _output(args.uncertainty, args.overwrite, (".exr",)) if args.uncertainty else None
@@ -128,7 +136,7 @@ def run(args: argparse.Namespace) -> int | None:
     for path in outputs:
         if path.suffix.lower() in PHOTO_SUFFIXES:
             written = write_photo(path, result.radiance, look["operator"], look["exposure"], look["saturation"],
-                                  look["detail"], bits=args.bits, quality=args.quality, reference=reference,
+                                  look["detail"], bits=_bits(path, args.bits), quality=args.quality, reference=reference,
                                   overwrite=args.overwrite)
         else:
             written = write_radiance(path, result.radiance, overwrite=args.overwrite, metadata=metadata,

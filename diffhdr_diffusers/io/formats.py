@@ -30,6 +30,9 @@ RADIANCE_SUFFIXES = (".hdr", ".exr")
 RADIANCE_OUTPUT_SUFFIXES = RADIANCE_SUFFIXES + (".dng",)
 """Linear radiance outputs: also a linear (LinearRaw) DNG for raw editors (:mod:`.dng`)."""
 
+PREVIEW_SUFFIXES = PNG_SUFFIXES + JPEG_SUFFIXES
+"""8-bit tone-mapped previews (``--preview``)."""
+
 MIN_SIZE = 8
 """Smallest accepted image side in pixels."""
 
