@@ -22,6 +22,7 @@ from app_browser import browser_page, chromium_or_skip, served_app
 from merge_support import save_tiny_pipeline, write_scene
 
 from diffhdr_diffusers.io import read_radiance, write_ldr
+from diffhdr_diffusers.io.exposures import format_exposures
 from diffhdr_diffusers.io.radiance import read_radiance_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,7 +217,7 @@ def test_upload_checks_and_typed_exposures(tmp_path):
     from diffhdr_diffusers.app import session
     from diffhdr_diffusers.errors import ExposureError, InputError
 
-    assert session.format_exposures([-4.05889, 0.0, 2.0]) == "-4.06, 0, 2"  # EXIF's 1/1000 s against 1/60 s
+    assert format_exposures([-4.05889, 0.0, 2.0]) == "-4.06, 0, 2"  # EXIF's 1/1000 s against 1/60 s
     assert session.parse_exposures("  ") is None
     assert session.parse_exposures("-2, 0;2 4") == [-2.0, 0.0, 2.0, 4.0]
     for bad in ("0, two", "0, nan", "inf"):

@@ -133,6 +133,13 @@ def test_estimate_measures_an_exposure_error(desk):
     ratio = (measured[2] - measured[1]) / (measured[1] - measured[0])
     assert ratio == pytest.approx(1.2, abs=0.06)
     assert any("measured exposure" in warning for warning in estimate.warnings)
+    # Front ends name the frame by its file (as a frame not used is named), not "frame 3".
+    from diffhdr_diffusers.methods import load_method
+
+    small = cv2.resize(desk, (desk.shape[1] // 2, desk.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    result = load_method("flow-merge")(capture(small, "srgb", true), nominal)
+    lines = result.warnings(["a.jpg", "b.jpg", "c.jpg"])
+    assert any(line.startswith("camera response: c.jpg: measured exposure +2.") for line in lines), lines
 
 
 def test_estimate_ignores_what_camera_shake_brings_into_a_frame(monkeypatch):

@@ -81,11 +81,6 @@ def parse_exposures(text: str | None) -> list[float] | None:
     return values
 
 
-def format_exposures(exposures: Sequence[float]) -> str:
-    """EVs as the page shows them: to 0.01 stops (EXIF's 1/1000 s against 1/60 s reads -4.06, not -4.05889)."""
-    return ", ".join(f"{round(value, 2) + 0.0:g}" for value in exposures)
-
-
 def stage_upload(paths: Sequence[str | Path], folder: Path) -> Path:
     """Copy uploaded files into a fresh ``folder`` (a scene folder for ``load_bracket``); return it.
 

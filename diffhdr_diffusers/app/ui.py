@@ -23,6 +23,7 @@ from ..errors import (  # noqa: E402
     ExposureError,
     word_message,
 )
+from ..io.exposures import format_exposures  # noqa: E402
 from . import session as work  # noqa: E402
 from .tonemap import ldr_to_display, tonemap_at, uncertainty_to_display  # noqa: E402
 
@@ -108,8 +109,8 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                 return (gallery, "", "", _status("Exposures needed", message), *cleared_results())
         except Exception as error:  # noqa: BLE001 (every failure becomes a message in the page)
             return ([], "", "", _status("Error", _error_message(error, folder)), *cleared_results())
-        read = work.format_exposures(bracket.exposures)
-        gallery = [(ldr_to_display(image), f"{path.name}: EV {work.format_exposures([ev])}")
+        read = format_exposures(bracket.exposures)
+        gallery = [(ldr_to_display(image), f"{path.name}: EV {format_exposures([ev])}")
                    for image, path, ev in zip(bracket.images, bracket.paths, bracket.exposures)]
         height, width = bracket.images[0].shape[:2]
         text = (f"{len(bracket.images)} exposures, {width}x{height}, EV {read} (read from "
@@ -145,7 +146,7 @@ def build_demo(model: str | None = None) -> gr.Blocks:
             uncertainty = gr.update(value=None, visible=False)
         height, width = result.radiance.shape[:2]
         timing = f"**Time:** {result.seconds:.2f} s with {_escape(result.label)}, {width}x{height} pixels."
-        text = f"Merged {len(bracket.images)} exposures at EV {work.format_exposures(bracket.exposures)}; {result.camera_text}."
+        text = f"Merged {len(bracket.images)} exposures at EV {format_exposures(bracket.exposures)}; {result.camera_text}."
         kind = "Merged with a fallback" if result.fallback else "Done"
         status = "\n\n".join([_status(kind, text)] + [_status("Warning", warning) for warning in result.warnings])
         return (state, preview, (state["reference"], preview), uncertainty,

@@ -316,12 +316,11 @@ def estimate_camera(
             base = evs[reference_index]
             corrections = np.array([(factor - 1.0) * (ev - base) + factor * c for ev, c in zip(evs, corrections)])
             given = max(abs(ev - base) for ev in evs)
-            stretched = [f"{factor * (ev - base):+.2f}" for ev in evs]
             stretch_warning = (f"with the exposures given ({given:g} EV from the reference at most) the camera curve "
                                f"would span only {span:.1f} stops from dark to bright codes, where cameras span "
-                               f"{typical:.1f} or more; merging as {', '.join(stretched)} EV, as such a camera "
-                               f"would have shot it; if the exposures are right, name the response (srgb, or a "
-                               f"calibrated one)")
+                               f"{typical:.1f} or more; merging with the exposures {factor:.1f} times as far apart, "
+                               f"as such a camera would have shot them; if the exposures are "
+                               f"right, name the response (srgb, or a calibrated one)")
         units_curve, grey_stops = closest_curve_units(response)
     measured = [ev + float(correction) for ev, correction in zip(evs, corrections)]
     warnings = [stretch_warning] if stretch_warning else []

@@ -46,6 +46,7 @@ def brackets_of(inputs: list[str]) -> list[list[str]]:
 def run(args: argparse.Namespace) -> None:
     from ..camera import estimate_camera
     from ..io import check_output_path
+    from ..io.exposures import format_exposures
     from ..methods.frames import read_bracket
 
     output = Path(args.output)
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> None:
             reasons.append(f"{bracket.name}: {'; '.join(estimate.warnings) or 'estimation fell back'}")
             continue
         estimate.response.save(output)  # checked above: absent, or --overwrite
-        print(f"{bracket.name}: response estimated; exposures EV {', '.join(f'{ev:g}' for ev in estimate.exposures)}")
+        print(f"{bracket.name}: response estimated; exposures EV {format_exposures(estimate.exposures)}")
         print(f"wrote {output}")
         return
     raise InputError(f"no bracket gave a response estimate ({'; '.join(reasons)}); nothing was written. Try brackets "

@@ -95,6 +95,7 @@ def _warn(message: str) -> None:
 def run(args: argparse.Namespace) -> int | None:
     from ..devices import resolve_device
     from ..io import write_preview, write_radiance
+    from ..io.exposures import format_exposures
     from ..io.photo import write_photo
     from ..methods.frames import count_frames, frame_names, read_bracket
 
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int | None:
     if count >= 2:  # a bracket the method can't merge fails before it is read (fewer frames: the reader says so)
         method.reference_for(count, args.reference_index)
     bracket = read_bracket(args.inputs, exposures=args.exposures, half_size=args.half_size)
-    print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {', '.join(f'{e:g}' for e in bracket.exposures)}, "
+    print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {format_exposures(bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
     result = method.merge_bracket(bracket, reference_index=args.reference_index)
     print(describe_camera(result.camera.to_dict(), result.reference_index))

@@ -82,6 +82,11 @@ def read_relative_exposures_txt(path: str | os.PathLike) -> list[float]:
     return reference_at_zero([math.log2(ratio) for ratio in ratios])
 
 
+def format_exposures(exposures: Sequence[float]) -> str:
+    """EVs as front ends show them: to 0.01 stops (EXIF's 1/1000 s against 1/60 s reads -4.06, not -4.05889)."""
+    return ", ".join(f"{round(float(value), 2) + 0.0:g}" for value in exposures)
+
+
 def reference_at_zero(stops: Sequence[float]) -> list[float]:
     """Shift EV stops so that the reference (middle, index ``N // 2``) frame is at EV 0."""
     reference = stops[len(stops) // 2] if stops else 0.0

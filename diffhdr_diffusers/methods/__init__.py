@@ -19,6 +19,7 @@ name, the device, the CPU window budget, the presets (:func:`fast_preset`), ense
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -78,7 +79,9 @@ class MergeResult:
 
     def warnings(self, names: Sequence[str] | None = None) -> list[str]:
         """One line per fallback (response, exposure correction, each rejected frame), frames named by ``names``."""
-        lines = list(self.notes) + [f"camera response: {warning}" for warning in self.camera.warnings]
+        camera = [re.sub(r"^frame (\d+):", lambda match: f"{names[int(match.group(1)) - 1]}:", warning) if names
+                  else warning for warning in self.camera.warnings]
+        lines = list(self.notes) + [f"camera response: {warning}" for warning in camera]
         for frame in self.rejected:
             name = names[frame.index] if names else f"frame {frame.index + 1}"
             lines.append(f"{name} not used: {frame.reason}; the merge uses the reference frame there.")
