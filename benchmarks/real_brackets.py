@@ -154,7 +154,10 @@ def main() -> None:
             except InputError as error:
                 print(f"| {name} | {label} | {error} |")
                 continue
-            row = score(bracket.images, result.camera.exposures[reference_index], reference_index, result.radiance,
+            radiance = result.radiance
+            if bracket.camera_to_rec709 is not None:  # scored in the frames' own RGB (an ICC profile's), as they are
+                radiance = radiance @ np.linalg.inv(bracket.camera_to_rec709).T.astype(np.float32)
+            row = score(bracket.images, result.camera.exposures[reference_index], reference_index, radiance,
                         len(result.rejected))
             seconds = result.seconds
             print(f"| {name} | {label} | {row['rejected']} | {row['hi px']:.1%} | {row['above clip']:.0%} | "

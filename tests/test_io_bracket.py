@@ -174,3 +174,31 @@ def test_several_ground_truths_rejected(tmp_path):
         load_bracket(scene)
     shutil.move(scene / "two.exr", tmp_path / "two.exr")
     assert load_bracket(scene).ground_truth == scene / "one.hdr"
+
+
+def test_frames_in_adobe_rgb_are_merged_into_rec709_colours(shared_data, tmp_path, capfd):
+    """sculpture_garden's TIFFs embed Adobe RGB (1998); read as sRGB their colours came out desaturated. The same
+    frames written with and without that profile merge to radiance one colour matrix apart."""
+    import tifffile
+    from PIL import Image
+
+    from diffhdr_diffusers.cli import main
+    from diffhdr_diffusers.data.synth import synthesize_scene
+    from diffhdr_diffusers.io import read_radiance
+
+    with Image.open(shared_data / "real_brackets" / "sculpture_garden" / "1.tif") as image:
+        adobe = image.info["icc_profile"]
+    scene = synthesize_scene(seed=2, index=0, size=(48, 64), ev_sets=[(-2.0, 0.0, 2.0)])
+    for name, profile in (("plain", None), ("adobe", adobe)):
+        (tmp_path / name).mkdir()
+        for index, frame in enumerate(scene.images):
+            codes = np.round(np.clip(frame, 0, 1) * 65535).astype(np.uint16)
+            tifffile.imwrite(tmp_path / name / f"{index}.tif", codes, photometric="rgb", iccprofile=profile)
+        (tmp_path / name / "exposure.txt").write_text("-2\n0\n2\n")
+        assert main(["merge", str(tmp_path / name), "--method", "flow-merge", "--response", "gamma:2.2",
+                     "-o", str(tmp_path / f"{name}.exr")]) == 0
+    assert "Adobe RGB (1998) colours converted to sRGB" in capfd.readouterr().out
+    plain, converted = read_radiance(tmp_path / "plain.exr"), read_radiance(tmp_path / "adobe.exr")
+    adobe_to_rec709 = np.array([[1.3984, -0.3983, 0.0], [0.0, 1.0, 0.0], [0.0, -0.0429, 1.0429]])  # the known matrix
+    np.testing.assert_allclose(converted, np.clip(plain @ adobe_to_rec709.T, 0, None), rtol=2e-3, atol=2e-4)
+    assert load_bracket(tmp_path / "plain").colour_profile is None

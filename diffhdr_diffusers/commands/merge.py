@@ -126,8 +126,9 @@ def run(args: argparse.Namespace) -> int | None:
     if count >= 2:  # a bracket the method can't merge fails before it is read (fewer frames: the reader says so)
         method.reference_for(count, args.reference_index)
     bracket = read_bracket(args.inputs, exposures=args.exposures, half_size=args.half_size)
+    colours = f", {bracket.colour_profile} colours converted to sRGB" if bracket.colour_profile else ""
     print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {format_exposures(bracket.exposures)}, "
-          f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels")
+          f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels{colours}")
     result = method.merge_bracket(bracket, reference_index=args.reference_index)
     print(describe_camera(result.camera.to_dict(), result.reference_index))
     for warning in result.warnings(frame_names(bracket)):

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import InputError
 from .decode import read_bytes
 from .exposures import exposures_from_exif, sort_by_exposure
+from .icc import rgb_to_rec709
 from .ldr import read_ldr
 from .raw import decode_raw, to_rec709
 from .scene import (
@@ -47,7 +48,10 @@ class Bracket:
         warnings: one line each, for the front end to show: the frames were sorted by exposure, the
             EXIF contradicts the exposure file, a RAW file had no white balance, ``half_size`` did not apply.
         camera_to_rec709: for RAW brackets, the (3, 3) matrix from the frames' camera RGB to linear
-            sRGB/Rec.709 (the reference frame's, from LibRaw); ``None`` when the frames are RGB already.
+            sRGB/Rec.709 (the reference frame's, from LibRaw); for LDR frames whose embedded ICC profile has
+            other primaries than sRGB's (Adobe RGB, Display P3), the matrix from their linear RGB
+            (:mod:`.icc`); ``None`` when the frames are sRGB/Rec.709 already.
+        colour_profile: the name of the embedded profile ``camera_to_rec709`` comes from (LDR frames), if any.
     """
 
     images: list[np.ndarray]
@@ -58,13 +62,14 @@ class Bracket:
     response_hint: str | None = None
     warnings: list[str] = field(default_factory=list)
     camera_to_rec709: np.ndarray | None = None
+    colour_profile: str | None = None
 
     def to_rec709(self, radiance: np.ndarray) -> np.ndarray:
         """Merged radiance (H, W, 3) in the frames' colours to linear Rec.709, the colours of every output.
 
-        RAW brackets are merged in camera RGB, where each channel clips on its own as the merge's
-        saturation rules assume; this applies the camera's colour matrix once, after the merge
-        (out-of-gamut negatives become 0). For LDR brackets it returns ``radiance`` unchanged.
+        RAW brackets are merged in camera RGB, and LDR frames in their own RGB, where each channel clips on
+        its own as the merge's saturation rules assume; this applies the colour matrix once, after the merge
+        (out-of-gamut negatives become 0). For sRGB frames it returns ``radiance`` unchanged.
         """
         if self.camera_to_rec709 is None:
             return radiance
@@ -174,15 +179,17 @@ def load_bracket(
     raw = is_raw(images[0])
     if half_size and not raw:
         warnings.append("half size applies to RAW files only; the images are read at full size.")
-    matrix = None
+    matrix, profile = None, None
     if raw:
         arrays, matrix = _read_raw_frames(images, half_size, warnings)
     else:
         arrays = [read_ldr(path) for path in images]
+        matrix, profile = rgb_to_rec709(images[len(images) // 2]) or (None, None)
     sizes = {array.shape[:2] for array in arrays}
     if len(sizes) > 1:
         listing = ", ".join(f"{path.name} {array.shape[1]}x{array.shape[0]}" for path, array in zip(images, arrays))
         raise InputError(f"images differ in size ({listing}); all exposures of a bracket must have the same size.")
     return Bracket(images=arrays, exposures=exposures, paths=list(images), ground_truth=ground_truth, name=name,
-                   response_hint=LINEAR if raw else None, warnings=warnings, camera_to_rec709=matrix)
+                   response_hint=LINEAR if raw else None, warnings=warnings, camera_to_rec709=matrix,
+                   colour_profile=profile)
 
