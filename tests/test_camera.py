@@ -340,3 +340,16 @@ def test_real_bracket_outer_frames_4_stops_apart_are_both_used():
     frames, camera = apply_camera(bracket.images, bracket.exposures, "auto", reference_index=1)
     merged = flow_merge(frames, camera.exposures, reference_index=1)
     assert merged.alignment.failed == [False, False], merged.alignment.reasons
+
+
+def test_the_camera_line_says_what_the_exposures_are():
+    """Measured where the bracket corrected them; as given (and why) for two frames, which cannot measure their
+    ratio apart from the curve's steepness; plain for a named response."""
+    from diffhdr_diffusers.camera import describe_camera
+
+    three = {"response": "auto", "source": "auto", "exposures": [-2.02, 0.0, 2.04], "nominal_exposures": [-2, 0, 2]}
+    assert describe_camera(three, 1) == "camera response estimated from the bracket, exposures EV -2.02, 0, +2.04 (measured)"
+    two = {"response": "auto", "source": "auto", "exposures": [-4.06, 0.0], "nominal_exposures": [-4.06, 0.0]}
+    assert describe_camera(two, 1).endswith("EV -4.06, 0 (as given: two frames cannot measure their own ratio)")
+    named = {"response": "srgb", "source": "srgb", "exposures": [-2.0, 0.0], "nominal_exposures": [-2.0, 0.0]}
+    assert describe_camera(named, 1) == "camera response srgb, exposures EV -2, 0"

@@ -78,7 +78,10 @@ def describe_camera(record: dict, reference_index: int | None = None) -> str:
     relative = [ev - evs[ref] for ev in evs]
     measured = any(abs(ev - (given - nominal[ref])) >= 5e-3 for ev, given in zip(relative, nominal))
     words = ", ".join("0" if abs(ev) < 5e-3 else f"{ev:+.2f}".rstrip("0").rstrip(".") for ev in relative)
-    return f"camera response {text}, exposures EV {words}{' (measured)' if measured else ''}"
+    how = " (measured)" if measured else ""
+    if source in ("auto", "auto (fallback)") and len(evs) == 2:  # the ratio and the curve's steepness are one unknown
+        how = " (as given: two frames cannot measure their own ratio)"
+    return f"camera response {text}, exposures EV {words}{how}"
 
 
 def _is_8bit(frame: np.ndarray) -> bool:
