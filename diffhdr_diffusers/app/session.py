@@ -169,8 +169,7 @@ def load_pipeline(model: str | None):
     key = model or ""
     with _PIPELINE_LOCK:
         if key not in _PIPELINES:
-            pipe = load(model or None)
-            pipe.set_progress_bar_config(disable=False, desc="Sampling")
+            pipe = load(model or None)  # its progress bar reads "Sampling", as the CLI's
             _PIPELINES[key] = pipe
         return _PIPELINES[key]
 

@@ -246,7 +246,7 @@ def load_pipeline(model: str | None = None, device: str | None = None, trust_rem
 
     pipeline = DiffHDRPipeline.from_pretrained(model, trust_remote_code=trust_remote_code)
     pipeline = pipeline.to(resolve_device(device))
-    pipeline.set_progress_bar_config(disable=not progress)
+    pipeline.set_progress_bar_config(disable=not progress, desc="Sampling")
     return pipeline
 
 
