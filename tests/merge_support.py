@@ -21,7 +21,7 @@ from diffhdr_diffusers.schedulers import original_ddim_scheduler
 EXPOSURES = (0.0, 2.0, 4.0)
 NAMES = ("short", "medium", "long")
 ERROR_PREFIX = "diffhdr merge: error:"
-PROGRESS_LINE = re.compile(r"^\s*\d+%\|")  # tqdm's progress bar, drawn on stderr
+PROGRESS_LINE = re.compile(r"^(Sampling: )?\s*\d+%\|")  # tqdm's progress bar (labelled "Sampling"), drawn on stderr
 
 
 def tiny_pipeline(seed: int = 0, steps: int = 2) -> DiffHDRPipeline:
