@@ -240,9 +240,9 @@ def _align_frame(
     confidence = _confidence.combine(consistency, agreement, within)
 
     consistent_fraction = None
-    if enough:  # judged with the tolerance of the frames' gap (the same agreement at a wider tolerance)
-        widening = _confidence.photometric_tolerance(frame_ev - reference_ev, gamma) / _confidence.PHOTOMETRIC_TOLERANCE
-        consistent_fraction = float(((consistency * agreement ** (1.0 / widening**2))[judged] > 0.5).mean())
+    if enough:
+        judged_agreement = _confidence.judged_agreement(agreement, frame_ev - reference_ev, gamma)
+        consistent_fraction = float(((consistency * judged_agreement)[judged] > 0.5).mean())
     reason = _verdict(consistent_fraction, frame_ev - reference_ev, measured)
     if reason is not None:
         confidence = np.zeros_like(confidence)

@@ -30,13 +30,15 @@ def forward_backward(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return np.exp(-((error / tolerance) ** 2) * np.float32(np.log(2.0))).astype(np.float32)
 
 
-def photometric_tolerance(stops: float, gamma: float) -> float:
-    """:data:`PHOTOMETRIC_TOLERANCE` for judging whether frames ``stops`` apart match at all: brightening a frame
-    by more than :data:`PHOTOMETRIC_GAP` stops to match the other amplifies its noise and quantisation in code
-    values by ``2 ** (extra stops / gamma)``, and the tolerance grows with it (sculpture_garden's 8-bit frames 4 stops
-    apart agreed on 12 % of their pixels at the plain tolerance; a frame is rejected under 15 %). Each pixel's
-    confidence keeps the plain tolerance."""
-    return PHOTOMETRIC_TOLERANCE * 2.0 ** (max(0.0, abs(stops) - PHOTOMETRIC_GAP) / gamma)
+def judged_agreement(agreement: np.ndarray, stops: float, gamma: float) -> np.ndarray:
+    """:func:`photometric` agreement of frames ``stops`` apart, at the tolerance that judges whether they match at
+    all: brightening a frame by more than :data:`PHOTOMETRIC_GAP` stops to match the other amplifies its noise and
+    quantisation in code values by ``k = 2 ** (extra stops / gamma)``, and the tolerance grows by ``k`` (the same
+    Gaussian at ``k`` times the width is the agreement to the power ``1 / k**2``). sculpture_garden's 8-bit frames
+    4 stops apart agreed on 12 % of their pixels at the plain tolerance; a frame is rejected under 15 %. Each
+    pixel's confidence keeps the plain tolerance."""
+    widening = 2.0 ** (max(0.0, abs(stops) - PHOTOMETRIC_GAP) / gamma)
+    return agreement if widening == 1.0 else agreement ** np.float32(1.0 / widening**2)
 
 
 def photometric(reference_view: np.ndarray, warped_view: np.ndarray, valid: np.ndarray) -> np.ndarray:

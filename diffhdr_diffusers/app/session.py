@@ -144,18 +144,21 @@ class MergeResult:
     seconds: float
     label: str
     warnings: list[str] = field(default_factory=list)
-    camera: dict = field(default_factory=dict)  # the camera model applied (CameraModel.to_dict())
     fallback: bool = False  # a frame was not used or the response fell back
+    # What the .exr carries, as the CLI writes it (methods.MergeResult.metadata): method, reference frame, camera.
+    metadata: dict = field(default_factory=dict)
 
-    reference_index: int | None = None
-    metadata: dict = field(default_factory=dict)  # what the .exr carries, as the CLI writes it (MergeResult.metadata)
+    @property
+    def camera(self) -> dict:
+        """The camera model applied (``CameraModel.to_dict()``)."""
+        return self.metadata.get("camera", {})
 
     @property
     def camera_text(self) -> str:
         """The response used, how it was chosen and the exposures merged (:func:`~diffhdr_diffusers.camera.describe_camera`)."""
         from ..camera import describe_camera
 
-        return describe_camera(self.camera, self.reference_index)
+        return describe_camera(self.camera, self.metadata.get("reference_index"))
 
 
 _PIPELINES: dict[str, object] = {}
@@ -169,8 +172,7 @@ def load_pipeline(model: str | None):
     key = model or ""
     with _PIPELINE_LOCK:
         if key not in _PIPELINES:
-            pipe = load(model or None)  # its progress bar reads "Sampling", as the CLI's
-            _PIPELINES[key] = pipe
+            _PIPELINES[key] = load(model or None)  # its progress bar reads "Sampling", as the CLI's
         return _PIPELINES[key]
 
 
@@ -207,8 +209,7 @@ def merge(bracket, settings: MergeSettings, progress: Callable[[float, str], Non
     warnings += result.warnings(frame_names(bracket))
     return MergeResult(radiance=result.radiance, reference=bracket.images[result.reference_index],
                        uncertainty=result.uncertainty, seconds=result.seconds, label=label, warnings=warnings,
-                       camera=result.camera.to_dict(), fallback=result.fallback,
-                       reference_index=result.reference_index, metadata=result.metadata())
+                       fallback=result.fallback, metadata=result.metadata())
 
 
 def write_downloads(radiance: np.ndarray, folder: Path, stem: str, metadata: dict | None = None) -> tuple[Path, Path]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..camera import describe_camera
 from ..errors import InputError, OutputError, word_message
-from ..io.formats import PREVIEW_SUFFIXES, RADIANCE_OUTPUT_SUFFIXES
+from ..io.formats import JPEG_SUFFIXES, PREVIEW_SUFFIXES, RADIANCE_OUTPUT_SUFFIXES
 from .options import CLI_WORDING, add_method_arguments, exposure_list, method_from_args, method_settings
 
 
@@ -83,8 +83,6 @@ def _output(path: str, overwrite: bool, suffixes: tuple[str, ...]) -> Path:
 
 def _bits(path: Path, bits: int) -> int:
     """``--bits`` for a PNG or TIFF photo; a JPEG holds 8 bits, so ``-o x.tif -o x.jpg --bits 16`` writes both."""
-    from ..io.formats import JPEG_SUFFIXES
-
     return 8 if path.suffix.lower() in JPEG_SUFFIXES else bits
 
 
