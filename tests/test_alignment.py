@@ -106,6 +106,22 @@ def test_confidence_low_where_saturated_or_moving():
         assert result.confidence[2][long_saturated].mean() < 0.2
 
 
+def test_where_the_reference_is_clipped_a_warp_that_shows_something_else_there_loses():
+    """The reference shows white (nothing to track); a warp that puts a dark thing there cannot be right, whichever
+    warp it is. Elsewhere in the white neither warp is refuted and the dense flow is kept (before: kept
+    everywhere in the white, so a dense flow dragging dark pixels in won)."""
+    from diffhdr_diffusers.alignment.confidence import prefer_dense
+
+    white = np.ones((64, 64, 3), np.float32)
+    valid = np.zeros((64, 64), bool)
+    stained = white.copy()
+    stained[20:36, 20:36] = 0.3
+    dense_stains = prefer_dense(white, white, stained, valid)
+    global_stains = prefer_dense(white, stained, white, valid)
+    assert dense_stains[24:32, 24:32].max() < 0.05 and global_stains[24:32, 24:32].min() > 0.95
+    assert dense_stains[50:, 50:].min() > 0.99 and global_stains[50:, 50:].min() > 0.99
+
+
 def test_different_scenes_fail_without_raising():
     scene = synthesize_scene(2, 0, size=SIZE, ev_sets=[(0.0, 2.0, 4.0)])
     other = synthesize_scene(2, 9, size=SIZE, ev_sets=[(0.0, 2.0, 4.0)])

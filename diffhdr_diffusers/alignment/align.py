@@ -219,8 +219,7 @@ def _align_frame(
     global_flow = np.zeros_like(forward) if homography is None else homography_flow(homography, height, width)
     dense = forward if homography is None else homography_flow(homography, height, width, forward)
     uses_flow = _confidence.prefer_dense(
-        reference_view, warp(frame_view, global_flow), warp(frame_view, dense), informative(reference),
-        None if homography is None else np.linalg.norm(dense - global_flow, axis=-1),
+        reference_view, warp(frame_view, global_flow), warp(frame_view, dense), informative(reference)
     )
     forward = forward * uses_flow[..., None]
     total = global_flow + (dense - global_flow) * uses_flow[..., None]

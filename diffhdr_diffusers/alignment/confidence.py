@@ -61,27 +61,17 @@ def combine(*cues: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
 
 
 DENSE_MARGIN = 0.004  # the dense flow must beat the global warp by this mean absolute LDR difference
-DENSE_REACH = 0.03  # share of the longer side: how far from where it won the dense flow is followed undecided
-GLOBAL_SLACK = 1.0  # pixels: where the two flows differ by less, the dense flow is followed undecided
 
 
-def prefer_dense(reference_view: np.ndarray, global_view: np.ndarray, dense_view: np.ndarray, valid: np.ndarray,
-                 flow_gap: np.ndarray | None) -> np.ndarray:
+def prefer_dense(reference_view: np.ndarray, global_view: np.ndarray, dense_view: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """float32 (H, W) in [0, 1]: where to follow the dense flow rather than the global warp.
 
     Both warps are exposure matched (clipped as a capture would be) and compared with the reference by 5x5 mean
     absolute difference: the dense flow wins where it agrees clearly better (by :data:`DENSE_MARGIN`), the global
     warp where it agrees as well. That decides wherever the reference is informative (``valid``), and also where it
-    is saturated or black but one warp shows there what the reference cannot have seen (a moving paddle in a
-    blown window).
-
-    Where nothing decides, the dense flow is DIS's interpolation from the surroundings, which drags a moving
-    person's motion across a blown sky (pingpong's window). There it is followed within :data:`DENSE_REACH` of
-    where it won (the clipped inside of a moving object) and where it is within :data:`GLOBAL_SLACK` of the global
-    warp (``flow_gap``, pixels: the homography's own error, which the flow measured), and gives way to the global
-    warp beyond (a static view through a window). Without a global warp (``flow_gap`` ``None``: no homography was
-    found, so the global warp is no motion at all) the dense flow is followed wherever nothing decides. The
-    choice is smoothed so the blended flow has no seams.
+    is saturated or black but one warp clearly shows there what the reference cannot have seen (the dense flow
+    dragging a moving head into a blown sky, or the global warp a raised paddle). Where nothing decides, the dense
+    flow is kept. The choice is smoothed so the blended flow has no seams.
     """
     def difference(view: np.ndarray) -> np.ndarray:
         return cv2.blur(np.abs(reference_view - view).mean(axis=2), (5, 5), borderType=cv2.BORDER_REPLICATE)
@@ -89,14 +79,5 @@ def prefer_dense(reference_view: np.ndarray, global_view: np.ndarray, dense_view
     gain = difference(global_view) - difference(dense_view)
     choice = np.clip((gain - np.float32(DENSE_MARGIN)) / np.float32(DENSE_MARGIN), 0.0, 1.0)
     decided = valid | (np.abs(gain) > np.float32(DENSE_MARGIN))
-    if flow_gap is None:
-        undecided = np.ones_like(choice)
-    else:
-        undecided = np.exp(-np.square(flow_gap / np.float32(GLOBAL_SLACK)))
-    won = decided & (choice > 0.5)
-    if flow_gap is not None and won.any():
-        distance = cv2.distanceTransform((~won).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
-        reach = np.float32(max(DENSE_REACH * max(choice.shape), 1.0))
-        np.maximum(undecided, np.exp(-np.square(distance / reach)), out=undecided)
-    choice = np.where(decided, choice, undecided).astype(np.float32)
+    choice = np.where(decided, choice, 1.0).astype(np.float32)
     return cv2.GaussianBlur(choice, (0, 0), 2.0, borderType=cv2.BORDER_REPLICATE)
