@@ -353,3 +353,14 @@ def test_the_camera_line_says_what_the_exposures_are():
     assert describe_camera(two, 1).endswith("EV -4.06, 0 (as given: two frames cannot measure their own ratio)")
     named = {"response": "srgb", "source": "srgb", "exposures": [-2.0, 0.0], "nominal_exposures": [-2.0, 0.0]}
     assert describe_camera(named, 1) == "camera response srgb, exposures EV -2, 0"
+
+
+def test_exact_exposures_are_not_reported_as_corrected():
+    """The bundled desk_window sample is shot at exactly EV 0, 3, 6 (gamma 2.2); the estimate comes within its own
+    error of that (+0.09 stops on two frames), which is applied but not reported as a mis-exposed frame."""
+    from diffhdr_diffusers.io import load_bracket
+
+    bracket = load_bracket(Path(__file__).resolve().parents[1] / "examples" / "desk_window")
+    estimate = estimate_camera(bracket.images, bracket.exposures)
+    assert not [warning for warning in estimate.warnings if "measured exposure" in warning], estimate.warnings
+    assert max(abs(a - b) for a, b in zip(estimate.exposures, bracket.exposures)) < 0.15

@@ -65,7 +65,11 @@ SHAPE_TOP = 0.95
 STEEPNESS_WEIGHT = 100.0
 EV_PRIOR_SIGMA = 0.2  # stops: how far a frame's true exposure may plausibly sit from its nominal EV
 MIN_OBSERVATIONS = 40  # resolved quantiles per channel below which the curve is not estimable
-CORRECTION_REPORTED = 0.05  # stops: corrections at least this large are reported
+# Stops: corrections at least this large are reported (all are applied). The estimate's own error, on 516 frames of
+# correctly labelled validation brackets (`--seed 31`, `--seed 23`, `--seed 51`; exposures off by up to 0.044
+# stops), is 0.018 median, 0.06 p95, 0.10 p99: at 0.05, 7 % of those frames were reported as mis-exposed, and the
+# bundled desk_window sample, shot at exact EVs, reported +7 % on two of its frames.
+CORRECTION_REPORTED = 0.1
 FALLBACK = "srgb"
 # The curve's absolute scale is not in the bracket (above the brightest code that two frames both show,
 # a camera's highlight shoulder can hide a stop). The curve stays normalised to 1 at the top code (the
