@@ -116,10 +116,28 @@ def test_where_the_reference_is_clipped_a_warp_that_shows_something_else_there_l
     valid = np.zeros((64, 64), bool)
     stained = white.copy()
     stained[20:36, 20:36] = 0.3
-    dense_stains = prefer_dense(white, white, stained, valid)
-    global_stains = prefer_dense(white, stained, white, valid)
+    no_motion = np.zeros((64, 64, 2), np.float32)
+    dense_stains = prefer_dense(white, white, stained, valid, no_motion, None)
+    global_stains = prefer_dense(white, stained, white, valid, no_motion, None)
     assert dense_stains[24:32, 24:32].max() < 0.05 and global_stains[24:32, 24:32].min() > 0.95
     assert dense_stains[50:, 50:].min() > 0.99 and global_stains[50:, 50:].min() > 0.99
+
+
+def test_a_clipped_region_lies_behind_a_neighbour_that_moves_as_their_edge_does():
+    """A blown region beside an informative one; DIS carries the edge's motion (6 px) into the blown region. If the
+    neighbour moves so too, it is in front and the region is background (the global warp is right there); if the
+    neighbour stays put, the region is the thing that moved (the dense flow is right)."""
+    from diffhdr_diffusers.alignment.confidence import occluded_background
+
+    decided = np.ones((80, 120), bool)
+    decided[:, :50] = False  # the blown region, left
+    still = np.zeros((80, 120, 2), np.float32)
+    edge_moves = still.copy()
+    edge_moves[:, :56, 0] = 6.0  # the region and the edge beside it
+    neighbour_moves = still.copy()
+    neighbour_moves[..., 0] = 6.0  # everything right of it too
+    assert occluded_background(decided, neighbour_moves, still)[:, :50].all()
+    assert not occluded_background(decided, edge_moves, still).any()
 
 
 def test_different_scenes_fail_without_raising():

@@ -219,7 +219,8 @@ def _align_frame(
     global_flow = np.zeros_like(forward) if homography is None else homography_flow(homography, height, width)
     dense = forward if homography is None else homography_flow(homography, height, width, forward)
     uses_flow = _confidence.prefer_dense(
-        reference_view, warp(frame_view, global_flow), warp(frame_view, dense), informative(reference)
+        reference_view, warp(frame_view, global_flow), warp(frame_view, dense), informative(reference), dense,
+        None if homography is None else global_flow,
     )
     forward = forward * uses_flow[..., None]
     total = global_flow + (dense - global_flow) * uses_flow[..., None]

@@ -61,17 +61,24 @@ def combine(*cues: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
 
 
 DENSE_MARGIN = 0.004  # the dense flow must beat the global warp by this mean absolute LDR difference
+EDGE_MOTION = 2.0  # pixels the dense flow must move an edge beyond the global warp for the edge to vote
+NEIGHBOUR_DEPTH = 6.0  # pixels into the informative neighbour where its own motion is read
 
 
-def prefer_dense(reference_view: np.ndarray, global_view: np.ndarray, dense_view: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def prefer_dense(reference_view: np.ndarray, global_view: np.ndarray, dense_view: np.ndarray, valid: np.ndarray,
+                 dense: np.ndarray, global_flow: np.ndarray | None) -> np.ndarray:
     """float32 (H, W) in [0, 1]: where to follow the dense flow rather than the global warp.
 
     Both warps are exposure matched (clipped as a capture would be) and compared with the reference by 5x5 mean
     absolute difference: the dense flow wins where it agrees clearly better (by :data:`DENSE_MARGIN`), the global
     warp where it agrees as well. That decides wherever the reference is informative (``valid``), and also where it
     is saturated or black but one warp clearly shows there what the reference cannot have seen (the dense flow
-    dragging a moving head into a blown sky, or the global warp a raised paddle). Where nothing decides, the dense
-    flow is kept. The choice is smoothed so the blended flow has no seams.
+    dragging a moving head into a blown sky, or the global warp a raised paddle).
+
+    Where nothing decides, the dense flow is DIS's interpolation from around the region, and
+    :func:`occluded_background` says which regions it is wrong for. ``dense`` and ``global_flow`` are the two
+    flows (``global_flow`` ``None`` when no homography was found: the global warp is then no motion at all, and
+    the dense flow is kept wherever nothing decides). The choice is smoothed so the blended flow has no seams.
     """
     def difference(view: np.ndarray) -> np.ndarray:
         return cv2.blur(np.abs(reference_view - view).mean(axis=2), (5, 5), borderType=cv2.BORDER_REPLICATE)
@@ -79,5 +86,40 @@ def prefer_dense(reference_view: np.ndarray, global_view: np.ndarray, dense_view
     gain = difference(global_view) - difference(dense_view)
     choice = np.clip((gain - np.float32(DENSE_MARGIN)) / np.float32(DENSE_MARGIN), 0.0, 1.0)
     decided = valid | (np.abs(gain) > np.float32(DENSE_MARGIN))
-    choice = np.where(decided, choice, 1.0).astype(np.float32)
+    undecided = np.float32(1.0)
+    if global_flow is not None and not decided.all():
+        undecided = np.where(occluded_background(decided, dense, global_flow), 0.0, 1.0)
+    choice = np.where(decided, choice, undecided).astype(np.float32)
     return cv2.GaussianBlur(choice, (0, 0), 2.0, borderType=cv2.BORDER_REPLICATE)
+
+
+def occluded_background(decided: np.ndarray, dense: np.ndarray, global_flow: np.ndarray) -> np.ndarray:
+    """Bool (H, W): the undecided regions (``~decided``, each connected one as a whole) that lie behind a moving
+    neighbour, where the global warp is right and the dense flow is not.
+
+    An edge between a region the reference cannot show (clipped or black) and an informative neighbour moves with
+    whichever of the two is in front. DIS carries the edge's motion into the region either way. Where the
+    neighbour's own inside (:data:`NEIGHBOUR_DEPTH` pixels and more from the edge) moves as the edge does, the
+    neighbour is in front and the region is the background it moved over: a head before a blown sky (pingpong's
+    window, where the sky had taken the head's motion). Where the neighbour stays put while the edge moves, the
+    region is the thing that moved: a clipped object crossing a static background. Each region goes by the vote
+    of its edge pixels that the dense flow moves more than :data:`EDGE_MOTION` pixels beyond the global warp.
+    """
+    count, labels = cv2.connectedComponents((~decided).astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(decided.shape, bool)
+    depth = cv2.distanceTransform(decided.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)  # from the regions
+    inside = (depth > NEIGHBOUR_DEPTH) & (depth <= 3 * NEIGHBOUR_DEPTH)
+    sigma = 2 * NEIGHBOUR_DEPTH
+    weight = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), sigma)
+    neighbour_flow = cv2.GaussianBlur(dense * inside[..., None], (0, 0), sigma)
+    neighbour_flow /= np.maximum(weight, np.float32(1e-6))[..., None]
+    motion = np.linalg.norm(dense - global_flow, axis=-1)
+    carried = np.linalg.norm(dense - neighbour_flow, axis=-1) < 0.5 * motion
+    # each edge pixel votes for the region beside it (labels spread 3 pixels out of the regions)
+    beside = cv2.dilate(labels.astype(np.float32), np.ones((7, 7), np.uint8)).astype(np.int32)
+    voters = decided & (depth <= 2.5) & (motion > EDGE_MOTION) & (weight > 1e-3) & (beside > 0)
+    votes = np.bincount(beside[voters], weights=np.where(carried[voters], 1.0, -1.0), minlength=count)
+    behind = votes > 0
+    behind[0] = False
+    return behind[labels]
