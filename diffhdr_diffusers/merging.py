@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .alignment import (AlignmentResult, FrameAlignment, RejectedFrame, align_exposures, check_bracket, frame_flows,
@@ -93,8 +94,10 @@ class _Other:
 def _merge_rows(
     reference: np.ndarray, reference_radiance: np.ndarray, reference_ev: float, others: list[_Other], gamma: float,
     saturation_rule: bool, want_confidence: bool = True, black_level: float = BLACK_BOUND_LEVEL,
+    holes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The merge of some rows (every operation is per pixel, so rows can be merged band by band)."""
+    """The merge of some rows (every operation is per pixel, so rows can be merged band by band); ``holes``
+    (uint8 (h, W), optional) receives :func:`fill_holes`' map of these rows."""
     brightness = brightest(reference)
     bright = _ramp(brightness, BRIGHT_START, WHITE_LEVEL)  # asks for shorter frames
     dark = _ramp(brightness, DARK_START, 0.0)  # asks for longer frames
@@ -118,6 +121,8 @@ def _merge_rows(
     upper_bound = np.float32(black_level**gamma / 2.0**reference_ev)
 
     shape = reference.shape[:2]
+    shorter_sum = np.zeros(shape, np.float32) if holes is not None else None
+    shorter_clipped = np.zeros(shape, bool) if holes is not None else None
     wanted_sum = np.zeros(shape, np.float32) if want_confidence else None
     trusted_sum = np.zeros(shape, np.float32) if want_confidence else None
     for other in others:
@@ -139,6 +144,9 @@ def _merge_rows(
             broken = _any_channel(upper_channels & (other.radiance < np.float32(RULE_SLACK) * lower_bound))
             broken |= _any_channel(lower_channels & (other.radiance > upper_bound))
             np.multiply(weight, np.float32(REJECTED), out=weight, where=broken)
+        if shorter_sum is not None and shorter and not other.failed:
+            shorter_sum += weight
+            shorter_clipped |= brightest(other.warped) >= np.float32(WHITE_LEVEL)
         weighted = weight[..., None]
         merged += weighted * other.radiance
         total += weighted
@@ -161,12 +169,65 @@ def _merge_rows(
                 np.maximum(merged, np.float32(WHITE_LEVEL**gamma / 2.0**other.ev), out=merged, where=clipped)
         np.minimum(merged, upper_bound, out=merged, where=lower_channels)
     np.maximum(merged, 0.0, out=merged)
+    if holes is not None:
+        _hole_map(holes, upper_channels, shorter_sum, shorter_clipped)
     confidence = None
     if want_confidence:
         np.maximum(wanted_sum, np.float32(1e-6), out=wanted_sum)
         confidence = np.divide(trusted_sum, wanted_sum, out=trusted_sum)
         np.clip(confidence, 0.0, 1.0, out=confidence)
     return merged, confidence
+
+
+HOLE_WEIGHT = 3e-3  # shorter frames' summed weight below which a saturated reference pixel is a hole
+HOLE_SIGMA = 0.02  # of the longer side: how far around a hole its fill is drawn from (fill_holes)
+_HOLE, _SOURCE = 1, 2  # hole map values
+
+
+def _hole_map(out, upper_channels, shorter_sum, shorter_clipped):
+    """uint8 map: :data:`_HOLE` where the reference clips all three channels and every shorter frame's sample was
+    refused (it shows something darker than the reference's clip there: what moved in front), :data:`_SOURCE`
+    where the reference clips all three and a shorter frame filled it (a source for :func:`fill_holes`)."""
+    saturated = upper_channels[..., 0] & upper_channels[..., 1] & upper_channels[..., 2]
+    hole = saturated & (shorter_sum < np.float32(HOLE_WEIGHT)) & ~shorter_clipped
+    out[...] = np.where(hole, np.uint8(_HOLE), np.where(saturated, np.uint8(_SOURCE), np.uint8(0)))
+
+
+def fill_holes(radiance: np.ndarray, holes: np.ndarray) -> None:
+    """Fill, in place, the blown reference pixels that no frame could fill (``holes`` from the merge) with the
+    radiance the filled blown pixels around them hold, never below what the merge put there (the clip level): a
+    blown sky or wall that no frame shows, because something moved in front of it in the short frame, continues
+    the radiance around it instead of a flat patch at the reference's clip level. The neighbourhood is a
+    normalised Gaussian (:data:`HOLE_SIGMA` of the longer side) over blocks of pixels (512 blocks along the
+    longer side at most), summed band by band, so no full-size temporary is made. Holes with no filled blown
+    pixel nearby stay at the clip level."""
+    ys, xs = np.nonzero(holes == _HOLE)
+    if not len(ys):
+        return
+    height, width = holes.shape
+    factor = max(1, -(-max(height, width) // 512))
+    small_height, small_width = -(-height // factor), -(-width // factor)
+    sums = np.zeros((small_height, small_width, 3), np.float32)
+    counts = np.zeros((small_height, small_width), np.float32)
+    step = factor * max(1, 256 // factor)
+    columns = np.arange(0, width, factor)
+    for y0 in range(0, height, step):
+        source = (holes[y0:y0 + step] == _SOURCE).astype(np.float32)
+        starts, block = np.arange(0, source.shape[0], factor), slice(y0 // factor, y0 // factor + -(-source.shape[0] // factor))
+        counts[block] = np.add.reduceat(np.add.reduceat(source, starts, axis=0), columns, axis=1)
+        sums[block] = np.add.reduceat(np.add.reduceat(radiance[y0:y0 + step] * source[..., None], starts, axis=0),
+                                      columns, axis=1)
+    if not counts.any():
+        return
+    sigma = HOLE_SIGMA * max(small_height, small_width)
+    weight = cv2.GaussianBlur(counts, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    fill = cv2.GaussianBlur(sums, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    fill /= np.maximum(weight, np.float32(1e-6))[..., None]
+    fill[weight < 1e-3 * factor * factor] = 0.0
+    map_x = ((xs + 0.5) / factor - 0.5).astype(np.float32)[:, None]
+    map_y = ((ys + 0.5) / factor - 0.5).astype(np.float32)[:, None]
+    at_holes = cv2.remap(fill, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)
+    radiance[ys, xs] = np.maximum(radiance[ys, xs], at_holes)
 
 
 def black_bound_level(reference: np.ndarray) -> float:
@@ -222,6 +283,7 @@ def flow_merge(
     height, width = reference.shape[:2]
     radiance = np.empty((height, width, 3), np.float32)
     confidence = np.empty((height, width), np.float32)
+    holes = np.zeros((height, width), np.uint8)
     black_level = black_bound_level(reference)
 
     def band(y0: int, y1: int) -> None:
@@ -233,10 +295,11 @@ def flow_merge(
         ]
         radiance[y0:y1], confidence[y0:y1] = _merge_rows(
             reference[y0:y1], alignment.radiance[reference_index][y0:y1], evs[reference_index], others, gamma,
-            saturation_rule, black_level=black_level,
+            saturation_rule, black_level=black_level, holes=holes[y0:y1] if saturation_rule else None,
         )
 
     map_bands(band, height, width)
+    fill_holes(radiance, holes)
     return FlowMergeResult(radiance=radiance, confidence=confidence, alignment=alignment)
 
 
@@ -295,6 +358,7 @@ def flow_merge_radiance(
     reference_ev = evs[reference_index]
     height, width = reference.shape[:2]
     radiance = np.empty((height, width, 3), np.float32)
+    holes = np.zeros((height, width), np.uint8)
     black_level = black_bound_level(reference)
 
     def band(y0: int, y1: int) -> None:
@@ -310,9 +374,11 @@ def flow_merge_radiance(
         radiance[y0:y1], _ = _merge_rows(
             reference[y0:y1], linearized(reference[y0:y1], reference_ev, raw_gamma), reference_ev, others, gamma,
             saturation_rule, want_confidence=False, black_level=black_level,
+            holes=holes[y0:y1] if saturation_rule else None,
         )
 
     map_bands(band, height, width)
+    fill_holes(radiance, holes)
     if not details:
         return radiance
     failed = [False if index == reference_index else aligned[index].failed for index in range(len(frames))]

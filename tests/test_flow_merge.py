@@ -379,3 +379,31 @@ def test_a_blown_sky_follows_the_camera_not_a_moving_person_in_front_of_it():
     assert (frames[1][far_sky] >= WHITE_LEVEL).all()  # the reference shows nothing there
     error = np.abs(np.log(merged.radiance[far_sky] + 1e-3) - np.log(truth[far_sky] + 1e-3)).mean()
     assert error < 0.045, error  # carried with the person: 0.071 (now 0.028)
+
+
+def test_a_blown_sky_that_only_something_in_front_was_seen_through_continues_the_sky():
+    """The reference shows a blown sky where the short frame shows a dark ball passing in front of it: no frame
+    shows that part of the sky, and the saturation rule refuses the ball. The merge fills it from the blown sky
+    around it that the short frame did show, instead of leaving a flat patch at the reference's clip level
+    (found on sculpture_garden's gravel, where a person walked past the white slab)."""
+    from diffhdr_diffusers.alignment import FrameAlignment, warp_bracket
+
+    height, width = 160, 240
+    rows, cols = np.mgrid[:height, :width].astype(np.float32)
+
+    def radiance(x):
+        sky = 2.0 + 0.5 * cols / width + 0.2 * rows / height  # clipped at EV 0, seen at EV -2
+        image = np.where((rows - 60) ** 2 + (cols - x) ** 2 < 18**2, 0.02, sky)
+        return np.repeat(image[..., None], 3, axis=2).astype(np.float32)
+
+    exposures = [-2.0, 0.0, 2.0]
+    frames = [(np.clip(radiance(x) * 2.0**ev, 0, 1) ** (1 / 2.2)).astype(np.float32)
+              for ev, x in zip(exposures, (80, 120, 160))]
+    still = {index: FrameAlignment(np.zeros((height, width, 2), np.float32), np.ones((height, width), np.float32), False)
+             for index in (0, 2)}  # a rigid alignment, as behind a moving neighbour
+    alignment = warp_bracket(frames, exposures, 1, still)
+    truth = radiance(120)
+    only_the_ball = (rows - 60) ** 2 + (cols - 80) ** 2 < 14**2
+    merged = flow_merge(frames, exposures, alignment=alignment).radiance
+    error = np.abs(np.log(merged[only_the_ball]) - np.log(truth[only_the_ball])).mean()
+    assert error < 0.05, error  # the clip level: 0.87
