@@ -128,7 +128,8 @@ def _merge_rows(
     for other in others:
         shorter = other.ev < reference_ev
         wanted = bright if shorter else dark
-        weight = _ramp(brightest(other.warped), 1.0, WHITE_LEVEL - 0.1)  # its own saturation
+        level = brightest(other.warped)
+        weight = _ramp(level, 1.0, WHITE_LEVEL - 0.1)  # its own saturation
         weight += np.float32(REJECTED)
         weight *= wanted
         if other.failed:
@@ -146,7 +147,7 @@ def _merge_rows(
             np.multiply(weight, np.float32(REJECTED), out=weight, where=broken)
         if shorter_sum is not None and shorter and not other.failed:
             shorter_sum += weight
-            shorter_clipped |= brightest(other.warped) >= np.float32(WHITE_LEVEL)
+            shorter_clipped |= level >= np.float32(WHITE_LEVEL)
         weighted = weight[..., None]
         merged += weighted * other.radiance
         total += weighted
@@ -189,8 +190,8 @@ def _hole_map(out, upper_channels, shorter_sum, shorter_clipped):
     refused (it shows something darker than the reference's clip there: what moved in front), :data:`_SOURCE`
     where the reference clips all three and a shorter frame filled it (a source for :func:`fill_holes`)."""
     saturated = upper_channels[..., 0] & upper_channels[..., 1] & upper_channels[..., 2]
-    hole = saturated & (shorter_sum < np.float32(HOLE_WEIGHT)) & ~shorter_clipped
-    out[...] = np.where(hole, np.uint8(_HOLE), np.where(saturated, np.uint8(_SOURCE), np.uint8(0)))
+    np.multiply(saturated, np.uint8(_SOURCE), out=out)
+    out[saturated & (shorter_sum < np.float32(HOLE_WEIGHT)) & ~shorter_clipped] = _HOLE
 
 
 def fill_holes(radiance: np.ndarray, holes: np.ndarray) -> None:
@@ -199,7 +200,7 @@ def fill_holes(radiance: np.ndarray, holes: np.ndarray) -> None:
     blown sky or wall that no frame shows, because something moved in front of it in the short frame, continues
     the radiance around it instead of a flat patch at the reference's clip level. The neighbourhood is a
     normalised Gaussian (:data:`HOLE_SIGMA` of the longer side) over blocks of pixels (512 blocks along the
-    longer side at most), summed band by band, so no full-size temporary is made. Holes with no filled blown
+    longer side at most), averaged band by band, so no full-size temporary is made. Holes with no filled blown
     pixel nearby stay at the clip level."""
     ys, xs = np.nonzero(holes == _HOLE)
     if not len(ys):
@@ -207,27 +208,36 @@ def fill_holes(radiance: np.ndarray, holes: np.ndarray) -> None:
     height, width = holes.shape
     factor = max(1, -(-max(height, width) // 512))
     small_height, small_width = -(-height // factor), -(-width // factor)
-    sums = np.zeros((small_height, small_width, 3), np.float32)
-    counts = np.zeros((small_height, small_width), np.float32)
+    means = np.zeros((small_height, small_width, 3), np.float32)  # block means of the sources' radiance (0 elsewhere)
+    shares = np.zeros((small_height, small_width), np.float32)  # and the share of sources per block
     step = factor * max(1, 256 // factor)
-    columns = np.arange(0, width, factor)
     for y0 in range(0, height, step):
         source = (holes[y0:y0 + step] == _SOURCE).astype(np.float32)
-        starts, block = np.arange(0, source.shape[0], factor), slice(y0 // factor, y0 // factor + -(-source.shape[0] // factor))
-        counts[block] = np.add.reduceat(np.add.reduceat(source, starts, axis=0), columns, axis=1)
-        sums[block] = np.add.reduceat(np.add.reduceat(radiance[y0:y0 + step] * source[..., None], starts, axis=0),
-                                      columns, axis=1)
-    if not counts.any():
+        rows = slice(y0 // factor, y0 // factor + -(-source.shape[0] // factor))
+        size = (small_width, rows.stop - rows.start)
+        shares[rows] = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
+        means[rows] = cv2.resize(radiance[y0:y0 + step] * source[..., None], size, interpolation=cv2.INTER_AREA)
+    if not shares.any():
         return
     sigma = HOLE_SIGMA * max(small_height, small_width)
-    weight = cv2.GaussianBlur(counts, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-    fill = cv2.GaussianBlur(sums, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    weight = cv2.GaussianBlur(shares, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    fill = cv2.GaussianBlur(means, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
     fill /= np.maximum(weight, np.float32(1e-6))[..., None]
-    fill[weight < 1e-3 * factor * factor] = 0.0
-    map_x = ((xs + 0.5) / factor - 0.5).astype(np.float32)[:, None]
-    map_y = ((ys + 0.5) / factor - 0.5).astype(np.float32)[:, None]
-    at_holes = cv2.remap(fill, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)
-    radiance[ys, xs] = np.maximum(radiance[ys, xs], at_holes)
+    fill[weight < 1e-3] = 0.0
+    radiance[ys, xs] = np.maximum(radiance[ys, xs], _bilinear(fill, (ys + 0.5) / factor - 0.5, (xs + 0.5) / factor - 0.5))
+
+
+def _bilinear(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``image`` (h, w, C) sampled at the points ``(y, x)`` (pixel-centre coordinates, edges replicated), (n, C)."""
+    height, width = image.shape[:2]
+    y = np.clip(y, 0, height - 1)
+    x = np.clip(x, 0, width - 1)
+    y0, x0 = np.floor(y).astype(np.intp), np.floor(x).astype(np.intp)
+    y1, x1 = np.minimum(y0 + 1, height - 1), np.minimum(x0 + 1, width - 1)
+    wy, wx = (y - y0).astype(np.float32)[:, None], (x - x0).astype(np.float32)[:, None]
+    top = image[y0, x0] * (1 - wx) + image[y0, x1] * wx
+    bottom = image[y1, x0] * (1 - wx) + image[y1, x1] * wx
+    return top * (1 - wy) + bottom * wy
 
 
 def black_bound_level(reference: np.ndarray) -> float:

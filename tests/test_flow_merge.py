@@ -407,3 +407,18 @@ def test_a_blown_sky_that_only_something_in_front_was_seen_through_continues_the
     merged = flow_merge(frames, exposures, alignment=alignment).radiance
     error = np.abs(np.log(merged[only_the_ball]) - np.log(truth[only_the_ball])).mean()
     assert error < 0.05, error  # the clip level: 0.87
+
+
+def test_many_holes_are_filled_from_the_pixels_around_them():
+    """More hole pixels than OpenCV's remap takes in one row (32767), filled from a ring of filled blown pixels;
+    never below what the merge put there."""
+    from diffhdr_diffusers.merging import fill_holes
+
+    holes = np.full((400, 400), 1, np.uint8)  # a blown square no frame shows
+    holes[:20] = holes[-20:] = 2  # filled blown pixels above and below it
+    radiance = np.full((400, 400, 3), 1.0, np.float32)
+    radiance[holes == 2] = 3.0
+    radiance[200, 200] = 5.0
+    fill_holes(radiance, holes)
+    assert (radiance[holes == 1] >= 1.0).all() and radiance[200, 200, 0] == 5.0
+    assert radiance[25, 200, 0] > 2.5 and radiance[375, 200, 0] > 2.5  # next to the ring: its radiance
