@@ -348,11 +348,11 @@ def test_the_camera_line_says_what_the_exposures_are():
     from diffhdr_diffusers.camera import describe_camera
 
     three = {"response": "auto", "source": "auto", "exposures": [-2.02, 0.0, 2.04], "nominal_exposures": [-2, 0, 2]}
-    assert describe_camera(three, 1) == "camera response estimated from the bracket, exposures EV -2.02, 0, +2.04 (measured)"
+    assert describe_camera(three, 1) == "camera response estimated from the bracket, exposures EV -2.02, 0, +2.04 from the reference (measured)"
     two = {"response": "auto", "source": "auto", "exposures": [-4.06, 0.0], "nominal_exposures": [-4.06, 0.0]}
-    assert describe_camera(two, 1).endswith("EV -4.06, 0 (as given: two frames cannot measure their own ratio)")
+    assert describe_camera(two, 1).endswith("EV -4.06, 0 from the reference (as given: two frames cannot measure their own ratio)")
     named = {"response": "srgb", "source": "srgb", "exposures": [-2.0, 0.0], "nominal_exposures": [-2.0, 0.0]}
-    assert describe_camera(named, 1) == "camera response srgb, exposures EV -2, 0"
+    assert describe_camera(named, 1) == "camera response srgb, exposures EV -2, 0 from the reference"
 
 
 def test_exact_exposures_are_not_reported_as_corrected():

@@ -69,7 +69,7 @@ def test_brackets_of_other_sizes_merge_through_the_cli(count, tmp_path, capfd):
     code, out, err = run_cli(["merge", tmp_path / "scene", "--method", "flow-merge", "--response", "gamma:2.2",
                               "-o", tmp_path / "folder.exr"], capfd)
     assert code == 0, err
-    assert out.startswith(f"Merging scene: {count} exposures")
+    assert out.startswith(f"Merging scene with flow-merge: {count} exposures")
     code, _, err = run_cli(["merge", *paths, "--method", "flow-merge", "--response", "gamma:2.2",
                             "--exposures", ",".join(map(str, evs)), "-o", tmp_path / "files.exr"], capfd)
     assert code == 0, err

@@ -62,7 +62,8 @@ class CameraModel:
 def describe_camera(record: dict, reference_index: int | None = None) -> str:
     """One line for people: the response used and how it was chosen, and the exposures merged relative to the
     reference (``record``: :meth:`CameraModel.to_dict`), e.g. ``camera response estimated from the bracket,
-    exposures EV -2.02, 0, +2.04 (measured)``."""
+    exposures EV -2.02, 0, +2.04 from the reference (measured)``: the bracket's line before it gives the EVs as
+    read, which may have another zero."""
     name, source = record.get("response", "?"), record.get("source", "?")
     if source == "auto":
         text = "estimated from the bracket"
@@ -81,7 +82,7 @@ def describe_camera(record: dict, reference_index: int | None = None) -> str:
     how = " (measured)" if measured else ""
     if source in ("auto", "auto (fallback)") and len(evs) == 2:  # the ratio and the curve's steepness are one unknown
         how = " (as given: two frames cannot measure their own ratio)"
-    return f"camera response {text}, exposures EV {words}{how}"
+    return f"camera response {text}, exposures EV {words} from the reference{how}"
 
 
 def _is_8bit(frame: np.ndarray) -> bool:

@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> int | None:
         method.reference_for(count, args.reference_index)
     bracket = read_bracket(args.inputs, exposures=args.exposures, half_size=args.half_size)
     colours = f", {bracket.colour_profile} colours converted to sRGB" if bracket.colour_profile else ""
-    print(f"Merging {bracket.name}: {len(bracket.images)} exposures at EV {format_exposures(bracket.exposures)}, "
+    print(f"Merging {bracket.name} with {method.words}: {len(bracket.images)} exposures at EV "
+          f"{format_exposures(bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels{colours}")
     result = method.merge_bracket(bracket, reference_index=args.reference_index)
     print(describe_camera(result.camera.to_dict(), result.reference_index))

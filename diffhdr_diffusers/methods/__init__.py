@@ -138,6 +138,11 @@ class Method:
         result.notes = list(bracket.warnings)
         return result
 
+    @property
+    def words(self) -> str:
+        """The method as a sentence names it: ``flow-merge``, ``the bundled model``."""
+        return self.label
+
     def reference_for(self, count: int, reference_index: int | None) -> int:
         """The reference frame of an N-frame bracket: ``reference_index``, or the middle frame (``N // 2``)."""
         if count < 2:
@@ -211,19 +216,20 @@ class ModelMethod(Method):
         settings.setdefault("processing_resolution", config.default_processing_resolution)
         super().__init__(MODEL, label, default_response if response is None else response, settings)
 
-    def _model_words(self) -> str:
+    @property
+    def words(self) -> str:
         return "the bundled model" if self.label == "bundled model" else f"the model {self.label}"
 
     def reference_for(self, count: int, reference_index: int | None) -> int:
         low, high = self.exposure_counts
         if not low <= count <= high:
             accepted = f"exactly {high}" if low == high else f"{low} to {high}"
-            raise FrameCountError(f"{self._model_words()} merges {accepted} frames, but this "
+            raise FrameCountError(f"{self.words} merges {accepted} frames, but this "
                                   f"bracket has {count}; {USE_FLOW_MERGE}.")
         index = super().reference_for(count, reference_index)
         expected = count // 2 if self.model_reference is None else self.model_reference
         if index != expected:
-            raise InputError(f"reference index {index}: {self._model_words()} merges onto frame "
+            raise InputError(f"reference index {index}: {self.words} merges onto frame "
                              f"{expected} (the middle one); leave the reference at the middle frame.")
         return index
 
