@@ -9,7 +9,7 @@ folder that :func:`~diffhdr_diffusers.evaluation.discover_scenes` finds under ``
     done/<scene>.json          the scene's done marker, written last (settings, the camera response used,
                                frames not used, output sizes)
     shards/rank-<N>.json       per-process summary of the last run
-    summary.json               the whole run's summary (done, skipped, failed with reasons)
+    summary.json               the whole run's summary (done, skipped, failed with reasons; each scene's warnings)
 
 The flat layout is what ``diffhdr evaluate --predictions DIR`` reads.
 
@@ -59,12 +59,14 @@ _PARTIAL = re.compile(r"^\.(?P<stem>.+)\.(?:[0-9a-f]{8}\.partial(?:\.[^.]*)?|[A-
 @dataclass
 class SceneOutcome:
     """What happened to one scene: ``status`` is ``"done"``, ``"fallback"`` (merged, with the warnings as
-    ``reason``), ``"skipped"`` or ``"failed"``."""
+    ``reason``), ``"skipped"`` or ``"failed"``; ``warnings``: every warning of its merge (a skipped scene's
+    from its done marker), so that ``summary.json`` keeps them across runs."""
 
     scene: str
     status: str
     reason: str = ""
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -95,8 +97,8 @@ class BatchSummary:
     def to_json(self) -> dict:
         return {"processes": self.processes, "done": self.count("done"), "fallback": self.count("fallback"),
                 "skipped": self.count("skipped"), "failed": len(self.failed),
-                "scenes": [{"scene": o.scene, "status": o.status, "reason": o.reason, "seconds": round(o.seconds, 3)}
-                           for o in self.outcomes]}
+                "scenes": [{"scene": o.scene, "status": o.status, "reason": o.reason, "seconds": round(o.seconds, 3),
+                            "warnings": o.warnings} for o in self.outcomes]}
 
 
 def settings_fingerprint(settings: dict) -> dict:
@@ -115,6 +117,14 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _marker_warnings(out_dir: Path, scene: str) -> list[str]:
+    """The warnings a finished scene's done marker recorded (none if it cannot be read)."""
+    try:
+        return list(json.loads(marker_path(out_dir, scene).read_text()).get("warnings", []))
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def marker_path(out_dir: Path, scene: str) -> Path:
@@ -220,8 +230,9 @@ def find_scenes(shoot_dir: Path, group_by: str = "auto", log: Callable[[str], No
 
 def merge_scene(scene: Scene, out_dir: Path, method: Callable, settings: dict, formats: Sequence[str],
                 log: Callable[[str], None] | None = None, reference_index: int | None = None,
-                look: dict | None = None) -> tuple[float, list[str]]:
-    """Load, merge and write one scene (outputs, then the done marker); returns the merge's seconds and warnings.
+                look: dict | None = None) -> tuple[float, list[str], bool]:
+    """Load, merge and write one scene (outputs, then the done marker); returns the merge's seconds, its warnings
+    and whether it fell back (a frame not used, a response not estimable).
 
     ``method`` is a :class:`~diffhdr_diffusers.methods.Method`; ``look`` the preview's tone mapping
     (:func:`~diffhdr_diffusers.tonemapping.tonemap_settings`; default its defaults).
@@ -251,7 +262,7 @@ def merge_scene(scene: Scene, out_dir: Path, method: Callable, settings: dict, f
               "camera": metadata["camera"], "rejected": metadata["rejected"], "warnings": warnings,
               "outputs": outputs}
     _write_json(marker_path(out_dir, scene), marker)
-    return result.seconds, (warnings if result.fallback else [])
+    return result.seconds, warnings, result.fallback
 
 
 def _check_formats(formats: Sequence[str]) -> list[str]:
@@ -347,7 +358,7 @@ def run_batch(
             if scene in finished:
                 for folder in (out_dir, out_dir / MARKER_DIR):
                     remove_partials(folder, scene)
-                outcomes.append(SceneOutcome(scene, "skipped"))
+                outcomes.append(SceneOutcome(scene, "skipped", warnings=_marker_warnings(out_dir, scene)))
                 continue
             bar.set_postfix_str(scene, refresh=False)
             start = time.perf_counter()
@@ -358,9 +369,10 @@ def run_batch(
                 failures_here += 1
             else:
                 try:
-                    seconds, fallbacks = merge_scene(entry, out_dir, method, settings, formats, log, reference_index, look)
-                    outcomes.append(SceneOutcome(scene, "fallback" if fallbacks else "done", " ".join(fallbacks),
-                                                 seconds))
+                    seconds, warnings, fallback = merge_scene(entry, out_dir, method, settings, formats, log,
+                                                              reference_index, look)
+                    outcomes.append(SceneOutcome(scene, "fallback" if fallback else "done",
+                                                 " ".join(warnings) if fallback else "", seconds, warnings))
                 except (DiffHDRError, OSError, ValueError) as error:
                     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                     outcomes.append(SceneOutcome(scene, "failed", reason, time.perf_counter() - start))
@@ -375,7 +387,7 @@ def run_batch(
     if documents is None:
         return local
     order = {name: index for index, name in enumerate(names)}
-    everything = [SceneOutcome(row["scene"], row["status"], row["reason"], row["seconds"])
+    everything = [SceneOutcome(row["scene"], row["status"], row["reason"], row["seconds"], row.get("warnings", []))
                   for document in documents for row in document["scenes"]]
     summary = BatchSummary(sorted(everything, key=lambda outcome: order.get(outcome.scene, len(order))),
                            processes=group.world_size)

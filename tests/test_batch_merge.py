@@ -193,6 +193,12 @@ def test_scenes_merged_with_a_fallback_have_their_own_status_and_brackets_of_any
     assert "  fallback c_mixed: 0.tif not used: only " in text and "% of informative pixels consistent" in text
     summary = json.loads((out / "summary.json").read_text())
     assert [row["status"] for row in summary["scenes"]] == ["done", "done", "fallback"] and summary["fallback"] == 1
+    warned = summary["scenes"][2]["warnings"]
+    assert warned and warned[0].startswith("0.tif not used: only ")
+    # A rerun skips every scene; summary.json still says what each one's merge warned.
+    assert main(["merge", str(shoot), "--out", str(out), "--method", "flow-merge", *GAMMA]) == 0
+    rerun = json.loads((out / "summary.json").read_text())
+    assert [row["status"] for row in rerun["scenes"]] == ["skipped"] * 3 and rerun["scenes"][2]["warnings"] == warned
     marker = json.loads((out / "done" / "c_mixed.json").read_text())
     assert marker["rejected"][0]["index"] == 0 and marker["camera"]["response"] == "gamma:2.2"
     assert json.loads((out / "done" / "b_five.json").read_text())["exposures"] == list(brackets["b_five"])
