@@ -224,20 +224,12 @@ def fill_holes(radiance: np.ndarray, holes: np.ndarray) -> None:
     fill = cv2.GaussianBlur(means, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
     fill /= np.maximum(weight, np.float32(1e-6))[..., None]
     fill[weight < 1e-3] = 0.0
-    radiance[ys, xs] = np.maximum(radiance[ys, xs], _bilinear(fill, (ys + 0.5) / factor - 0.5, (xs + 0.5) / factor - 0.5))
+    from scipy.ndimage import map_coordinates
 
-
-def _bilinear(image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``image`` (h, w, C) sampled at the points ``(y, x)`` (pixel-centre coordinates, edges replicated), (n, C)."""
-    height, width = image.shape[:2]
-    y = np.clip(y, 0, height - 1)
-    x = np.clip(x, 0, width - 1)
-    y0, x0 = np.floor(y).astype(np.intp), np.floor(x).astype(np.intp)
-    y1, x1 = np.minimum(y0 + 1, height - 1), np.minimum(x0 + 1, width - 1)
-    wy, wx = (y - y0).astype(np.float32)[:, None], (x - x0).astype(np.float32)[:, None]
-    top = image[y0, x0] * (1 - wx) + image[y0, x1] * wx
-    bottom = image[y1, x0] * (1 - wx) + image[y1, x1] * wx
-    return top * (1 - wy) + bottom * wy
+    points = [(ys + 0.5) / factor - 0.5, (xs + 0.5) / factor - 0.5]  # the holes' centres on the block grid
+    at_holes = np.stack([map_coordinates(fill[..., channel], points, order=1, mode="nearest") for channel in range(3)],
+                        axis=-1)
+    radiance[ys, xs] = np.maximum(radiance[ys, xs], at_holes)
 
 
 def black_bound_level(reference: np.ndarray) -> float:

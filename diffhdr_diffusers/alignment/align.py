@@ -218,19 +218,20 @@ def _align_frame(
     # DIS wanders in flat regions; keep its residual only where it agrees better than the global warp.
     global_flow = np.zeros_like(forward) if homography is None else homography_flow(homography, height, width)
     dense = forward if homography is None else homography_flow(homography, height, width, forward)
+    reference_shown = informative(reference)
     uses_flow = _confidence.prefer_dense(
-        reference_view, warp(frame_view, global_flow), warp(frame_view, dense), informative(reference), dense,
+        reference_view, warp(frame_view, global_flow), warp(frame_view, dense), reference_shown, dense,
         None if homography is None else global_flow,
     )
     forward = forward * uses_flow[..., None]
     total = global_flow + (dense - global_flow) * uses_flow[..., None]
 
     warped_frame = warp(frame, total)
-    both_valid = informative(reference) & informative(warped_frame)
+    both_valid = reference_shown & informative(warped_frame)
     consistency = 1.0 - uses_flow * (1.0 - _confidence.forward_backward(forward / np.maximum(uses_flow, 1e-6)[..., None], backward))
     within = inside(total)
     judged = both_valid & (within > 0.5)
-    enough = judged.mean() >= MIN_JUDGED and informative(reference).mean() >= MIN_REFERENCE_SHOWN
+    enough = judged.mean() >= MIN_JUDGED and reference_shown.mean() >= MIN_REFERENCE_SHOWN
 
     # The frame's exposure as measured where the flow is consistent; the photometric check compares the two
     # frames at that exposure, so that a slightly wrong EV does not read as a bad match.
