@@ -180,6 +180,33 @@ def test_training_data_go_through_the_camera_model_with_exposure_planes(scenes, 
     assert len(list(tmp_path.glob("s5-*.npz"))) == 2  # other settings, another cache file
 
 
+@pytest.mark.slow
+def test_the_prior_cache_filled_in_parallel_is_the_one_training_reads(tmp_path):
+    """``training/fill_prior_cache.py`` aligns every scene once, in worker processes, under the key training uses;
+    a cached scene's LDR frames are then not decoded at all (training reads only the ground truth)."""
+    from diffhdr_diffusers.data import load_kalantari
+
+    synthesize_scenes(tmp_path / "data" / "Training", 3, size=(48, 64), seed=4, camera_mix="realistic",
+                      ev_sets=list(EV_SETS.values()))
+    script = Path(__file__).resolve().parents[1] / "training" / "fill_prior_cache.py"
+    result = subprocess.run([sys.executable, str(script), "--train_data_dir", str(tmp_path / "data"),
+                             "--prior_cache_dir", str(tmp_path / "cache"), "--workers", "2"],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "aligned 3/3 scenes" in result.stdout
+    cached = sorted(tmp_path.glob("cache/*.npz"))
+    assert len(cached) == 3
+    rows = load_kalantari(tmp_path / "data", "train", None)
+    fresh = TrainingTransform(crop_size=32, seed=0, alignment={}, exposure_planes=True, response="auto")
+    reading = TrainingTransform(crop_size=32, seed=0, alignment={}, exposure_planes=True, response="auto",
+                                prior_cache_dir=tmp_path / "cache")
+    for row in rows:
+        broken = {**row, "ldr": [b"not an image"] * len(row["ldr"])}  # decoding these would raise
+        for a, b in zip(fresh(row).values(), reading(broken).values()):
+            assert a == b if isinstance(a, str) else torch.equal(a, b)
+    assert sorted(tmp_path.glob("cache/*.npz")) == cached  # nothing aligned again
+
+
 def test_a_batch_of_several_bracket_sizes_is_grouped_by_size():
     samples = [{"conditioning": torch.full((8 * count + 3, 4, 4), float(index)), "target": torch.full((3, 4, 4), float(index)),
                 "skipped": []} for index, count in enumerate((5, 2, 5, 3))]

@@ -154,13 +154,10 @@ class TrainingTransform:
         key = zlib.crc32(scene.encode("utf-8"))
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch, key)))
 
-    def scene_prior(self, decoded: dict) -> tuple[np.ndarray, np.ndarray, list[float], float]:
-        """The aligned conditioning and prior of a whole scene (float16), the exposures they were built with
-        (after the camera model's correction) and the ground truth's :func:`prior_units_scale` (1 without a ground
-        truth), computed on first use and kept with the prior."""
-        scene = decoded["scene"]
-        if scene in self._priors:
-            return self._priors[scene]
+    def _cache_path(self, scene: str) -> Path | None:
+        """The scene's file in the prior cache (``None`` without one); the key holds the settings that change it."""
+        if self.prior_cache_dir is None:
+            return None
         settings = {"alignment": self.alignment, "gamma": self.gamma}
         # Only settings away from the defaults enter the key, so that the default's cache files keep their names.
         if self.mu != MU:
@@ -170,8 +167,16 @@ class TrainingTransform:
         if self.response is not None:
             settings["response"] = str(self.response)
         settings = json.dumps(settings, sort_keys=True)
-        path = None if self.prior_cache_dir is None else self.prior_cache_dir / (
-            f"{re.sub(r'[^A-Za-z0-9_.-]', '_', scene)}-{zlib.crc32(settings.encode()):08x}.npz")
+        return self.prior_cache_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', scene)}-{zlib.crc32(settings.encode()):08x}.npz"
+
+    def scene_prior(self, decoded: dict) -> tuple[np.ndarray, np.ndarray, list[float], float]:
+        """The aligned conditioning and prior of a whole scene (float16), the exposures they were built with
+        (after the camera model's correction) and the ground truth's :func:`prior_units_scale` (1 without a ground
+        truth), computed on first use and kept with the prior."""
+        scene = decoded["scene"]
+        if scene in self._priors:
+            return self._priors[scene]
+        path = self._cache_path(scene)
         if path is not None and path.is_file():
             with np.load(path) as stored:
                 exposures = stored["exposures"].tolist() if "exposures" in stored else decoded["exposures"]
@@ -239,11 +244,21 @@ class TrainingTransform:
         channels = conditioning.shape[2]
         return _to_chw(stacked[..., :channels]), _to_chw(stacked[..., channels:])
 
+    def _decode(self, row: Mapping) -> dict:
+        """:func:`decode_scene`, except that an aligned transform whose scene prior is cached decodes only the
+        ground truth: the cache holds the aligned frames (``images`` is then ``None``)."""
+        scene = row["scene"]
+        cached = scene in self._priors or (self._cache_path(scene) or Path()).is_file()
+        if self.alignment is None or not cached or row.get("hdr") is None:
+            return decode_scene(row)
+        radiance = decode_radiance(row["hdr"], f"{scene}/{row['hdr_name']}")
+        return {"scene": scene, "images": None, "exposures": [float(ev) for ev in row["exposures"]], "radiance": radiance}
+
     def __call__(self, batch: Mapping) -> dict:
         rows, batched = _rows(batch)
         output = {"scene": [], "conditioning": [], "target": []}
         for row in rows:
-            decoded = decode_scene(row)
+            decoded = self._decode(row)
             conditioning, target = self.transform_scene(decoded, self.rng(decoded["scene"]))
             output["scene"].append(decoded["scene"])
             output["conditioning"].append(conditioning)
