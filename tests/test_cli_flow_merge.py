@@ -32,6 +32,18 @@ def test_flow_merge_from_the_command_line_in_the_exposures_units(tmp_path, capfd
     np.testing.assert_allclose(read_radiance(tmp_path / "shifted.exr"), merged / 4, rtol=1e-6)
 
 
+def test_frames_given_out_of_order_are_sorted_with_a_note_not_a_warning(tmp_path, capfd):
+    scene = synthesize_scene(seed=2, index=0, size=(48, 64), ev_sets=[(-2.0, 0.0, 2.0)])
+    short, middle, long = _write(tmp_path / "in", scene.images)
+    code, out, err = run_cli(["merge", long, short, middle, "--method", "flow-merge", "--exposures", "2,-2,0",
+                              "--response", "gamma:2.2", "-o", tmp_path / "m.exr"], capfd)
+    assert code == 0, err
+    assert "Note: frames sorted by exposure, short to long: 0.tif (-2 EV), 1.tif (+0 EV), 2.tif (+2 EV)." in out
+    assert "warning" not in err
+    np.testing.assert_allclose(read_radiance(tmp_path / "m.exr"), flow_merge(scene.images, [-2.0, 0.0, 2.0]).radiance,
+                               rtol=2e-3, atol=1e-6)
+
+
 def test_frames_of_another_scene_warn_in_one_line_and_still_merge(tmp_path, capfd):
     scene = synthesize_scene(seed=2, index=0, size=(48, 64), ev_sets=[(0.0, 2.0, 4.0)])
     other = synthesize_scene(seed=9, index=5, size=(48, 64), ev_sets=[(0.0, 2.0, 4.0)])

@@ -51,7 +51,8 @@ def test_files_with_explicit_exposures(tmp_path):
     # Out of order: sorted by exposure, with a note naming the new order.
     bracket = load_bracket(files, exposures=[0, 2, 1])
     assert [path.name for path in bracket.paths] == ["a.tif", "c.tif", "b.tif"] and bracket.exposures == [0, 1, 2]
-    assert bracket.warnings == ["frames sorted by exposure, short to long: a.tif (+0 EV), c.tif (+1 EV), b.tif (+2 EV)."]
+    assert bracket.notes == ["frames sorted by exposure, short to long: a.tif (+0 EV), c.tif (+1 EV), b.tif (+2 EV)."]
+    assert bracket.warnings == []  # a note, not a problem
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,7 @@ def test_real_files_exif_in_wrong_order_are_sorted(shared_data):
     bracket = load_bracket([folder / "Img2.JPG", folder / "Img1.JPG", folder / "Img3.JPG"])
     assert [path.name for path in bracket.paths] == ["Img1.JPG", "Img2.JPG", "Img3.JPG"]
     assert bracket.exposures == pytest.approx([-2, 0, 2.0589], abs=1e-3)
-    assert len(bracket.warnings) == 1 and "sorted by exposure" in bracket.warnings[0]
+    assert len(bracket.notes) == 1 and "sorted by exposure" in bracket.notes[0] and bracket.warnings == []
 
 
 @pytest.mark.parametrize("count", [1, 10])
@@ -115,7 +116,7 @@ def test_any_number_of_exposures_in_any_order(tmp_path, count):
     assert bracket.exposures == [float(ev) for ev in evs] and len(bracket.images) == count
     assert [path.name for path in bracket.paths] == [names[shuffled.index(index)] for index in range(count)]
     assert bracket.reference_index == count // 2
-    assert any("sorted by exposure" in warning for warning in bracket.warnings)
+    assert any("sorted by exposure" in note for note in bracket.notes)
 
 
 def test_files_one_by_one_read_their_folder_exposure_file(tmp_path):

@@ -130,7 +130,7 @@ def test_raw_bracket_merges_to_the_source_radiance(tmp_path, radiance, exif_in):
     assert [path.name for path in bracket.paths] == ["2.dng", "3.dng", "1.dng"]
     assert bracket.exposures == pytest.approx([-2.0, 0.0, 2.0], abs=1e-6)
     assert bracket.response_hint == "linear"
-    assert any("sorted by exposure" in warning for warning in bracket.warnings)
+    assert any("sorted by exposure" in note for note in bracket.notes)
     assert all(image.shape == (64, 96, 3) for image in bracket.images)
 
     frames, camera = apply_camera(bracket.images, bracket.exposures, response=Response.linear())

@@ -144,6 +144,7 @@ class MergeResult:
     seconds: float
     label: str
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # information, not a problem (the frames were sorted)
     fallback: bool = False  # a frame was not used or the response fell back
     # What the .exr carries, as the CLI writes it (methods.MergeResult.metadata): method, reference frame, camera.
     metadata: dict = field(default_factory=dict)
@@ -208,7 +209,7 @@ def merge(bracket, settings: MergeSettings, progress: Callable[[float, str], Non
     result = method.merge_bracket(bracket)
     warnings += result.warnings(frame_names(bracket))
     return MergeResult(radiance=result.radiance, reference=bracket.images[result.reference_index],
-                       uncertainty=result.uncertainty, seconds=result.seconds, label=label, warnings=warnings,
+                       uncertainty=result.uncertainty, seconds=result.seconds, label=label, warnings=warnings, notes=result.notes,
                        fallback=result.fallback, metadata=result.metadata())
 
 

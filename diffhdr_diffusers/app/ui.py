@@ -148,7 +148,8 @@ def build_demo(model: str | None = None) -> gr.Blocks:
         timing = f"**Time:** {result.seconds:.2f} s with {_escape(result.label)}, {width}x{height} pixels."
         text = f"Merged {len(bracket.images)} exposures at EV {format_exposures(bracket.exposures)}; {result.camera_text}."
         kind = "Merged with a fallback" if result.fallback else "Done"
-        status = "\n\n".join([_status(kind, text)] + [_status("Warning", warning) for warning in result.warnings])
+        status = "\n\n".join([_status(kind, text)] + [_status("Note", note) for note in result.notes]
+                               + [_status("Warning", warning) for warning in result.warnings])
         return (state, preview, (state["reference"], preview), uncertainty,
                 gr.update(value=str(hdr), interactive=True), gr.update(value=str(exr), interactive=True),
                 timing, status)

@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int | None:
     print(f"Merging {bracket.name} with {method.words}: {len(bracket.images)} exposures at EV "
           f"{format_exposures(bracket.exposures)}, "
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels{colours}")
+    for note in bracket.notes:
+        print(f"Note: {note}")
     result = method.merge_bracket(bracket, reference_index=args.reference_index)
     print(describe_camera(result.camera.to_dict(), result.reference_index))
     for warning in result.warnings(frame_names(bracket)):

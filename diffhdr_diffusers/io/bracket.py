@@ -45,8 +45,9 @@ class Bracket:
         name: the scene folder name, or a name derived from the files.
         response_hint: ``"linear"`` when the frames are linear already (camera RAW files), so the camera
             step uses ``Response.linear()`` instead of estimating a response; ``None`` for LDR images.
-        warnings: one line each, for the front end to show: the frames were sorted by exposure, the
-            EXIF contradicts the exposure file, a RAW file had no white balance, ``half_size`` did not apply.
+        warnings: one line each, for the front end to show: the EXIF contradicts the exposure file, a RAW
+            file had no white balance, ``half_size`` did not apply.
+        notes: one line each, information rather than a problem: the frames were sorted by exposure.
         camera_to_rec709: for RAW brackets, the (3, 3) matrix from the frames' camera RGB to linear
             sRGB/Rec.709 (the reference frame's, from LibRaw); for LDR frames whose embedded ICC profile has
             other primaries than sRGB's (Adobe RGB, Display P3), the matrix from their linear RGB
@@ -61,6 +62,7 @@ class Bracket:
     name: str
     response_hint: str | None = None
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     camera_to_rec709: np.ndarray | None = None
     colour_profile: str | None = None
 
@@ -135,7 +137,7 @@ def load_bracket(
     their folder's exposure file when it has one, else their EXIF. ``exposures`` (EV, one per input
     frame in the order given) overrides both.
 
-    The frames are sorted by exposure, short to long, with a note in ``Bracket.warnings`` when that
+    The frames are sorted by exposure, short to long, with a note in ``Bracket.notes`` when that
     changes their order. ``num_images`` requires that many frames; ``None`` takes 2 to 9.
     ``half_size`` reads RAW frames at half the size on each side (LibRaw's fast path, no demosaicing).
     RAW frames come in the camera's white-balanced RGB (every frame with the reference frame's white
@@ -146,16 +148,16 @@ def load_bracket(
     damaged files, frames of different sizes and missing, invalid or equal exposures.
     """
     paths = _resolve_inputs(inputs)
-    ground_truth, warnings = None, []
+    ground_truth, warnings, notes = None, [], []
     if len(paths) == 1 and paths[0].is_dir():
         folder = paths[0]
         name = folder.resolve().name
         scan = scan_scene(folder, num_images)
         ground_truth = scan.ground_truth
         if exposures is None:
-            images, exposures, _, warnings = order_by_exposure(scan.images, scan.exposure_file, folder)
+            images, exposures, _, warnings, notes = order_by_exposure(scan.images, scan.exposure_file, folder)
         else:
-            images, exposures, warnings = sort_by_exposure(list(scan.images), exposures, "exposures argument")
+            images, exposures, notes = sort_by_exposure(list(scan.images), exposures, "exposures argument")
     else:
         missing = [path for path in paths if not path.exists()]
         if missing:
@@ -170,12 +172,12 @@ def load_bracket(
         if exposures is None:
             exposure_file, listed = _folder_exposure_file(paths)
             if exposure_file is not None:
-                images, exposures, _, warnings = order_by_exposure(paths, exposure_file, paths[0].parent, listed)
+                images, exposures, _, warnings, notes = order_by_exposure(paths, exposure_file, paths[0].parent, listed)
             else:
-                images, exposures, warnings = sort_by_exposure(
+                images, exposures, notes = sort_by_exposure(
                     paths, exposures_from_exif(paths), "EXIF of " + _names(paths), relative=True)
         else:
-            images, exposures, warnings = sort_by_exposure(paths, exposures, "exposures argument")
+            images, exposures, notes = sort_by_exposure(paths, exposures, "exposures argument")
     raw = is_raw(images[0])
     if half_size and not raw:
         warnings.append("half size applies to RAW files only; the images are read at full size.")
@@ -190,6 +192,6 @@ def load_bracket(
         listing = ", ".join(f"{path.name} {array.shape[1]}x{array.shape[0]}" for path, array in zip(images, arrays))
         raise InputError(f"images differ in size ({listing}); all exposures of a bracket must have the same size.")
     return Bracket(images=arrays, exposures=exposures, paths=list(images), ground_truth=ground_truth, name=name,
-                   response_hint=LINEAR if raw else None, warnings=warnings, camera_to_rec709=matrix,
+                   response_hint=LINEAR if raw else None, warnings=warnings, notes=notes, camera_to_rec709=matrix,
                    colour_profile=profile)
 

@@ -209,7 +209,7 @@ def exif_contradiction(paths: Sequence[Path], exposures: Sequence[float], source
 def sort_by_exposure(
     paths: Sequence[Path], exposures: Sequence[float], source: str, relative: bool = False
 ) -> tuple[list[Path], list[float], list[str]]:
-    """Order a bracket short to long: ``(paths, exposures, warnings)``, with a note when the order changed.
+    """Order a bracket short to long: ``(paths, exposures, notes)``, with a note when the order changed.
 
     ``relative``: the EVs are only relative (EXIF, exposure times, ratios), so after sorting they are
     shifted to put the reference (middle) frame at EV 0; literal EVs (``exposure.txt``, an explicit

@@ -212,11 +212,11 @@ def exposures_from_file(
 
 def order_by_exposure(
     images: Sequence[Path], exposure_file: Path | None, where: Path | str, listed: Sequence[Path] | None = None
-) -> tuple[list[Path], list[float], str, list[str]]:
-    """``(frames short to long, their EVs, where the EVs came from, warnings)`` from an exposure file or EXIF.
+) -> tuple[list[Path], list[float], str, list[str], list[str]]:
+    """``(frames short to long, their EVs, where the EVs came from, warnings, notes)`` from an exposure file or EXIF.
 
     The exposure file wins (a contradicting EXIF is a warning); without one, EXIF gives the exposures.
-    Equal exposures raise :class:`ExposureError`; a changed order is a note among the warnings.
+    Equal exposures raise :class:`ExposureError`; a changed order is a note.
     """
     images = list(images)
     if exposure_file is not None:
@@ -236,14 +236,14 @@ def order_by_exposure(
         warnings, source = [], f"{where} (EXIF)"
     relative = exposure_file is None or exposure_file.name.lower() != EXPOSURE_TXT
     images, exposures, notes = sort_by_exposure(images, exposures, source, relative)
-    return images, exposures, source, warnings + notes
+    return images, exposures, source, warnings, notes
 
 
 def scene_exposures(scan: SceneScan) -> tuple[list[Path], list[float], str]:
     """The scene's frames sorted short to long, their EVs and where the EVs came from.
 
     The exposure file wins; without one, EXIF gives the exposures. (:func:`order_by_exposure` also
-    returns the notes and warnings, which :func:`~.bracket.load_bracket` keeps.)
+    returns the warnings and notes, which :func:`~.bracket.load_bracket` keeps.)
     """
-    images, exposures, source, _ = order_by_exposure(scan.images, scan.exposure_file, scan.folder)
+    images, exposures, source, _, _ = order_by_exposure(scan.images, scan.exposure_file, scan.folder)
     return images, exposures, source

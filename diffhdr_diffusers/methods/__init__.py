@@ -59,7 +59,9 @@ class MergeResult:
         reference_index: the reference frame.
         seconds: wall time of the call; ``timing`` splits it into ``camera`` and ``merge``.
         method: the method's label.
-        notes: the bracket's own notes (frames sorted by exposure, EXIF that disagrees with the exposure file).
+        notes: information about the bracket, not a problem (the frames were sorted by exposure).
+        bracket_warnings: the bracket's own warnings (EXIF that disagrees with the exposure file, RAW without
+            white balance); they lead :meth:`warnings`.
     """
 
     radiance: np.ndarray
@@ -71,6 +73,7 @@ class MergeResult:
     timing: dict = field(default_factory=dict)
     method: str = ""
     notes: list[str] = field(default_factory=list)
+    bracket_warnings: list[str] = field(default_factory=list)
 
     @property
     def fallback(self) -> bool:
@@ -81,7 +84,7 @@ class MergeResult:
         """One line per fallback (response, exposure correction, each rejected frame), frames named by ``names``."""
         camera = [re.sub(r"^frame (\d+):", lambda match: f"{names[int(match.group(1)) - 1]}:", warning) if names
                   else warning for warning in self.camera.warnings]
-        lines = list(self.notes) + [f"camera response: {warning}" for warning in camera]
+        lines = list(self.bracket_warnings) + [f"camera response: {warning}" for warning in camera]
         for frame in self.rejected:
             name = names[frame.index] if names else f"frame {frame.index + 1}"
             lines.append(f"{name} not used: {frame.reason}; the merge uses the reference frame there.")
@@ -129,13 +132,14 @@ class Method:
     def merge_bracket(self, bracket, reference_index: int | None = None, response=None) -> MergeResult:
         """Merge a :class:`~diffhdr_diffusers.io.Bracket` as read: a RAW bracket's frames are linear already, so
         ``auto`` means the linear response for them, and their radiance leaves camera RGB for Rec.709 after the
-        merge (each sensor channel clips on its own there); the bracket's notes lead the warnings."""
+        merge (each sensor channel clips on its own there); the bracket's warnings lead the result's, and its notes
+        are the result's notes."""
         chosen = self.response if response is None else response
         if bracket.response_hint == "linear" and chosen == "auto":
             chosen = "linear"
         result = self(bracket.images, bracket.exposures, reference_index=reference_index, response=chosen)
         result.radiance = bracket.to_rec709(result.radiance)
-        result.notes = list(bracket.warnings)
+        result.notes, result.bracket_warnings = list(bracket.notes), list(bracket.warnings)
         return result
 
     @property
