@@ -72,17 +72,11 @@ def split(args: argparse.Namespace):
 
 
 def align_once(args: argparse.Namespace) -> float:
-    """Fill the shared prior cache for the aligned-nframe configs before any run, so that aligning the data is
-    charged to none of them; returns the seconds it took (0 when the cache was full)."""
-    from diffhdr_diffusers.data import TrainingTransform, decode_scene
+    """Fill the shared prior cache for the aligned-nframe configs before any run (``fill_prior_cache.py``, one
+    process per core), so that aligning the data is charged to none of them; returns the seconds it took."""
+    from fill_prior_cache import fill_prior_cache
 
-    start = time.perf_counter()
-    transform = TrainingTransform(alignment={}, exposure_planes=True, response=args.response,
-                                  prior_cache_dir=Path(args.output_dir) / "prior_cache")
-    for row in split(args)[0]:
-        transform.scene_prior(decode_scene(row))
-        transform._priors.clear()  # keep memory flat: the disk holds them
-    return time.perf_counter() - start
+    return fill_prior_cache(args.train_data_dir, Path(args.output_dir) / "prior_cache", args.configs[0], args.response)
 
 
 def flow_merge_scores(args: argparse.Namespace) -> dict:

@@ -53,25 +53,33 @@ def _align(row: dict) -> None:
     _TRANSFORM._priors.clear()  # the disk holds them
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def fill_prior_cache(train_data_dir, prior_cache_dir, model_config: str = "aligned-nframe-small",
+                     response: str = "auto", workers: int | None = None, log=print) -> float:
+    """Align every scene of ``train_data_dir`` into ``prior_cache_dir`` in ``workers`` processes; the seconds taken."""
     sys.path.insert(0, str(TRAINING))
     import train_diffhdr
 
     from diffhdr_diffusers.model_configs import pipeline_settings
 
-    alignment = pipeline_settings(args.model_config).get("alignment")
+    alignment = pipeline_settings(model_config).get("alignment")
     if alignment is None:
-        raise SystemExit(f"--model_config {args.model_config}: not an aligned config; it uses no prior cache.")
-    scenes = train_diffhdr.load_scenes(args.train_data_dir, "train", num_exposures=None)
+        raise SystemExit(f"--model_config {model_config}: not an aligned config; it uses no prior cache.")
+    scenes = train_diffhdr.load_scenes(str(train_data_dir), "train", num_exposures=None)
     start = time.perf_counter()
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # read when each worker starts
         os.environ[name] = "1"
     context = multiprocessing.get_context("spawn")
-    with context.Pool(args.workers, _start, ((alignment, args.response, args.prior_cache_dir),)) as pool:
+    with context.Pool(workers or os.cpu_count() or 1, _start, ((alignment, response, str(prior_cache_dir)),)) as pool:
         for done, _ in enumerate(pool.imap_unordered(_align, (scenes[i] for i in range(len(scenes))), chunksize=4), 1):
             if done % 200 == 0 or done == len(scenes):
-                print(f"aligned {done}/{len(scenes)} scenes in {time.perf_counter() - start:.0f} s", flush=True)
+                log(f"aligned {done}/{len(scenes)} scenes in {time.perf_counter() - start:.0f} s")
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    fill_prior_cache(args.train_data_dir, args.prior_cache_dir, args.model_config, args.response, args.workers,
+                     log=lambda line: print(line, flush=True))
     return 0
 
 
