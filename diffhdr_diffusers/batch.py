@@ -247,8 +247,11 @@ def merge_scene(scene: Scene, out_dir: Path, method: Callable, settings: dict, f
     bracket = read_bracket(inputs[0] if len(inputs) == 1 else inputs)
     result = method.merge_bracket(bracket, reference_index=reference_index)
     warnings = result.warnings(frame_names(bracket))
-    for kind, line in [("note", note) for note in result.notes] + [("warning", warning) for warning in warnings] if log else ():
-        log(f"{kind}: {scene}: {line}")
+    if log:
+        for note in result.notes:
+            log(f"note: {scene}: {note}")
+        for warning in warnings:
+            log(f"warning: {scene}: {warning}")
     names = output_names(scene, formats)
     metadata = result.metadata()
     for name in names[:-1]:

@@ -209,8 +209,8 @@ def merge(bracket, settings: MergeSettings, progress: Callable[[float, str], Non
     result = method.merge_bracket(bracket)
     warnings += result.warnings(frame_names(bracket))
     return MergeResult(radiance=result.radiance, reference=bracket.images[result.reference_index],
-                       uncertainty=result.uncertainty, seconds=result.seconds, label=label, warnings=warnings, notes=result.notes,
-                       fallback=result.fallback, metadata=result.metadata())
+                       uncertainty=result.uncertainty, seconds=result.seconds, label=label, warnings=warnings,
+                       notes=result.notes, fallback=result.fallback, metadata=result.metadata())
 
 
 def write_downloads(radiance: np.ndarray, folder: Path, stem: str, metadata: dict | None = None) -> tuple[Path, Path]:

@@ -247,8 +247,8 @@ class TrainingTransform:
     def _decode(self, row: Mapping) -> dict:
         """:func:`decode_scene`, except that an aligned transform whose scene prior is cached decodes only the
         ground truth: the cache holds the aligned frames (``images`` is then ``None``)."""
-        scene = row["scene"]
-        cached = scene in self._priors or (self._cache_path(scene) or Path()).is_file()
+        scene, path = row["scene"], self._cache_path(row["scene"])
+        cached = scene in self._priors or (path is not None and path.is_file())
         if self.alignment is None or not cached or row.get("hdr") is None:
             return decode_scene(row)
         radiance = decode_radiance(row["hdr"], f"{scene}/{row['hdr_name']}")
