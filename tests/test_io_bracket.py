@@ -77,6 +77,7 @@ def test_real_files_exif_in_wrong_order_are_sorted(shared_data):
     assert [path.name for path in bracket.paths] == ["Img1.JPG", "Img2.JPG", "Img3.JPG"]
     assert bracket.exposures == pytest.approx([-2, 0, 2.0589], abs=1e-3)
     assert len(bracket.notes) == 1 and "sorted by exposure" in bracket.notes[0] and bracket.warnings == []
+    assert bracket.notes[0].endswith("Img3.JPG (+2.06 EV).")  # to 0.01 stops, as the EVs are shown everywhere
 
 
 @pytest.mark.parametrize("count", [1, 10])

@@ -237,7 +237,7 @@ def sort_by_exposure(
     if order == list(range(len(values))):
         return paths, sorted_values, []
     note = (f"frames sorted by exposure, short to long: "
-            f"{', '.join(f'{path.name} ({value:+g} EV)' for path, value in zip(paths, sorted_values))}.")
+            f"{', '.join(f'{path.name} ({round(value, 2) + 0.0:+g} EV)' for path, value in zip(paths, sorted_values))}.")
     return paths, sorted_values, [note]
 
 
