@@ -34,14 +34,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _start(settings: tuple) -> None:
+    """A worker's set-up: one thread for every library (one process per core; threads would only contend). The
+    BLAS libraries read their variables when numpy is first imported, which in a fresh worker is below."""
     global _TRANSFORM
+    os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"))
     import cv2
     import torch
 
     from diffhdr_diffusers.data import TrainingTransform
 
     alignment, response, cache = settings
-    cv2.setNumThreads(1)  # one process per core; threads inside them would only contend
+    cv2.setNumThreads(1)
     torch.set_num_threads(1)
     _TRANSFORM = TrainingTransform(alignment=alignment, exposure_planes=True, response=response, prior_cache_dir=cache)
 
@@ -66,8 +69,6 @@ def fill_prior_cache(train_data_dir, prior_cache_dir, model_config: str = "align
         raise SystemExit(f"--model_config {model_config}: not an aligned config; it uses no prior cache.")
     scenes = train_diffhdr.load_scenes(str(train_data_dir), "train", num_exposures=None)
     start = time.perf_counter()
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # read when each worker starts
-        os.environ[name] = "1"
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers or os.cpu_count() or 1, _start, ((alignment, response, str(prior_cache_dir)),)) as pool:
         for done, _ in enumerate(pool.imap_unordered(_align, (scenes[i] for i in range(len(scenes))), chunksize=4), 1):

@@ -25,23 +25,25 @@ from ..prior import check_gate, correction_gate, reference_planes
 from .decode import decode_ldr, decode_radiance
 
 
-def decode_scene(row: Mapping) -> dict:
+def decode_scene(row: Mapping, frames: bool = True) -> dict:
     """Decode one dataset row exactly.
 
     Returns:
         ``scene`` (str), ``images`` (list of float32 (H, W, 3) in [0, 1], short to long; 16-bit
-        samples as ``code / 65535``), ``exposures`` (list of float EV) and ``radiance`` (float32
-        (H, W, 3) linear ground truth, or ``None`` when the row has none).
+        samples as ``code / 65535``; ``None`` with ``frames=False``), ``exposures`` (list of float EV) and
+        ``radiance`` (float32 (H, W, 3) linear ground truth, or ``None`` when the row has none).
     """
     scene = row["scene"]
-    images = [decode_ldr(data, f"{scene}/{name}") for data, name in zip(row["ldr"], row["ldr_names"])]
-    shapes = {image.shape for image in images}
-    if len(shapes) != 1:
-        raise DatasetError(f"scene {scene}: LDR images {list(row['ldr_names'])} have different sizes {sorted(shapes)}.")
+    images = None
+    if frames:
+        images = [decode_ldr(data, f"{scene}/{name}") for data, name in zip(row["ldr"], row["ldr_names"])]
+        shapes = {image.shape for image in images}
+        if len(shapes) != 1:
+            raise DatasetError(f"scene {scene}: LDR images {list(row['ldr_names'])} have different sizes {sorted(shapes)}.")
     radiance = None
     if row.get("hdr") is not None:
         radiance = decode_radiance(row["hdr"], f"{scene}/{row['hdr_name']}")
-        if radiance.shape != images[0].shape:
+        if images is not None and radiance.shape != images[0].shape:
             raise DatasetError(
                 f"scene {scene}: {row['hdr_name']} is {radiance.shape[:2]} but the LDR images are {images[0].shape[:2]}."
             )
@@ -245,14 +247,11 @@ class TrainingTransform:
         return _to_chw(stacked[..., :channels]), _to_chw(stacked[..., channels:])
 
     def _decode(self, row: Mapping) -> dict:
-        """:func:`decode_scene`, except that an aligned transform whose scene prior is cached decodes only the
-        ground truth: the cache holds the aligned frames (``images`` is then ``None``)."""
+        """:func:`decode_scene`, without the LDR frames when the scene's prior is cached: the cache holds them
+        aligned, and training then reads only the ground truth."""
         scene, path = row["scene"], self._cache_path(row["scene"])
-        cached = scene in self._priors or (path is not None and path.is_file())
-        if self.alignment is None or not cached or row.get("hdr") is None:
-            return decode_scene(row)
-        radiance = decode_radiance(row["hdr"], f"{scene}/{row['hdr_name']}")
-        return {"scene": scene, "images": None, "exposures": [float(ev) for ev in row["exposures"]], "radiance": radiance}
+        cached = self.alignment is not None and (scene in self._priors or (path is not None and path.is_file()))
+        return decode_scene(row, frames=not cached)
 
     def __call__(self, batch: Mapping) -> dict:
         rows, batched = _rows(batch)
