@@ -208,16 +208,20 @@ class Scene:
 def find_scenes(shoot_dir: Path, group_by: str = "auto", log: Callable[[str], None] | None = None) -> list[Scene]:
     """The batch's scenes: scene folders (``folder``), or a flat card folder's frames grouped into brackets by
     :func:`~diffhdr_diffusers.io.grouping.group_frames` (``time``, ``count:N``). ``auto`` groups when
-    ``shoot_dir`` holds frames itself and no scene folders. Frames that fit no bracket are logged with the reason."""
+    ``shoot_dir`` holds frames itself, no scene folders and no exposure file (a folder of frames with an exposure
+    file is one scene). Frames that fit no bracket are logged with the reason; a card where no frames make a
+    bracket is an :class:`InputError`."""
     from .evaluation import discover_scenes
     from .io.formats import FRAME_SUFFIXES
     from .io.grouping import group_frames
+    from .io.scene import is_exposure_file
 
     frames = sorted(path for path in shoot_dir.iterdir() if path.is_file() and path.suffix.lower() in FRAME_SUFFIXES
                     and not path.name.startswith("."))
     subfolders = [path for path in shoot_dir.iterdir() if path.is_dir() and not path.name.startswith(".")]
     if group_by == "auto":
-        group_by = "time" if frames and not subfolders else "folder"
+        one_scene = any(is_exposure_file(path) for path in shoot_dir.iterdir() if path.is_file())
+        group_by = "time" if frames and not subfolders and not one_scene else "folder"
     if group_by == "folder":
         return [Scene(folder.name, (folder,)) for folder in discover_scenes(shoot_dir)]
     if not frames:
@@ -225,6 +229,10 @@ def find_scenes(shoot_dir: Path, group_by: str = "auto", log: Callable[[str], No
     grouping = group_frames(frames, by=group_by)
     for path, reason in grouping.leftovers:
         (log or (lambda message: print(message, file=sys.stderr)))(f"warning: {path.name} not merged: {reason}")
+    if not grouping.brackets:
+        raise InputError(f"{shoot_dir}: none of its {len(frames)} frames make a bracket by {group_by} (reasons above); "
+                         "give --group-by count:N (N frames per bracket), or merge one bracket with "
+                         "`diffhdr merge FRAMES... -o OUT.hdr`.")
     return [Scene(f"{paths[0].stem}-{paths[-1].stem}", tuple(paths)) for paths in grouping.brackets]
 
 

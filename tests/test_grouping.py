@@ -86,6 +86,24 @@ def test_frames_without_time_are_reported(tmp_path):
     assert grouping.brackets == [] and "no capture time" in grouping.leftovers[0][1]
 
 
+def test_auto_grouping_takes_a_folder_with_an_exposure_file_as_one_scene(tmp_path):
+    """`diffhdr merge SCENE --out DIR` on one scene folder (frames and an exposure file, no EXIF times) merges
+    that scene; the same frames without the exposure file are a card, and no bracket found there is an error."""
+    from diffhdr_diffusers.batch import find_scenes
+
+    scene = tmp_path / "beach"
+    scene.mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((8, 8, 3), 60 * index, np.uint8)).save(scene / f"{index}.png")
+    (scene / "exposure.txt").write_text("-2\n0\n2\n")
+    assert [(found.name, found.inputs) for found in find_scenes(scene)] == [("beach", (scene,))]
+    (scene / "exposure.txt").unlink()
+    logged = []
+    with pytest.raises(InputError, match=r"beach: none of its 3 frames make a bracket by time.*count:N"):
+        find_scenes(scene, log=logged.append)
+    assert len(logged) == 3 and all("no capture time" in line for line in logged)
+
+
 def textured_card(tmp_path: Path) -> Path:
     """The card of :func:`card`, with frames of a real texture (a crop of a gradient with stripes) so they merge."""
     folder = tmp_path / "card"

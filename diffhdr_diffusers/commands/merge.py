@@ -38,13 +38,14 @@ def add_parser(subparsers) -> None:
                              ".dng (linear float DNG for raw editors), or a finished photo as .jpg, .png or .tif "
                              "(tone mapped, with the reference frame's EXIF)")
     parser.add_argument("--out", metavar="DIR",
-                        help="batch mode: INPUT is a folder of scene folders; write DIR/<scene>.hdr and DIR/<scene>.png "
+                        help="batch mode: INPUT is a folder of scene folders, a card folder of frames, or one scene folder; write DIR/<scene>.hdr and DIR/<scene>.png "
                              "for each (resumable: finished scenes are skipped)")
     parser.add_argument("--group-by", default="auto", metavar="auto|time|count:N|folder",
                         help="batch mode: how INPUT's brackets are found: folder (one per scene folder), time (a flat "
                              "card folder's frames grouped by EXIF capture time and their repeating exposure "
                              "pattern), count:N (every N frames in capture order); auto (default): time when INPUT "
-                             "holds frames and no sub-folders, else folder")
+                             "holds frames, no sub-folders and no exposure file, else folder (a scene folder is one "
+                             "scene)")
     parser.add_argument("--dry-run", action="store_true", help="batch mode: list the brackets found, merge nothing")
     parser.add_argument("--format", default="hdr", metavar="hdr|exr|hdr,exr",
                         help="batch mode: radiance format(s) to write per scene (default hdr)")
