@@ -16,6 +16,8 @@ import torch
 from diffhdr_diffusers import DiffHDRPipeline
 from diffhdr_diffusers.data import TrainingTransform, collate_samples, synthesize_scenes
 from diffhdr_diffusers.data.synth import synthesize_scene
+from diffhdr_diffusers.data.transforms import read_prior_cache
+from diffhdr_diffusers.errors import ImageReadError
 from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
 from diffhdr_diffusers.merging import flow_merge
 from diffhdr_diffusers.methods import FrameCountError, load_method
@@ -183,7 +185,8 @@ def test_training_data_go_through_the_camera_model_with_exposure_planes(scenes, 
 @pytest.mark.slow
 def test_the_prior_cache_filled_in_parallel_is_the_one_training_reads(tmp_path):
     """``training/fill_prior_cache.py`` aligns every scene once, in worker processes, under the key training uses;
-    a cached scene's LDR frames are then not decoded at all (training reads only the ground truth)."""
+    a cached scene is then not decoded at all (the cache holds its ground truth too, and crops read their window
+    of the memory-mapped file); a cache written without the ground truth still reads, decoding only that."""
     from diffhdr_diffusers.data import load_kalantari
 
     synthesize_scenes(tmp_path / "data" / "Training", 3, size=(48, 64), seed=4, camera_mix="realistic",
@@ -201,10 +204,22 @@ def test_the_prior_cache_filled_in_parallel_is_the_one_training_reads(tmp_path):
     reading = TrainingTransform(crop_size=32, seed=0, alignment={}, exposure_planes=True, response="auto",
                                 prior_cache_dir=tmp_path / "cache")
     for row in rows:
-        broken = {**row, "ldr": [b"not an image"] * len(row["ldr"])}  # decoding these would raise
+        broken = {**row, "ldr": [b"not an image"] * len(row["ldr"]), "hdr": b"not radiance"}  # decoding would raise
         for a, b in zip(fresh(row).values(), reading(broken).values()):
             assert a == b if isinstance(a, str) else torch.equal(a, b)
     assert sorted(tmp_path.glob("cache/*.npz")) == cached  # nothing aligned again
+    stored = read_prior_cache(cached[0])
+    assert isinstance(stored["conditioning"], np.memmap) and "radiance" in stored
+    with np.load(cached[0]) as loaded:  # the mapped arrays are the stored ones
+        assert all(np.array_equal(loaded[name], stored[name]) for name in loaded.files)
+        older = {name: loaded[name] for name in loaded.files if name != "radiance"}
+    np.savez(tmp_path / "older.npz", **older)
+    os.replace(tmp_path / "older.npz", cached[0])  # an older cache file (replaced whole, as the cache writes)
+    row = rows[0]
+    with pytest.raises(ImageReadError):  # without the ground truth cached, the row's is decoded
+        reading({**row, "hdr": b"not radiance"})
+    for a, b in zip(fresh(row).values(), reading({**row, "ldr": [b"not an image"] * len(row["ldr"])}).values()):
+        assert a == b if isinstance(a, str) else torch.equal(a, b)
 
 
 def test_a_batch_of_several_bracket_sizes_is_grouped_by_size():

@@ -8,9 +8,12 @@ DataLoader's iterator is created, so worker processes get the new epoch) and res
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import struct
+import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +26,42 @@ from ..hdr_domain import GAMMA, MU, inverse_mu_law, make_conditioning, mu_law, t
 from ..io.atomic import atomic_path
 from ..prior import check_gate, correction_gate, reference_planes
 from .decode import decode_ldr, decode_radiance
+
+
+MAPPED_BYTES = 1 << 16  # prior-cache members this large are memory-mapped; smaller ones are read
+
+
+def read_prior_cache(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A prior-cache file's arrays (an uncompressed ``.npz``), the large ones memory-mapped read-only: a training
+    crop then reads its window of the scene instead of the whole file. Kept per process while the file is
+    unchanged."""
+    stat = os.stat(path)
+    return _read_prior_cache(os.fspath(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _read_prior_cache(path: str, mtime_ns: int, size: int) -> dict[str, np.ndarray]:
+    arrays = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            if info.compress_type != zipfile.ZIP_STORED:  # np.savez_compressed: no window to map
+                with archive.open(info) as member:
+                    arrays[name] = np.lib.format.read_array(member)
+                continue
+            handle.seek(info.header_offset)
+            name_length, extra_length = struct.unpack("<HH", handle.read(30)[26:30])
+            handle.seek(info.header_offset + 30 + name_length + extra_length)
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(handle)
+            count = int(np.prod(shape, dtype=np.int64))
+            if count * dtype.itemsize < MAPPED_BYTES:
+                array = np.frombuffer(handle.read(count * dtype.itemsize), dtype, count)
+                arrays[name] = array.reshape(shape, order="F" if fortran_order else "C")
+            else:
+                arrays[name] = np.memmap(path, dtype, "r", handle.tell(), shape, "F" if fortran_order else "C")
+    return arrays
 
 
 def decode_scene(row: Mapping, frames: bool = True) -> dict:
@@ -180,10 +219,10 @@ class TrainingTransform:
             return self._priors[scene]
         path = self._cache_path(scene)
         if path is not None and path.is_file():
-            with np.load(path) as stored:
-                exposures = stored["exposures"].tolist() if "exposures" in stored else decoded["exposures"]
-                scale = float(stored["units_scale"]) if "units_scale" in stored else None
-                arrays = (stored["conditioning"], stored["prior"], exposures)
+            stored = read_prior_cache(path)
+            exposures = stored["exposures"].tolist() if "exposures" in stored else decoded["exposures"]
+            scale = float(stored["units_scale"]) if "units_scale" in stored else None
+            arrays = (stored["conditioning"], stored["prior"], exposures)
         else:
             from ..prior import prior_conditioning
 
@@ -199,9 +238,11 @@ class TrainingTransform:
             scale = self._units_scale(decoded, arrays[1], exposures)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
+                # The ground truth rides along, so that a cached scene's crops decode nothing at all.
+                truth = {} if decoded.get("radiance") is None else {"radiance": decoded["radiance"]}
                 with atomic_path(path, overwrite=True) as temporary:
                     np.savez(temporary, conditioning=arrays[0], prior=arrays[1], exposures=np.asarray(exposures),
-                             units_scale=scale)
+                             units_scale=scale, **truth)
         if scale is None:  # a cache file written before the scale was kept
             scale = self._units_scale(decoded, arrays[1], arrays[2])
         self._priors[scene] = (*arrays, scale)
@@ -248,10 +289,13 @@ class TrainingTransform:
 
     def _decode(self, row: Mapping) -> dict:
         """:func:`decode_scene`, without the LDR frames when the scene's prior is cached: the cache holds them
-        aligned, and training then reads only the ground truth."""
+        aligned, and the ground truth too (memory-mapped) when it was written with it."""
         scene, path = row["scene"], self._cache_path(row["scene"])
-        cached = self.alignment is not None and (scene in self._priors or (path is not None and path.is_file()))
-        return decode_scene(row, frames=not cached)
+        on_disk = self.alignment is not None and path is not None and path.is_file()
+        if on_disk and "radiance" in (stored := read_prior_cache(path)):
+            return {"scene": scene, "images": None, "exposures": [float(ev) for ev in row["exposures"]],
+                    "radiance": stored["radiance"]}
+        return decode_scene(row, frames=not (on_disk or (self.alignment is not None and scene in self._priors)))
 
     def __call__(self, batch: Mapping) -> dict:
         rows, batched = _rows(batch)
