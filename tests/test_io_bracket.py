@@ -130,6 +130,23 @@ def test_files_one_by_one_read_their_folder_exposure_file(tmp_path):
     assert load_bracket([scene / "b.tif", scene / "c.tif"]).exposures == pytest.approx([-2.0, 0.0])
 
 
+def test_an_exposure_file_among_the_files_is_the_exposures_not_a_frame(tmp_path):
+    """`diffhdr merge scene/*` lists the exposure file with the frames: it gives the exposures (it used to be
+    counted as a frame and end in a KeyError); one from elsewhere lists the frames given, in name order."""
+    from diffhdr_diffusers.methods.frames import count_frames
+
+    scene = _make_scene(tmp_path / "s", exposures="-2\n0\n2\n", ground_truth=False)
+    files = sorted(scene.iterdir())
+    assert count_frames(files) == 3
+    bracket = load_bracket(files)
+    assert [path.name for path in bracket.paths] == ["a.tif", "b.tif", "c.tif"] and bracket.exposures == [-2.0, 0.0, 2.0]
+    elsewhere = tmp_path / "exposure_times.txt"
+    elsewhere.write_text("1/100\n1/25\n")
+    assert load_bracket([scene / "c.tif", elsewhere, scene / "b.tif"]).exposures == pytest.approx([-2.0, 0.0])
+    with pytest.raises(InputError, match=r"several exposure files given \(exposure.txt, exposure_times.txt\)"):
+        load_bracket([*files, elsewhere])
+
+
 def test_scene_without_exposures_says_what_to_add(tmp_path):
     scene = _make_scene(tmp_path / "s", exposures=None)
     (scene / "exposures.txt").write_text("0\n1\n2\n")  # misnamed

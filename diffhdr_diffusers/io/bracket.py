@@ -165,12 +165,18 @@ def load_bracket(
         folders = [path for path in paths if path.is_dir()]
         if folders:
             raise InputError(f"give either one scene folder or the image files, not folders among files: {_names(folders)}.")
+        given_files = [path for path in paths if is_exposure_file(path)]  # a shell's `scene/*` lists it too
+        if len(given_files) > 1:
+            raise InputError(f"several exposure files given ({_names(given_files)}); give only one.")
+        paths = [path for path in paths if not is_exposure_file(path)]
         check_frame_count(len(paths), num_images, "", ", ".join(map(str, paths)) or "none")
         check_one_kind(paths, "the bracket ")
         parents = {path.parent.resolve() for path in paths}
         name = parents.pop().name if len(parents) == 1 else paths[0].stem
         if exposures is None:
             exposure_file, listed = _folder_exposure_file(paths)
+            if given_files and (exposure_file is None or exposure_file.resolve() != given_files[0].resolve()):
+                exposure_file, listed = given_files[0], order_images(paths)  # it lists the frames given, by name
             if exposure_file is not None:
                 images, exposures, _, warnings, notes = order_by_exposure(paths, exposure_file, paths[0].parent, listed)
             else:

@@ -10,13 +10,14 @@ from ..errors import MERGE_AS_SHOOT, InputError
 
 
 def frame_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """The frames ``inputs`` hold: the image files given, or the LDR and RAW images of one scene folder."""
-    from ..io.scene import is_ldr, is_raw, scene_entries
+    """The frames ``inputs`` hold: the files given but an exposure file, or the LDR and RAW images of one scene
+    folder."""
+    from ..io.scene import is_exposure_file, is_ldr, is_raw, scene_entries
 
     paths = [Path(item) for item in inputs]
     if len(paths) == 1 and paths[0].is_dir():
         return [path for path in scene_entries(paths[0]) if is_ldr(path) or is_raw(path)]
-    return paths
+    return [path for path in paths if not is_exposure_file(path)]
 
 
 def count_frames(inputs: Sequence[str | os.PathLike]) -> int:
