@@ -87,7 +87,7 @@ class BatchSummary:
         """The human summary: counts, then one line per scene merged with a fallback or failed, with its reason."""
         merged = [outcome for outcome in self.outcomes if outcome.status in ("done", "fallback")]
         seconds = sum(outcome.seconds for outcome in merged)
-        lines = [f"{len(self.outcomes)} scenes: {self.count('done')} done, {self.count('fallback')} merged with a "
+        lines = [f"{len(self.outcomes)} scene{'s' * (len(self.outcomes) != 1)}: {self.count('done')} done, {self.count('fallback')} merged with a "
                  f"fallback, {self.count('skipped')} skipped (already finished), {len(self.failed)} failed"
                  + (f"; {seconds / len(merged):.2f} s per merged scene" if merged else "")]
         lines += [f"  {outcome.status} {outcome.scene}: {outcome.reason}" for outcome in self.outcomes
@@ -167,8 +167,10 @@ def stale_marker(out_dir: Path, scene: str, settings: dict) -> str:
     if not isinstance(marker, dict) or not isinstance(marker.get("settings"), dict):
         return ""
     before, now = marker["settings"], json.loads(json.dumps(settings))
-    return "; ".join(f"{key} {before.get(key)!r}, now {now.get(key)!r}" for key in sorted(set(before) | set(now))
-                     if before.get(key) != now.get(key))
+    unset = object()
+    shown = lambda value: "unset" if value is unset else repr(value)  # noqa: E731
+    return "; ".join(f"{key} {shown(before.get(key, unset))}, now {shown(now.get(key, unset))}"
+                     for key in sorted(set(before) | set(now)) if before.get(key, unset) != now.get(key, unset))
 
 
 def remove_partials(folder: Path, stem: str) -> None:

@@ -202,3 +202,14 @@ def test_scenes_merged_with_a_fallback_have_their_own_status_and_brackets_of_any
     marker = json.loads((out / "done" / "c_mixed.json").read_text())
     assert marker["rejected"][0]["index"] == 0 and marker["camera"]["response"] == "gamma:2.2"
     assert json.loads((out / "done" / "b_five.json").read_text())["exposures"] == list(brackets["b_five"])
+
+
+def test_stale_marker_names_a_setting_one_side_lacks_as_unset(tmp_path):
+    """A model's done marker against flow-merge settings: the model's settings read as unset now, not None."""
+    from diffhdr_diffusers.batch import marker_path, stale_marker
+
+    marker = marker_path(tmp_path, "beach")
+    marker.parent.mkdir(parents=True)
+    marker.write_text(json.dumps({"settings": {"method": "diffhdr", "steps": 2}}))
+    assert stale_marker(tmp_path, "beach", {"method": "flow-merge"}) == "method 'diffhdr', now 'flow-merge'; steps 2, now unset"
+    assert stale_marker(tmp_path, "beach", {"method": "diffhdr", "steps": 2}) == ""

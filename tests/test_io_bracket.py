@@ -147,6 +147,19 @@ def test_an_exposure_file_among_the_files_is_the_exposures_not_a_frame(tmp_path)
         load_bracket([*files, elsewhere])
 
 
+def test_a_frame_given_twice_or_no_image_says_so(tmp_path):
+    """A frame given twice is named as such (it read as two frames of the same exposure), and a text file named
+    .jpg among frames without exposures is not an image (it read as a frame without EXIF)."""
+    scene = _make_scene(tmp_path / "s", exposures=None, ground_truth=False)
+    with pytest.raises(InputError, match=r"b.tif: given twice; give each frame of the bracket once"):
+        load_bracket([scene / "a.tif", scene / "b.tif", tmp_path / "s" / ".." / "s" / "b.tif"])
+    (scene / "notes.jpg").write_text("not a photo")
+    with pytest.raises(ImageReadError, match=r"notes.jpg: corrupt, truncated or not a supported image"):
+        load_bracket([scene / "a.tif", scene / "notes.jpg"])
+    with pytest.raises(ExposureError, match="EXIF"):  # real images without EXIF: the exposures are what is missing
+        load_bracket([scene / "a.tif", scene / "b.tif"])
+
+
 def test_scene_without_exposures_says_what_to_add(tmp_path):
     scene = _make_scene(tmp_path / "s", exposures=None)
     (scene / "exposures.txt").write_text("0\n1\n2\n")  # misnamed

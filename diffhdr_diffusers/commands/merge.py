@@ -175,7 +175,7 @@ def _run_batch(args: argparse.Namespace) -> int:
             frames = frame_files([str(path) for path in scene.inputs])
             where = f" (folder {scene.inputs[0].name})" if len(scene.inputs) == 1 else ""
             print(f"{index}. {scene.name}: {len(frames)} frames{where}: {', '.join(path.name for path in frames)}")
-        print(f"{len(scenes)} brackets; nothing merged (--dry-run).")
+        print(f"{len(scenes)} bracket{'s' * (len(scenes) != 1)}; nothing merged (--dry-run).")
         return 0
     group = process_group()
     device = None

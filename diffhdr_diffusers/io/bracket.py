@@ -169,6 +169,11 @@ def load_bracket(
         if len(given_files) > 1:
             raise InputError(f"several exposure files given ({_names(given_files)}); give only one.")
         paths = [path for path in paths if not is_exposure_file(path)]
+        seen: set[Path] = set()
+        for path in paths:
+            if path.resolve() in seen:
+                raise InputError(f"{path}: given twice; give each frame of the bracket once.")
+            seen.add(path.resolve())
         check_frame_count(len(paths), num_images, "", ", ".join(map(str, paths)) or "none")
         check_one_kind(paths, "the bracket ")
         parents = {path.parent.resolve() for path in paths}
@@ -180,8 +185,13 @@ def load_bracket(
             if exposure_file is not None:
                 images, exposures, _, warnings, notes = order_by_exposure(paths, exposure_file, paths[0].parent, listed)
             else:
-                images, exposures, notes = sort_by_exposure(
-                    paths, exposures_from_exif(paths), "EXIF of " + _names(paths), relative=True)
+                try:
+                    from_exif = exposures_from_exif(paths)
+                except InputError:
+                    for path in filter(is_ldr, paths):  # a file that is no image says so, not that it lacks EXIF
+                        read_ldr(path)
+                    raise
+                images, exposures, notes = sort_by_exposure(paths, from_exif, "EXIF of " + _names(paths), relative=True)
         else:
             images, exposures, notes = sort_by_exposure(paths, exposures, "exposures argument")
     raw = is_raw(images[0])
