@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/error_by_region.py data/heldout/Test results/flow-merge results/model
+    python benchmarks/error_by_region.py data/heldout/Test results/flow-merge --split-moving
 
 Each results folder is a ``diffhdr evaluate --out`` folder (it holds ``hdr/<scene>.hdr``). Pixels are split
 into *moving* (covered by a moving object in any frame, for synthetic scenes whose ``scene.json`` describes
@@ -11,6 +12,7 @@ reference frame's brightest channel into *saturated* (at or above the alignment'
 or below ``BLACK_LEVEL``) and the rest. The table gives each region's share of the pixels and its part of the
 pooled mean squared mu-law error, in model units (the shortest exposure at EV 0, as ``diffhdr evaluate
 --units model``; Kalantari's own units) with radiance clipped to [0, 1], so the parts add up to the total.
+``--split-moving`` splits the moving pixels by the reference's exposure too (moving saturated, dark, rest).
 """
 
 from __future__ import annotations
@@ -50,24 +52,33 @@ def moving_mask(folder: Path, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def region_masks(reference: np.ndarray, moving: np.ndarray) -> list[np.ndarray]:
+SPLIT_REGIONS = ("moving saturated", "moving dark", "moving rest", "saturated", "dark", "rest")
+
+
+def region_masks(reference: np.ndarray, moving: np.ndarray, split_moving: bool = False) -> list[np.ndarray]:
     level = brightest(reference)
-    saturated, dark = (level >= WHITE_LEVEL) & ~moving, (level <= BLACK_LEVEL) & ~moving
-    return [moving, saturated, dark, ~moving & ~saturated & ~dark]
+    bright, black = level >= WHITE_LEVEL, level <= BLACK_LEVEL
+    static = [bright & ~moving, black & ~moving, ~moving & ~bright & ~black]
+    if split_moving:
+        return [bright & moving, black & moving, moving & ~bright & ~black, *static]
+    return [moving, *static]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("results", type=Path, nargs="+")
+    parser.add_argument("--split-moving", action="store_true", help="split moving pixels by the reference's exposure")
     args = parser.parse_args()
+    regions = SPLIT_REGIONS if args.split_moving else REGIONS
     scenes = [scan_scene(folder) for folder in discover_scenes(args.data_dir)]
-    pixels = np.zeros(len(REGIONS))
-    errors = {results: np.zeros(len(REGIONS)) for results in args.results}
+    pixels = np.zeros(len(regions))
+    errors = {results: np.zeros(len(regions)) for results in args.results}
     for scene in scenes:
         images, exposures, _ = scene_exposures(scene)
         target = mu_law(np.clip(to_model_units(read_radiance(scene.ground_truth), exposures), 0, 1))
-        masks = region_masks(read_ldr(images[len(images) // 2]), moving_mask(scene.folder, target.shape[:2]))
+        masks = region_masks(read_ldr(images[len(images) // 2]), moving_mask(scene.folder, target.shape[:2]),
+                             args.split_moving)
         pixels += [mask.sum() for mask in masks]
         for results, total in errors.items():
             radiance = read_radiance(results / "hdr" / f"{scene.folder.name}.hdr")
@@ -75,9 +86,9 @@ def main() -> None:
             error = ((prediction - target) ** 2).mean(axis=-1)
             total += [error[mask].sum() for mask in masks]
     print(f"{len(scenes)} scenes; pooled mean squared mu-law error (x 1e-5) by region of the reference frame\n")
-    print("| results | " + " | ".join(f"{name} ({share:.1%} of pixels)" for name, share in zip(REGIONS, pixels / pixels.sum()))
+    print("| results | " + " | ".join(f"{name} ({share:.1%} of pixels)" for name, share in zip(regions, pixels / pixels.sum()))
           + " | total |")
-    print("|---" * (len(REGIONS) + 2) + "|")
+    print("|---" * (len(regions) + 2) + "|")
     for results, total in errors.items():
         parts = total / pixels.sum() * 1e5
         print(f"| {results} | " + " | ".join(f"{part:.2f}" for part in parts) + f" | {parts.sum():.2f} |")
