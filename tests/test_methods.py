@@ -217,3 +217,24 @@ def test_the_readme_python_snippet_runs_twice(tmp_path, monkeypatch):
     for _ in range(2):  # a second run replaces the outputs: no "already exists"
         exec(compile(snippet, "README.md", "exec"), {})
     assert json.loads(read_radiance_metadata(tmp_path / "merged.exr")["camera"])["response"]
+
+
+@pytest.mark.slow
+def test_a_frame_of_another_scene_does_not_spoil_the_response_for_the_others(shared_data):
+    """sculpture_garden's short and middle frames with horse's long frame in place of its own (a card grouped
+    wrongly): estimated with the stranger, the response refused the good short frame too (14 % consistent where
+    15 % is needed) and the merge was the middle frame alone. Estimated again without the frame that matched
+    nothing, the short frame is merged and says why the estimate left the other out."""
+    import cv2
+
+    from diffhdr_diffusers.io import load_bracket
+
+    garden, horse = (load_bracket(shared_data / "real_brackets" / name) for name in ("sculpture_garden", "horse"))
+    height, width = garden.images[0].shape[:2]
+    frames = [*garden.images[:2], cv2.resize(horse.images[2], (width, height), interpolation=cv2.INTER_AREA)]
+    result = load_method("flow-merge")(frames, garden.exposures)
+    assert [frame.index for frame in result.rejected] == [2]
+    assert "frame 3: left out of the estimate; without it, 1 more frame matched" in result.camera.warnings
+    names = ["1.tif", "3.tif", "stranger.png"]
+    assert any(line.startswith("camera response: stranger.png: left out") for line in result.warnings(names))
+    assert len(result.camera.exposures) == 3 and result.radiance.max() > 3.0  # the short frame's highlights

@@ -125,9 +125,46 @@ class Method:
                                          gamma=self.gamma, reference_index=reference_index)
         mapped = time.perf_counter()
         radiance, uncertainty, rejected = self.merge(canonical, camera.exposures, reference_index)
+        if rejected and camera.source == "auto":
+            retried = self._estimate_without(frames, exposures, reference_index, rejected, camera)
+            camera, radiance, uncertainty, rejected = retried or (camera, radiance, uncertainty, rejected)
         end = time.perf_counter()
         return MergeResult(np.asarray(radiance, dtype=np.float32), uncertainty, rejected, camera, reference_index,
                            end - start, {"camera": mapped - start, "merge": end - mapped}, self.label)
+
+    def _estimate_without(self, frames, exposures, reference_index, rejected, camera):
+        """A frame that matches nothing (another scene's, a flash) spoils the response estimated from the whole
+        bracket, and good frames are then refused with it. Estimate and merge again without each rejected frame in
+        turn; ``(camera, radiance, uncertainty, rejected)`` of the merge that uses the most frames, or ``None``
+        when none uses more than the first (or the method cannot merge the frames left)."""
+        from ..camera import CameraModel, apply_camera
+
+        best, used = None, len(frames) - len(rejected)
+        for left_out in rejected:
+            kept = [index for index in range(len(frames)) if index != left_out]
+            try:
+                index = self.reference_for(len(kept), kept.index(reference_index))
+            except InputError:  # too few frames left, or a model that merges a fixed count
+                continue
+            canonical, retry = apply_camera([frames[i] for i in kept], [exposures[i] for i in kept], "auto",
+                                            gamma=self.gamma, reference_index=index)
+            if retry.fallback:
+                continue
+            radiance, uncertainty, kept_rejected = self.merge(canonical, retry.exposures, index)
+            if len(kept) - len(kept_rejected) <= used:
+                continue
+            used = len(kept) - len(kept_rejected)
+            # Every frame keeps an EV; the one left out keeps its nominal offset from the reference.
+            evs = dict(zip(kept, retry.exposures))
+            evs[left_out] = float(exposures[left_out]) - float(exposures[reference_index]) + evs[reference_index]
+            more = used - (len(frames) - len(rejected))
+            note = f"frame {left_out + 1}: left out of the estimate; without it, {more} more frame{'s' * (more > 1)} matched"
+            merged_camera = CameraModel(retry.response, retry.source, [evs[i] for i in range(len(frames))],
+                                        list(camera.nominal_exposures), [*retry.warnings, note], False)
+            frames_not_used = sorted([RejectedFrame(kept[frame.index], frame.reason) for frame in kept_rejected]
+                                     + [RejectedFrame(left_out, next(f.reason for f in rejected if f == left_out))])
+            best = (merged_camera, radiance, uncertainty, frames_not_used)
+        return best
 
     def merge_bracket(self, bracket, reference_index: int | None = None, response=None) -> MergeResult:
         """Merge a :class:`~diffhdr_diffusers.io.Bracket` as read: a RAW bracket's frames are linear already, so
