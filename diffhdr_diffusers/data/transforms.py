@@ -29,17 +29,18 @@ from .decode import decode_ldr, decode_radiance
 
 
 MAPPED_BYTES = 1 << 16  # prior-cache members this large are memory-mapped; smaller ones are read
+MAPPED_FILES = 4096  # prior-cache files kept open per process
 
 
 def read_prior_cache(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """A prior-cache file's arrays (an uncompressed ``.npz``), the large ones memory-mapped read-only: a training
-    crop then reads its window of the scene instead of the whole file. Kept per process while the file is
-    unchanged."""
+    crop then reads its window of the scene instead of the whole file. The last :data:`MAPPED_FILES` files are
+    kept mapped per process while unchanged (each member is one memory map, and a process may hold about 65,000)."""
     stat = os.stat(path)
     return _read_prior_cache(os.fspath(path), stat.st_mtime_ns, stat.st_size)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=MAPPED_FILES)
 def _read_prior_cache(path: str, mtime_ns: int, size: int) -> dict[str, np.ndarray]:
     arrays = {}
     with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
