@@ -11,7 +11,10 @@ used there whatever their confidence, under a saturation-consistency rule: a val
 saturated reference channel must be at least the saturation level's radiance at the reference
 exposure (a darker warped sample is a wrong match: it is down-weighted, and the result clamped up to
 that bound). Likewise a reference channel that is black bounds the value from above. This keeps
-saturated windows free of dark speckles and black blobs. And as a saturated reference pixel gives its
+saturated windows free of dark speckles and black blobs. A reference pixel clipped in some channels only still
+shows the others: a shorter frame's sample more than :data:`MISMATCH_RATIO` away from them there shows something
+else (a red shirt clipped in red, where the short frame saw the wall behind it before the walker came), so it is
+refuted like a dark sample, and the reference's shown channels stand. And as a saturated reference pixel gives its
 weight to the shorter frames, a black reference channel (below the black level, where it holds nothing but
 noise and quantisation) gives its weight in that channel to the longer frames, whatever their confidence
 (which cannot be measured against black): their values there are bounded from above by the rule. Per
@@ -46,6 +49,8 @@ REFERENCE_FLOOR = 1e-4  # the reference's weight never drops below this: the las
 FALLBACK_TRUST = 1e-2  # trust given to shorter frames in saturated reference pixels whatever their confidence
 REJECTED = 1e-3  # weight factor of a sample that breaks the saturation or black rule
 RULE_SLACK = 0.85  # a sample breaks the saturation rule below this share of the clip level (noise, quantisation)
+MISMATCH_RATIO = 2.0  # a shorter frame's sample breaks the rule this far from a partly clipped reference's other channels
+MISMATCH_FLOOR = 0.1  # reference channels at or above this LDR level are judged by MISMATCH_RATIO
 
 
 @dataclass
@@ -120,6 +125,14 @@ def _merge_rows(
     lower_channels = reference <= np.float32(max(BLACK_RULE_LEVEL, 0.5 * black_level))
     upper_bound = np.float32(black_level**gamma / 2.0**reference_ev)
 
+    # A partly clipped reference pixel still shows its other channels: a shorter frame's sample there must agree
+    # with them, or it shows something else (what moved), whatever it puts in the clipped channel.
+    shown_channels = refuted = None
+    if saturation_rule and MISMATCH_RATIO:
+        partly = _any_channel(upper_channels) & ~upper_channels.all(axis=2)
+        shown_channels = partly[..., None] & ~upper_channels & (reference >= np.float32(MISMATCH_FLOOR))
+        refuted = np.zeros(reference.shape[:2], bool)
+
     shape = reference.shape[:2]
     shorter_sum = np.zeros(shape, np.float32) if holes is not None else None
     shorter_clipped = np.zeros(shape, bool) if holes is not None else None
@@ -144,6 +157,12 @@ def _merge_rows(
         if saturation_rule:
             broken = _any_channel(upper_channels & (other.radiance < np.float32(RULE_SLACK) * lower_bound))
             broken |= _any_channel(lower_channels & (other.radiance > upper_bound))
+            if shorter and shown_channels is not None:
+                ratio = np.float32(MISMATCH_RATIO)
+                mismatch = _any_channel(shown_channels & ((other.radiance > ratio * reference_radiance)
+                                                          | (other.radiance * ratio < reference_radiance)))
+                broken |= mismatch
+                refuted |= mismatch
             np.multiply(weight, np.float32(REJECTED), out=weight, where=broken)
         if shorter_sum is not None and shorter and not other.failed:
             shorter_sum += weight
@@ -159,6 +178,10 @@ def _merge_rows(
             else:
                 asked *= other.confidence
             trusted_sum += asked
+    if refuted is not None:  # what the refuted frames showed is gone: the reference's shown channels stand
+        kept = shown_channels & refuted[..., None]
+        np.add(merged, reference_radiance, out=merged, where=kept)
+        np.add(total, np.float32(1.0), out=total, where=kept)
     merged /= total
     if saturation_rule:
         np.maximum(merged, lower_bound, out=merged, where=upper_channels)

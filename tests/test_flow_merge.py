@@ -268,6 +268,9 @@ def _plain_merge(frames, evs, alignment, gamma=2.2):
     lower = reference <= np.float32(max(m.BLACK_RULE_LEVEL, 0.5 * black_level))
     lower_bound = np.float32(WHITE_LEVEL**gamma / 2.0**reference_ev)
     upper_bound = np.float32(black_level**gamma / 2.0**reference_ev)
+    ratio, reference_radiance = np.float32(m.MISMATCH_RATIO), alignment.radiance[ref]
+    shown = (upper.any(axis=2) & ~upper.all(axis=2))[..., None] & ~upper & (reference >= np.float32(m.MISMATCH_FLOOR))
+    refuted = np.zeros(reference.shape[:2], bool)
     for index, ev in enumerate(evs):
         if index == ref:
             continue
@@ -280,9 +283,14 @@ def _plain_merge(frames, evs, alignment, gamma=2.2):
             trust = trust + np.float32(m.FALLBACK_TRUST) * (saturated if shorter else black)
         weight = (bright if shorter else dark) * own * trust
         broken = (upper & (radiance < m.RULE_SLACK * lower_bound)).any(axis=2) | (lower & (radiance > upper_bound)).any(axis=2)
+        if shorter:  # a partly clipped reference's shown channels refute a sample far from them
+            mismatch = (shown & ((radiance > ratio * reference_radiance) | (radiance * ratio < reference_radiance))).any(axis=2)
+            broken, refuted = broken | mismatch, refuted | mismatch
         weight = np.where(broken, weight * np.float32(m.REJECTED), weight)
         merged += weight[..., None] * radiance
         total += weight[..., None]
+    kept = shown & refuted[..., None]
+    merged, total = np.where(kept, merged + reference_radiance, merged), np.where(kept, total + 1, total)
     merged /= total
     merged = np.where(upper, np.maximum(merged, lower_bound), merged)
     for index, ev in enumerate(evs):  # a shorter frame that clips too: at least its clip level
@@ -422,3 +430,25 @@ def test_many_holes_are_filled_from_the_pixels_around_them():
     fill_holes(radiance, holes)
     assert (radiance[holes == 1] >= 1.0).all() and radiance[200, 200, 0] == 5.0
     assert radiance[25, 200, 0] > 2.5 and radiance[375, 200, 0] > 2.5  # next to the ring: its radiance
+
+
+def test_a_partly_clipped_reference_keeps_what_its_other_channels_show(monkeypatch):
+    """sculpture_garden's walkers: a red shirt whose red the reference clips, in front of a bright wall that the
+    short frame shows there (the walker was elsewhere then). The shirt's green and blue, which the reference shows,
+    refute the short frame's wall, so the shirt keeps them (before: the wall and its railing pasted across it)."""
+    height, width = SIZE
+    rng = np.random.default_rng(1)
+    texture = cv2.GaussianBlur(rng.random((height, width)).astype(np.float32), (0, 0), 2)
+    radiance = (0.05 + 0.2 * texture)[..., None] * np.ones(3, np.float32)  # textured, well exposed: aligns
+    shirt = (slice(30, 60), slice(50, 90))
+    radiance[shirt] = (3.0, 0.3, 0.25)  # red clipped in the reference (EV 0), green and blue shown
+    short = radiance.copy()
+    short[shirt] = (3.0, 2.6, 2.2)  # the bright wall the short frame sees there
+    exposures = [-2.0, 0.0, 2.0]
+    frames = [_frames(short, exposures)[0], *_frames(radiance, exposures)[1:]]
+    assert (frames[1][shirt][..., 0] == 1.0).all() and (frames[1][shirt][..., 1:] < 0.7).all()
+    merged = flow_merge(frames, exposures).radiance
+    np.testing.assert_allclose(np.median(merged[shirt].reshape(-1, 3), axis=0)[1:], (0.3, 0.25), rtol=0.05)
+    monkeypatch.setattr("diffhdr_diffusers.merging.MISMATCH_RATIO", 0.0)  # without the rule: the wall
+    pasted = flow_merge(frames, exposures).radiance
+    assert np.median(pasted[shirt][..., 1]) > 1.5
