@@ -49,6 +49,8 @@ REFERENCE_FLOOR = 1e-4  # the reference's weight never drops below this: the las
 FALLBACK_TRUST = 1e-2  # trust given to shorter frames in saturated reference pixels whatever their confidence
 REJECTED = 1e-3  # weight factor of a sample that breaks the saturation or black rule
 RULE_SLACK = 0.85  # a sample breaks the saturation rule below this share of the clip level (noise, quantisation)
+#: Bump whenever flow-merge's output changes: training's prior cache keys on it, so no model trains on stale priors.
+FLOW_MERGE_VERSION = 2
 MISMATCH_RATIO = 2.0  # a shorter frame's sample breaks the rule this far from a partly clipped reference's other channels
 MISMATCH_FLOOR = 0.1  # reference channels at or above this LDR level are judged by MISMATCH_RATIO
 

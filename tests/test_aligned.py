@@ -208,3 +208,12 @@ def test_training_priors_are_kept_on_disk_and_read_back_exactly(scene, tmp_path)
     other_settings = TrainingTransform(crop_size=32, alignment={"homography": False}, prior_cache_dir=tmp_path / "cache")
     other_settings.scene_prior(decoded)
     assert len(list((tmp_path / "cache").iterdir())) == 2  # the settings are part of the key
+
+
+def test_the_prior_cache_keys_on_the_flow_merge_version(monkeypatch, tmp_path):
+    """A changed flow-merge (its FLOW_MERGE_VERSION bumped) reads no cache file of the old one: those priors are
+    stale, and a model trained on them would be run on other priors."""
+    transform = TrainingTransform(alignment={}, prior_cache_dir=tmp_path)
+    before = transform._cache_path("scene")
+    monkeypatch.setattr("diffhdr_diffusers.merging.FLOW_MERGE_VERSION", 99)
+    assert transform._cache_path("scene") != before and transform._cache_path("scene").parent == tmp_path

@@ -200,7 +200,10 @@ class TrainingTransform:
         """The scene's file in the prior cache (``None`` without one); the key holds the settings that change it."""
         if self.prior_cache_dir is None:
             return None
-        settings = {"alignment": self.alignment, "gamma": self.gamma}
+        from ..merging import FLOW_MERGE_VERSION
+
+        # The priors of another flow-merge are stale: its version is part of the key.
+        settings = {"alignment": self.alignment, "gamma": self.gamma, "flow_merge": FLOW_MERGE_VERSION}
         # Only settings away from the defaults enter the key, so that the default's cache files keep their names.
         if self.mu != MU:
             settings["mu"] = self.mu
