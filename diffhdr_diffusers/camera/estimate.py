@@ -320,11 +320,10 @@ def estimate_camera(
             base = evs[reference_index]
             corrections = np.array([(factor - 1.0) * (ev - base) + factor * c for ev, c in zip(evs, corrections)])
             given = max(abs(ev - base) for ev in evs)
-            stretch_warning = (f"with the exposures given ({given:g} EV from the reference at most) the camera curve "
-                               f"would span only {span:.1f} stops from dark to bright codes, where cameras span "
-                               f"{typical:.1f} or more; merging with the exposures {factor:.1f} times as far apart, "
-                               f"as such a camera would have shot them; if the exposures are "
-                               f"right, name the response (srgb, or a calibrated one)")
+            stretch_warning = (f"exposures given at most {given:g} EV from the reference would make the camera curve span "
+                               f"only {span:.1f} stops (cameras span {typical:.1f} or more), so they are merged "
+                               f"{factor:.1f}x as far apart; if they are right, name the response (srgb, or a "
+                               f"calibrated one)")
         units_curve, grey_stops = closest_curve_units(response)
     measured = [ev + float(correction) for ev, correction in zip(evs, corrections)]
     warnings = [stretch_warning] if stretch_warning else []
