@@ -134,36 +134,32 @@ class Method:
 
     def _estimate_without(self, frames, exposures, reference_index, rejected, camera):
         """A frame that matches nothing (another scene's, a flash) spoils the response estimated from the whole
-        bracket, and good frames are then refused with it. Estimate and merge again without each rejected frame in
-        turn; ``(camera, radiance, uncertainty, rejected)`` of the merge that uses the most frames, or ``None``
-        when none uses more than the first (or the method cannot merge the frames left)."""
-        from ..camera import CameraModel, apply_camera
+        bracket, and good frames are then refused with it. Estimate the response again without each rejected frame
+        in turn and merge the whole bracket with it (the frame is judged again); ``(camera, radiance, uncertainty,
+        rejected)`` of the merge that uses the most frames, or ``None`` when none uses more than the first."""
+        from ..camera import CameraModel, encode_canonical, estimate_camera
 
         best, used = None, len(frames) - len(rejected)
         for left_out in rejected:
             kept = [index for index in range(len(frames)) if index != left_out]
-            try:
-                index = self.reference_for(len(kept), kept.index(reference_index))
-            except InputError:  # too few frames left, or a model that merges a fixed count
+            if len(kept) < 2:
                 continue
-            canonical, retry = apply_camera([frames[i] for i in kept], [exposures[i] for i in kept], "auto",
-                                            gamma=self.gamma, reference_index=index)
+            retry = estimate_camera([frames[i] for i in kept], [exposures[i] for i in kept],
+                                    reference_index=kept.index(reference_index))
             if retry.fallback:
                 continue
-            radiance, uncertainty, kept_rejected = self.merge(canonical, retry.exposures, index)
-            if len(kept) - len(kept_rejected) <= used:
-                continue
-            used = len(kept) - len(kept_rejected)
-            # Every frame keeps an EV; the one left out keeps its nominal offset from the reference.
+            # The frame left out keeps its nominal offset from the reference.
             evs = dict(zip(kept, retry.exposures))
             evs[left_out] = float(exposures[left_out]) - float(exposures[reference_index]) + evs[reference_index]
-            more = used - (len(frames) - len(rejected))
+            evs = [evs[index] for index in range(len(frames))]
+            radiance, uncertainty, again = self.merge(encode_canonical(frames, retry.response, self.gamma), evs,
+                                                      reference_index)
+            if len(frames) - len(again) <= used:
+                continue
+            more, used = len(rejected) - len(again), len(frames) - len(again)  # than the first merge used
             note = f"frame {left_out + 1}: left out of the estimate; without it, {more} more frame{'s' * (more > 1)} matched"
-            merged_camera = CameraModel(retry.response, retry.source, [evs[i] for i in range(len(frames))],
-                                        list(camera.nominal_exposures), [*retry.warnings, note], False)
-            frames_not_used = sorted([RejectedFrame(kept[frame.index], frame.reason) for frame in kept_rejected]
-                                     + [RejectedFrame(left_out, next(f.reason for f in rejected if f == left_out))])
-            best = (merged_camera, radiance, uncertainty, frames_not_used)
+            best = (CameraModel(retry.response, "auto", evs, list(camera.nominal_exposures), [*retry.warnings, note]),
+                    radiance, uncertainty, list(again))
         return best
 
     def merge_bracket(self, bracket, reference_index: int | None = None, response=None) -> MergeResult:
