@@ -238,3 +238,24 @@ def test_upload_checks_and_typed_exposures(tmp_path):
     hdr, exr = session.write_downloads(result.radiance, tmp_path / "out", "long/../name")
     assert (hdr.name, exr.name) == ("long_.._name.hdr", "long_.._name.exr")
     assert read_radiance(exr).shape == (16, 24, 3)
+
+
+def test_the_status_counts_the_frames_used_and_hides_the_server_folder(tmp_path):
+    """A bracket with a frame of another scene: the status says "Merged 2 of 3 exposures" (it said 3), and a
+    warning naming a file in the upload folder names the file alone (it showed the server's temporary path)."""
+    from diffhdr_diffusers.app import session
+    from diffhdr_diffusers.app.ui import merge_status
+    from diffhdr_diffusers.data.synth import synthesize_scene
+
+    scene = synthesize_scene(11, 0, size=(120, 160), ev_sets=[(-2.0, 0.0, 2.0)])
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    for index, image in enumerate(scene.images):
+        write_ldr(folder / f"{index}.png", image[::-1] if index == 0 else image)  # frame 0: another scene
+    (folder / "exposure.txt").write_text("-2\n0\n2\n")
+    bracket = session.read_bracket(folder)
+    result = session.merge(bracket, session.MergeSettings(method=session.METHOD_FLOW, response="gamma:2.2"))
+    result.warnings.append(f"{folder / 'exposure.txt'} gives -2, 0, 2 EV")
+    status = merge_status(bracket, result, folder)
+    assert status.startswith("**Merged with a fallback:** Merged 2 of 3 exposures at EV -2, 0, 2"), status
+    assert "0.png not used" in status and str(folder) not in status and "exposure.txt gives" in status

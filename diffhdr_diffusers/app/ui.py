@@ -58,13 +58,29 @@ def _error_message(error: BaseException, folder: Path | None = None) -> str:
     else:
         logger.exception("unexpected error in the web app")
         message = f"unexpected error ({type(error).__name__}: {error}); the server keeps running, please report it."
-    if folder is not None:
-        message = message.replace(f"{folder}{os.sep}", "").replace(str(folder), "the upload")
-    return " ".join(word_message(message, APP_WORDING).split())
+    return " ".join(word_message(_hide_folder(message, folder), APP_WORDING).split())
+
+
+def _hide_folder(message: str, folder: Path | None) -> str:
+    """``message`` with the server's upload folder left out of its paths (errors, warnings and notes alike)."""
+    if folder is None:
+        return message
+    return message.replace(f"{folder}{os.sep}", "").replace(str(folder), "the upload")
 
 
 def _status(kind: str, text: str) -> str:
     return f"**{kind}:** {_escape(text)}"
+
+
+def merge_status(bracket, result, folder: Path | None = None) -> str:
+    """The page's status after a merge: what was merged (``2 of 3 exposures`` when frames were not used), the
+    camera, then the notes and warnings, with the server's upload folder left out of their paths."""
+    count, used = len(bracket.images), len(bracket.images) - len(result.metadata.get("rejected", []))
+    merged = f"{count} exposures" if used == count else f"{used} of {count} exposures"
+    text = f"Merged {merged} at EV {format_exposures(bracket.exposures)}; {result.camera_text}."
+    kind = "Merged with a fallback" if result.fallback else "Done"
+    return "\n\n".join([_status(kind, text)] + [_status("Note", _hide_folder(note, folder)) for note in result.notes]
+                         + [_status("Warning", _hide_folder(warning, folder)) for warning in result.warnings])
 
 
 def _session_hash(request: gr.Request | None) -> str | None:
@@ -146,10 +162,7 @@ def build_demo(model: str | None = None) -> gr.Blocks:
             uncertainty = gr.update(value=None, visible=False)
         height, width = result.radiance.shape[:2]
         timing = f"**Time:** {result.seconds:.2f} s with {_escape(result.label)}, {width}x{height} pixels."
-        text = f"Merged {len(bracket.images)} exposures at EV {format_exposures(bracket.exposures)}; {result.camera_text}."
-        kind = "Merged with a fallback" if result.fallback else "Done"
-        status = "\n\n".join([_status(kind, text)] + [_status("Note", note) for note in result.notes]
-                               + [_status("Warning", warning) for warning in result.warnings])
+        status = merge_status(bracket, result, folder)
         return (state, preview, (state["reference"], preview), uncertainty,
                 gr.update(value=str(hdr), interactive=True), gr.update(value=str(exr), interactive=True),
                 timing, status)
