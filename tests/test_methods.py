@@ -234,7 +234,8 @@ def test_a_frame_of_another_scene_does_not_spoil_the_response_for_the_others(sha
     frames = [*garden.images[:2], cv2.resize(horse.images[2], (width, height), interpolation=cv2.INTER_AREA)]
     result = load_method("flow-merge")(frames, garden.exposures)
     assert [frame.index for frame in result.rejected] == [2]
-    assert "frame 3: left out of the estimate; without it, 1 more frame matched" in result.camera.warnings
+    assert "frame 3: refused under the first estimate; estimated again without it, the merge uses 1 more frame" \
+        in result.camera.warnings
     names = ["1.tif", "3.tif", "stranger.png"]
-    assert any(line.startswith("camera response: stranger.png: left out") for line in result.warnings(names))
+    assert any(line.startswith("camera response: stranger.png: refused under") for line in result.warnings(names))
     assert len(result.camera.exposures) == 3 and result.radiance.max() > 3.0  # the short frame's highlights

@@ -157,7 +157,8 @@ class Method:
             if len(frames) - len(again) <= used:
                 continue
             more, used = len(rejected) - len(again), len(frames) - len(again)  # than the first merge used
-            note = f"frame {left_out + 1}: left out of the estimate; without it, {more} more frame{'s' * (more > 1)} matched"
+            note = (f"frame {left_out + 1}: refused under the first estimate; estimated again without it, the merge "
+                    f"uses {more} more frame{'s' * (more > 1)}")
             best = (CameraModel(retry.response, "auto", evs, list(camera.nominal_exposures), [*retry.warnings, note]),
                     radiance, uncertainty, list(again))
         return best
