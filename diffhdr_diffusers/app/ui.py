@@ -219,9 +219,11 @@ def build_demo(model: str | None = None) -> gr.Blocks:
         example.change(pick_example, example, files)
         files.change(inspect, files, [frames, exposures, read_state, status, *results])
         method.change(lambda choice: gr.update(visible=choice == work.METHOD_CUSTOM), method, model_box)
-        merge_button.click(run_merge, [files, exposures, read_state, method, model_box, fast, seed, ensemble, response,
-                                       stops],
-                           [*results, status], concurrency_limit=1)
+        # The last merge's status goes at once: under the progress bar it read as this merge's result.
+        merge_button.click(lambda: _status("Merging", "the result replaces the last one when it is done."), None,
+                           status, queue=False, show_progress="hidden").then(
+            run_merge, [files, exposures, read_state, method, model_box, fast, seed, ensemble, response, stops],
+            [*results, status], concurrency_limit=1)
         stops.change(retonemap, [result_state, stops], [preview, compare], show_progress="hidden",
                      trigger_mode="always_last")
         demo.unload(end_session)
