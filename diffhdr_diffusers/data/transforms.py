@@ -46,22 +46,18 @@ def _read_prior_cache(path: str, mtime_ns: int, size: int) -> dict[str, np.ndarr
     with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
         for info in archive.infolist():
             name = info.filename.removesuffix(".npy")
-            if info.compress_type != zipfile.ZIP_STORED:  # np.savez_compressed: no window to map
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size < MAPPED_BYTES:  # read: small or compressed
                 with archive.open(info) as member:
                     arrays[name] = np.lib.format.read_array(member)
                 continue
+            # A stored member's .npy lies as it is after its local header (30 bytes, then its name and extra field).
             handle.seek(info.header_offset)
             name_length, extra_length = struct.unpack("<HH", handle.read(30)[26:30])
             handle.seek(info.header_offset + 30 + name_length + extra_length)
             version = np.lib.format.read_magic(handle)
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran_order, dtype = read_header(handle)
-            count = int(np.prod(shape, dtype=np.int64))
-            if count * dtype.itemsize < MAPPED_BYTES:
-                array = np.frombuffer(handle.read(count * dtype.itemsize), dtype, count)
-                arrays[name] = array.reshape(shape, order="F" if fortran_order else "C")
-            else:
-                arrays[name] = np.memmap(path, dtype, "r", handle.tell(), shape, "F" if fortran_order else "C")
+            arrays[name] = np.memmap(path, dtype, "r", handle.tell(), shape, "F" if fortran_order else "C")
     return arrays
 
 
