@@ -32,17 +32,22 @@ def ldr_to_display(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+#: The least std (mu-law) the heat map's top colour stands for: 0.01 is PSNR-mu 40 dB's RMS error, about where
+#: a difference starts to show.
+UNCERTAINTY_FLOOR = 0.01
+
+
 def uncertainty_to_display(std: np.ndarray) -> tuple[np.ndarray, float]:
     """A per-pixel std map ((H, W) or (H, W, 3), mu-law units) to a uint8 RGB heat map and its scale.
 
-    Channels are averaged; the colour ramp spans 0 (dark) to the map's 99.5th percentile (bright yellow),
-    which is returned so that the page can label it.
+    Channels are averaged; the colour ramp spans 0 (dark) to the map's 99.5th percentile (bright yellow), but
+    never to less than :data:`UNCERTAINTY_FLOOR`, so that a negligible spread stays dark instead of being
+    stretched to look alarming. The top is returned so that the page can label it.
     """
     std = np.asarray(std, dtype=np.float32)
     if std.ndim == 3:
         std = std.mean(axis=2)
-    top = float(np.percentile(std, 99.5)) if std.size else 0.0
-    top = top if top > 0 else (float(std.max()) if std.size and std.max() > 0 else 1.0)
+    top = max(float(np.percentile(std, 99.5)) if std.size else 0.0, UNCERTAINTY_FLOOR)
     position = np.clip(std / np.float32(top), 0.0, 1.0) * (len(_UNCERTAINTY_STOPS) - 1)
     lower = np.floor(position).astype(np.int64).clip(0, len(_UNCERTAINTY_STOPS) - 2)
     fraction = (position - lower)[..., None]
