@@ -262,3 +262,18 @@ def test_the_status_counts_the_frames_used_and_hides_the_server_folder(tmp_path)
     status = merge_status(bracket, result, folder)
     assert status.startswith("**Merged with a fallback:** Merged 2 of 3 exposures at EV -2, 0, 2"), status
     assert "0.png not used" in status and str(folder) not in status and "exposure.txt gives" in status
+
+
+def test_the_status_says_when_colours_were_converted():
+    """Frames with an embedded Adobe RGB profile: the page says their colours were converted, as the CLI does (it
+    said nothing; app trial)."""
+    from types import SimpleNamespace
+
+    from diffhdr_diffusers.app.ui import merge_status
+
+    result = SimpleNamespace(metadata={"rejected": []}, camera_text="response sRGB", fallback=False, notes=[],
+                             warnings=[])
+    frames = [np.zeros((4, 4, 3), np.float32)] * 3
+    for profile, expected in (("Adobe RGB (1998)", " (Adobe RGB (1998) colours converted to sRGB);"), (None, ";")):
+        bracket = SimpleNamespace(images=frames, exposures=[-2.0, 0.0, 2.0], colour_profile=profile)
+        assert merge_status(bracket, result) == f"**Done:** Merged 3 exposures at EV -2, 0, 2{expected} response sRGB."

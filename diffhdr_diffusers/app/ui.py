@@ -77,7 +77,8 @@ def merge_status(bracket, result, folder: Path | None = None) -> str:
     camera, then the notes and warnings, with the server's upload folder left out of their paths."""
     count, used = len(bracket.images), len(bracket.images) - len(result.metadata.get("rejected", []))
     merged = f"{count} exposures" if used == count else f"{used} of {count} exposures"
-    text = f"Merged {merged} at EV {format_exposures(bracket.exposures)}; {result.camera_text}."
+    colours = f" ({bracket.colour_profile} colours converted to sRGB)" if bracket.colour_profile else ""
+    text = f"Merged {merged} at EV {format_exposures(bracket.exposures)}{colours}; {result.camera_text}."
     kind = "Merged with a fallback" if result.fallback else "Done"
     return "\n\n".join([_status(kind, text)] + [_status("Note", _hide_folder(note, folder)) for note in result.notes]
                          + [_status("Warning", _hide_folder(warning, folder)) for warning in result.warnings])
