@@ -13,14 +13,17 @@ folder that :func:`~diffhdr_diffusers.evaluation.discover_scenes` finds under ``
 
 The flat layout is what ``diffhdr evaluate --predictions DIR`` reads.
 
-Resuming: a scene is finished when its done marker exists, records the same merge settings, and
-every output it lists exists with the recorded size. Finished scenes are skipped; the others are
+Resuming: a scene is finished when its done marker exists, records the same merge settings and the same
+frames (their names and sizes, so a card read from another mount point still resumes), and every output it
+lists exists with the recorded size. A marker of other settings or other frames (another bracket of the same
+name) fails that scene instead of replacing its outputs, unless overwriting is allowed. Finished scenes are skipped; the others are
 merged again from scratch (their leftover outputs and temporary files are replaced). Every file is
 written atomically (temporary sibling, then rename) and the marker comes last, so a run killed at
 any moment (even SIGKILL) and started again loses nothing and redoes only the unfinished scenes.
 
 Fallbacks: a scene merged with a fallback (a frame not used, or a default response where the estimate failed)
-is finished but not "done": it gets the status ``fallback`` and its own count, with the warnings as its reason.
+is finished but not "done": it gets the status ``fallback`` and its own count, with the warnings as its reason. Its
+marker records the fallback, so a later run that skips it still counts and lists it.
 
 Failures: a scene that cannot be read or merged (a :class:`~diffhdr_diffusers.errors.DiffHDRError`,
 an ``OSError`` or a ``ValueError``) fails alone; its one-line reason goes into the summary, and the
@@ -60,13 +63,14 @@ _PARTIAL = re.compile(r"^\.(?P<stem>.+)\.(?:[0-9a-f]{8}\.partial(?:\.[^.]*)?|[A-
 class SceneOutcome:
     """What happened to one scene: ``status`` is ``"done"``, ``"fallback"`` (merged, with the warnings as
     ``reason``), ``"skipped"`` or ``"failed"``; ``warnings``: every warning of its merge (a skipped scene's
-    from its done marker), so that ``summary.json`` keeps them across runs."""
+    from its done marker), so that ``summary.json`` keeps them across runs, as it keeps ``fallback``."""
 
     scene: str
     status: str
     reason: str = ""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    fallback: bool = False  # merged with a fallback (in this run, or in the run whose outputs a skip keeps)
 
 
 @dataclass
@@ -75,6 +79,7 @@ class BatchSummary:
 
     outcomes: list[SceneOutcome] = field(default_factory=list)
     processes: int = 1
+    not_merged: list[tuple[str, str]] = field(default_factory=list)  # a card's frames in no bracket: (file, reason)
 
     def count(self, status: str) -> int:
         return sum(outcome.status == status for outcome in self.outcomes)
@@ -87,18 +92,28 @@ class BatchSummary:
         """The human summary: counts, then one line per scene merged with a fallback or failed, with its reason."""
         merged = [outcome for outcome in self.outcomes if outcome.status in ("done", "fallback")]
         seconds = sum(outcome.seconds for outcome in merged)
+        skipped = self.count("skipped")
+        earlier = [outcome for outcome in self.outcomes if outcome.status == "skipped" and outcome.fallback]
         lines = [f"{len(self.outcomes)} scene{'s' * (len(self.outcomes) != 1)}: {self.count('done')} done, {self.count('fallback')} merged with a "
-                 f"fallback, {self.count('skipped')} skipped (already finished), {len(self.failed)} failed"
+                 f"fallback, {skipped} skipped (already finished"
+                 + (f"; {len(earlier)} of them with a fallback" if earlier else "") + f"), {len(self.failed)} failed"
                  + (f"; {seconds / len(merged):.2f} s per merged scene" if merged else "")]
-        lines += [f"  {outcome.status} {outcome.scene}: {outcome.reason}" for outcome in self.outcomes
-                  if outcome.status in ("fallback", "failed")]
+        for outcome in self.outcomes:
+            if outcome.status in ("fallback", "failed"):
+                lines.append(f"  {outcome.status} {outcome.scene}: {outcome.reason}")
+            elif outcome in earlier:
+                lines.append(f"  skipped (merged with a fallback before) {outcome.scene}: {' '.join(outcome.warnings)}")
+        if self.not_merged:
+            lines.append(f"{len(self.not_merged)} frame{'s' * (len(self.not_merged) != 1)} in no bracket, not merged:")
+            lines += [f"  {name}: {reason}" for name, reason in self.not_merged]
         return "\n".join(lines)
 
     def to_json(self) -> dict:
         return {"processes": self.processes, "done": self.count("done"), "fallback": self.count("fallback"),
                 "skipped": self.count("skipped"), "failed": len(self.failed),
                 "scenes": [{"scene": o.scene, "status": o.status, "reason": o.reason, "seconds": round(o.seconds, 3),
-                            "warnings": o.warnings} for o in self.outcomes]}
+                            "warnings": o.warnings, "fallback": o.fallback} for o in self.outcomes],
+                "not_merged": [{"file": name, "reason": reason} for name, reason in self.not_merged]}
 
 
 def settings_fingerprint(settings: dict) -> dict:
@@ -119,12 +134,60 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _marker_warnings(out_dir: Path, scene: str) -> list[str]:
-    """The warnings a finished scene's done marker recorded (none if it cannot be read)."""
+def _read_marker(out_dir: Path, scene: str) -> dict:
+    """A scene's done marker, or ``{}`` when it has none or it cannot be read."""
     try:
-        return list(json.loads(marker_path(out_dir, scene).read_text()).get("warnings", []))
-    except (OSError, ValueError, AttributeError):
-        return []
+        marker = json.loads(marker_path(out_dir, scene).read_text())
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def _skipped(out_dir: Path, scene: str) -> SceneOutcome:
+    """A finished scene's outcome in this run: skipped, with the warnings and fallback its marker recorded."""
+    marker = _read_marker(out_dir, scene)
+    warnings = marker.get("warnings", [])
+    warnings = list(warnings) if isinstance(warnings, list) else []
+    return SceneOutcome(scene, "skipped", warnings=warnings,
+                        fallback=bool(marker.get("fallback", bool(marker.get("rejected")))))
+
+
+def _sampled_digest(path: Path, block: int = 1 << 16) -> str:
+    """sha256 of a file's first and last 64 KiB: tells frames of one size apart (uncompressed TIFFs of one camera
+    all have it) without reading whole RAW files on every resume."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(block))
+        handle.seek(max(path.stat().st_size - block, 0))
+        digest.update(handle.read(block))
+    return digest.hexdigest()[:16]
+
+
+def frames_fingerprint(inputs: Sequence[Path]) -> list[list]:
+    """What a scene's outputs were merged from, as ``[name, bytes, sampled digest]`` in name order: its frame
+    files, and for a scene folder the frames and exposure files in it. Not their paths, so that the same card
+    read from another mount point still matches."""
+    from .io.formats import FRAME_SUFFIXES
+    from .io.scene import is_exposure_file
+
+    files = []
+    for path in inputs:
+        if path.is_dir():
+            files += [entry for entry in path.iterdir() if entry.is_file() and not entry.name.startswith(".")
+                      and (entry.suffix.lower() in FRAME_SUFFIXES or is_exposure_file(entry))]
+        elif path.is_file():
+            files.append(path)
+    return sorted([path.name, path.stat().st_size, _sampled_digest(path)] for path in files)
+
+
+def other_frames(out_dir: Path, scene: Scene) -> str:
+    """The frames (``"1.png, 2.png, 3.png"``) a scene's done marker says its outputs were merged from, when they
+    are not this scene's frames (another bracket of the same name, or frames changed since); ``""`` when they are,
+    or when the marker does not say (markers written before it did)."""
+    recorded = _read_marker(out_dir, scene.name).get("frames")
+    if not isinstance(recorded, list) or recorded == frames_fingerprint(scene.inputs):
+        return ""
+    return ", ".join(str(entry[0]) for entry in recorded if isinstance(entry, list) and entry)
 
 
 def marker_path(out_dir: Path, scene: str) -> Path:
@@ -136,17 +199,13 @@ def output_names(scene: str, formats: Sequence[str]) -> list[str]:
     return [f"{scene}.{suffix}" for suffix in formats] + [f"{scene}.png"]
 
 
-def is_finished(out_dir: Path, scene: str, settings: dict, formats: Sequence[str]) -> bool:
-    """Whether ``scene`` has a valid done marker for these settings, with every output in place."""
-    path = marker_path(out_dir, scene)
-    try:
-        marker = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    if not isinstance(marker, dict) or marker.get("version") != MARKER_VERSION or marker.get("settings") != settings:
+def is_finished(out_dir: Path, scene: Scene, settings: dict, formats: Sequence[str]) -> bool:
+    """Whether ``scene`` has a valid done marker for these settings and its frames, with every output in place."""
+    marker, name = _read_marker(out_dir, scene.name), scene.name
+    if marker.get("version") != MARKER_VERSION or marker.get("settings") != settings or other_frames(out_dir, scene):
         return False
     outputs = marker.get("outputs")
-    if not isinstance(outputs, dict) or set(outputs) != set(output_names(scene, formats)):
+    if not isinstance(outputs, dict) or set(outputs) != set(output_names(name, formats)):
         return False
     for name, record in outputs.items():
         try:
@@ -160,17 +219,25 @@ def is_finished(out_dir: Path, scene: str, settings: dict, formats: Sequence[str
 def stale_marker(out_dir: Path, scene: str, settings: dict) -> str:
     """The settings that differ (``"method flow-merge, now naive-merge"``) when ``scene`` has a done marker
     written with other merge settings; ``""`` when it has none or the same."""
-    try:
-        marker = json.loads(marker_path(out_dir, scene).read_text())
-    except (OSError, ValueError):
+    marker = _read_marker(out_dir, scene)
+    if not isinstance(marker.get("settings"), dict):
         return ""
-    if not isinstance(marker, dict) or not isinstance(marker.get("settings"), dict):
-        return ""
-    before, now = marker["settings"], json.loads(json.dumps(settings))
+    return "; ".join(_differences(marker["settings"], json.loads(json.dumps(settings))))
+
+
+def _differences(before: dict, now: dict, prefix: str = "") -> list[str]:
+    """``"key old, now new"`` for each setting that differs; nested settings by their dotted key
+    (``"tonemap.detail 1.0, now 0.5"``)."""
     unset = object()
     shown = lambda value: "unset" if value is unset else repr(value)  # noqa: E731
-    return "; ".join(f"{key} {shown(before.get(key, unset))}, now {shown(now.get(key, unset))}"
-                     for key in sorted(set(before) | set(now)) if before.get(key, unset) != now.get(key, unset))
+    lines = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key, unset), now.get(key, unset)
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            lines.append(f"{prefix}{key} {shown(old)}, now {shown(new)}")
+    return lines
 
 
 def remove_partials(folder: Path, stem: str) -> None:
@@ -207,12 +274,14 @@ class Scene:
         return {path.resolve() for path in self.inputs}
 
 
-def find_scenes(shoot_dir: Path, group_by: str = "auto", log: Callable[[str], None] | None = None) -> list[Scene]:
+def find_scenes(shoot_dir: Path, group_by: str = "auto", log: Callable[[str], None] | None = None,
+                exclude: Path | None = None, leftovers: list[tuple[str, str]] | None = None) -> list[Scene]:
     """The batch's scenes: scene folders (``folder``), or a flat card folder's frames grouped into brackets by
     :func:`~diffhdr_diffusers.io.grouping.group_frames` (``time``, ``count:N``). ``auto`` groups when
     ``shoot_dir`` holds frames itself, no scene folders and no exposure file (a folder of frames with an exposure
-    file is one scene). Frames that fit no bracket are logged with the reason; a card where no frames make a
-    bracket is an :class:`InputError`."""
+    file is one scene). ``exclude`` (the output folder, when it lies inside the shoot) is no scene and no part of
+    one. Frames that fit no bracket are logged with the reason (and appended to ``leftovers`` as ``(file name,
+    reason)``); a card where no frames make a bracket is an :class:`InputError`."""
     from .evaluation import discover_scenes
     from .io.formats import FRAME_SUFFIXES
     from .io.grouping import group_frames
@@ -220,22 +289,30 @@ def find_scenes(shoot_dir: Path, group_by: str = "auto", log: Callable[[str], No
 
     frames = sorted(path for path in shoot_dir.iterdir() if path.is_file() and path.suffix.lower() in FRAME_SUFFIXES
                     and not path.name.startswith("."))
-    subfolders = [path for path in shoot_dir.iterdir() if path.is_dir() and not path.name.startswith(".")]
+    excluded = exclude.resolve() if exclude is not None else None
+    outside = lambda path: excluded is None or not path.resolve().is_relative_to(excluded)  # noqa: E731
+    subfolders = [path for path in shoot_dir.iterdir() if path.is_dir() and not path.name.startswith(".")
+                  and outside(path)]
     if group_by == "auto":
         one_scene = any(is_exposure_file(path) for path in shoot_dir.iterdir() if path.is_file())
         group_by = "time" if frames and not subfolders and not one_scene else "folder"
     if group_by == "folder":
-        return [Scene(folder.name, (folder,)) for folder in discover_scenes(shoot_dir)]
+        return [Scene(folder.name, (folder,)) for folder in discover_scenes(shoot_dir) if outside(folder)]
     if not frames:
         raise InputError(f"{shoot_dir}: holds no frames to group; give a folder of frames (a card), or group by folder.")
     grouping = group_frames(frames, by=group_by)
     for path, reason in grouping.leftovers:
         (log or (lambda message: print(message, file=sys.stderr)))(f"warning: {path.name} not merged: {reason}")
+        if leftovers is not None:
+            leftovers.append((path.name, reason))
     if not grouping.brackets:
         raise InputError(f"{shoot_dir}: none of its {len(frames)} frames make a bracket by {group_by} (reasons above); "
                          "give --group-by count:N (N frames per bracket), or merge one bracket with "
                          "`diffhdr merge FRAMES... -o OUT.hdr`.")
-    return [Scene(f"{paths[0].stem}-{paths[-1].stem}", tuple(paths)) for paths in grouping.brackets]
+    # Named by the first and last file name, which a card's numbering keeps in order (capture order need not:
+    # sub-second EXIF times can put a bracket's second file first).
+    return [Scene(f"{min(path.stem for path in paths)}-{max(path.stem for path in paths)}", tuple(paths))
+            for paths in grouping.brackets]
 
 
 def merge_scene(scene: Scene, out_dir: Path, method: Callable, settings: dict, formats: Sequence[str],
@@ -269,7 +346,8 @@ def merge_scene(scene: Scene, out_dir: Path, method: Callable, settings: dict, f
     reference = bracket.paths[result.reference_index] if bracket.paths else None
     write_preview(out_dir / names[-1], result.radiance, overwrite=True, reference=reference, **(look or {}))
     outputs = {name: {"bytes": (out_dir / name).stat().st_size, "sha256": _sha256(out_dir / name)} for name in names}
-    marker = {"version": MARKER_VERSION, "scene": scene, "source": [str(path) for path in inputs], "settings": settings,
+    marker = {"version": MARKER_VERSION, "scene": scene, "source": [str(path) for path in inputs],
+              "frames": frames_fingerprint(inputs), "fallback": bool(result.fallback), "settings": settings,
               "exposures": [float(ev) for ev in bracket.exposures],
               "size": [int(result.radiance.shape[1]), int(result.radiance.shape[0])],
               "camera": metadata["camera"], "rejected": metadata["rejected"], "warnings": warnings,
@@ -340,7 +418,8 @@ def run_batch(
     shoot_dir, out_dir = Path(shoot_dir), Path(out_dir)
     if not shoot_dir.is_dir():
         raise InputError(f"{shoot_dir}: not a folder; give a folder of scene folders.")
-    scenes = find_scenes(shoot_dir, group_by, log)
+    leftovers: list[tuple[str, str]] = []
+    scenes = find_scenes(shoot_dir, group_by, log, exclude=out_dir, leftovers=leftovers)
     if out_dir.resolve() in set().union(*(scene.resolve() for scene in scenes)) or out_dir.resolve() == shoot_dir.resolve():
         raise OutputError(f"output folder {out_dir}: is an input folder; choose a separate output folder.")
     try:
@@ -351,7 +430,7 @@ def run_batch(
     remove_partials(out_dir / "shards", f"rank-{group.rank}")
 
     mine = group.split(scenes)
-    finished = set() if overwrite else {scene.name for scene in mine if is_finished(out_dir, scene.name, settings, formats)}
+    finished = set() if overwrite else {scene.name for scene in mine if is_finished(out_dir, scene, settings, formats)}
     names = [scene.name for scene in scenes]
     show = progress and group.rank == 0
     overall = group.world_size > 1
@@ -371,21 +450,23 @@ def run_batch(
             if scene in finished:
                 for folder in (out_dir, out_dir / MARKER_DIR):
                     remove_partials(folder, scene)
-                outcomes.append(SceneOutcome(scene, "skipped", warnings=_marker_warnings(out_dir, scene)))
+                outcomes.append(_skipped(out_dir, scene))
                 continue
             bar.set_postfix_str(scene, refresh=False)
             start = time.perf_counter()
             changed = "" if overwrite else stale_marker(out_dir, scene, settings)
-            if changed:
-                outcomes.append(SceneOutcome(scene, "failed", f"{out_dir} holds its outputs merged with other settings "
-                                             f"({changed}); {ALLOW_OVERWRITE}, or choose another output folder"))
+            others = "" if overwrite else other_frames(out_dir, entry)
+            if changed or others:
+                what = f"merged with other settings ({changed})" if changed else f"merged from other frames ({others})"
+                outcomes.append(SceneOutcome(scene, "failed", f"{out_dir} holds its outputs {what}; {ALLOW_OVERWRITE}, "
+                                             "or choose another output folder"))
                 failures_here += 1
             else:
                 try:
                     seconds, warnings, fallback = merge_scene(entry, out_dir, method, settings, formats, log,
                                                               reference_index, look)
                     outcomes.append(SceneOutcome(scene, "fallback" if fallback else "done",
-                                                 " ".join(warnings) if fallback else "", seconds, warnings))
+                                                 " ".join(warnings) if fallback else "", seconds, warnings, fallback))
                 except (DiffHDRError, OSError, ValueError) as error:
                     reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                     outcomes.append(SceneOutcome(scene, "failed", reason, time.perf_counter() - start))
@@ -394,16 +475,17 @@ def run_batch(
     finally:
         bar.close()
 
-    local = BatchSummary(outcomes, processes=group.world_size)
+    local = BatchSummary(outcomes, processes=group.world_size, not_merged=leftovers)
     documents = group.gather({"rank": group.rank, "world_size": group.world_size, **local.to_json()},
                              out_dir / "shards", shard_timeout)
     if documents is None:
         return local
     order = {name: index for index, name in enumerate(names)}
-    everything = [SceneOutcome(row["scene"], row["status"], row["reason"], row["seconds"], row.get("warnings", []))
+    everything = [SceneOutcome(row["scene"], row["status"], row["reason"], row["seconds"], row.get("warnings", []),
+                               row.get("fallback", False))
                   for document in documents for row in document["scenes"]]
     summary = BatchSummary(sorted(everything, key=lambda outcome: order.get(outcome.scene, len(order))),
-                           processes=group.world_size)
+                           processes=group.world_size, not_merged=leftovers)
     _write_json(out_dir / "summary.json", summary.to_json())
     return summary
 

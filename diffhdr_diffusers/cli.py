@@ -26,8 +26,16 @@ from .errors import DiffHDRError, word_message
 COMMANDS = ("merge", "calibrate", "synth", "evaluate", "convert_original", "app")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as the library's are: the problem, then where the options
+    are explained (argparse's usage text before it ran to twenty lines)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="diffhdr", description="Ghost-free HDR merging with DiffHDR.",
         epilog="environment: DIFFHDR_REUSE_FREED_MEMORY=0 leaves the C allocator untuned (default 1: freed memory "
                "is kept for reuse, which makes CPU sampling faster).")

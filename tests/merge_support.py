@@ -81,18 +81,14 @@ def run_cli(argv: Sequence[str], capfd) -> tuple[int, str, str]:
     return code, out, err
 
 
-def single_error_line(err: str, allow_usage: bool = False) -> str:
-    """Check that ``err`` holds exactly one ``diffhdr merge: error:`` line and nothing else unexpected.
-
-    Allowed besides it: tqdm progress bars and, for argument errors, argparse's usage text.
-    """
+def single_error_line(err: str) -> str:
+    """Check that ``err`` holds exactly one ``diffhdr merge: error:`` line and nothing else but tqdm progress bars
+    (argument errors too: the CLI's parser prints no usage text)."""
     assert "Traceback" not in err, err
     lines = [line for line in re.split(r"[\r\n]+", err) if line.strip()]
     errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
     assert len(errors) == 1, err
     others = [line for line in lines if line not in errors and not PROGRESS_LINE.match(line)]
-    if allow_usage:
-        others = [line for line in others if not line.startswith(("usage:", " "))]
     assert not others, f"unexpected stderr lines: {others}"
     return errors[0]
 

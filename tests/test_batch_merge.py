@@ -195,10 +195,15 @@ def test_scenes_merged_with_a_fallback_have_their_own_status_and_brackets_of_any
     assert [row["status"] for row in summary["scenes"]] == ["done", "done", "fallback"] and summary["fallback"] == 1
     warned = summary["scenes"][2]["warnings"]
     assert warned and warned[0].startswith("0.tif not used: only ")
-    # A rerun skips every scene; summary.json still says what each one's merge warned.
+    # A rerun skips every scene; summary.json still says what each one's merge warned, and which fell back (a rerun
+    # after an interrupted run counted no fallback at all).
     assert main(["merge", str(shoot), "--out", str(out), "--method", "flow-merge", *GAMMA]) == 0
+    text = capsys.readouterr().out
+    assert "3 skipped (already finished; 1 of them with a fallback)" in text
+    assert "  skipped (merged with a fallback before) c_mixed: 0.tif not used: only " in text
     rerun = json.loads((out / "summary.json").read_text())
     assert [row["status"] for row in rerun["scenes"]] == ["skipped"] * 3 and rerun["scenes"][2]["warnings"] == warned
+    assert [row["fallback"] for row in rerun["scenes"]] == [False, False, True]
     marker = json.loads((out / "done" / "c_mixed.json").read_text())
     assert marker["rejected"][0]["index"] == 0 and marker["camera"]["response"] == "gamma:2.2"
     assert json.loads((out / "done" / "b_five.json").read_text())["exposures"] == list(brackets["b_five"])
@@ -213,3 +218,48 @@ def test_stale_marker_names_a_setting_one_side_lacks_as_unset(tmp_path):
     marker.write_text(json.dumps({"settings": {"method": "diffhdr", "steps": 2}}))
     assert stale_marker(tmp_path, "beach", {"method": "flow-merge"}) == "method 'diffhdr', now 'flow-merge'; steps 2, now unset"
     assert stale_marker(tmp_path, "beach", {"method": "diffhdr", "steps": 2}) == ""
+    # Nested settings (the preview's tone mapping) name the setting that differs, not the whole dict.
+    marker.write_text(json.dumps({"settings": {"tonemap": {"detail": 1.0, "operator": "local"}}}))
+    assert stale_marker(tmp_path, "beach", {"tonemap": {"detail": 0.5, "operator": "local"}}) == "tonemap.detail 1.0, now 0.5"
+
+
+def test_another_bracket_of_the_same_name_is_not_taken_as_finished(shoot, reference_run, tmp_path, capsys):
+    """Day two's bracket in a folder named as day one's: its scene fails with the frames its outputs came from,
+    instead of being skipped as finished (it was: day two was lost with exit 0). The same card from another mount
+    point still resumes, and --overwrite merges the new frames."""
+    names = _scenes(shoot)
+    out = tmp_path / "merged"
+    shutil.copytree(reference_run, out)
+    moved = tmp_path / "card_elsewhere"
+    shutil.copytree(shoot, moved)
+    assert main(["merge", str(moved), "--out", str(out), "--method", "flow-merge", *GAMMA]) == 0
+    assert f"{NUM_SCENES} skipped" in capsys.readouterr().out
+    day_two = tmp_path / "day_two"
+    day_two.mkdir()
+    shutil.copytree(shoot / names[1], day_two / names[0])  # another bracket, under the first one's name
+    first_frame = sorted((day_two / names[0]).glob("input_*"))[0]
+    before = (out / f"{names[0]}.hdr").read_bytes()
+    assert main(["merge", str(day_two), "--out", str(out), "--method", "flow-merge", *GAMMA]) == 1
+    text = capsys.readouterr().out
+    assert f"failed {names[0]}: {out} holds its outputs merged from other frames (" in text and "pass --overwrite" in text
+    assert first_frame.name in text and (out / f"{names[0]}.hdr").read_bytes() == before
+    assert main(["merge", str(day_two), "--out", str(out), "--method", "flow-merge", "--overwrite", *GAMMA]) == 0
+    assert (out / f"{names[0]}.hdr").read_bytes() == (reference_run / f"{names[1]}.hdr").read_bytes()
+
+
+def test_an_output_folder_inside_the_card_is_no_scene(tmp_path, capsys):
+    """`diffhdr merge card --out card/hdr` twice: the second run resumed (it took the card for one scene folder
+    once the output folder was in it, and failed); a frame in no bracket is listed in the summary too."""
+    from test_grouping import textured_card
+
+    card = textured_card(tmp_path)
+    out = card / "hdr"
+    arguments = ["merge", str(card), "--out", str(out), "--method", "flow-merge", *GAMMA]
+    assert main(arguments) == 0
+    assert "4 scenes: 4 done" in capsys.readouterr().out
+    assert main(arguments) == 0
+    second = capsys.readouterr().out
+    assert "4 scenes: 0 done, 0 merged with a fallback, 4 skipped (already finished), 0 failed" in second, second
+    assert "1 frame in no bracket, not merged:\n  IMG_0015.JPG: " in second
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["file"] for row in summary["not_merged"]] == ["IMG_0015.JPG"]

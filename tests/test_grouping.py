@@ -166,3 +166,20 @@ def test_card_batch_killed_mid_run_resumes_byte_identically(tmp_path, capfd):
     for name in sorted(path.name for path in (tmp_path / "reference").glob("*.hdr")):
         assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
     assert len(list(out.glob("*.hdr"))) == 4
+
+
+def test_a_card_bracket_without_exposures_is_told_a_fix_that_batch_mode_takes(tmp_path, capfd):
+    """A card bracket whose frames carry no exposure time failed with "pass them with --exposures", which --out
+    refuses, or "put an exposure.txt next to the images", which makes the card one scene (trial 3)."""
+    from merge_support import run_cli
+
+    card = tmp_path / "card"
+    card.mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((16, 16, 3), 60 * index + 30, np.uint8)).save(card / f"IMG_{index}.png")
+    code, out, err = run_cli(["merge", str(card), "--out", str(tmp_path / "out"), "--group-by", "count:3",
+                              "--method", "flow-merge"], capfd)
+    assert code == 1, err
+    assert "failed IMG_0-IMG_2: " in out and "no EXIF exposure time" in out, out
+    assert "put the bracket's frames in a folder of their own with an exposure.txt" in out
+    assert "--exposures" not in out and "next to the images" not in out

@@ -271,3 +271,18 @@ def test_photo_of_a_raw_bracket_carries_its_camera_tags(tmp_path, radiance, exif
     assert "warning" not in capsys.readouterr().err
     with Image.open(photo) as image:
         assert image.getexif().get_ifd(0x8769)[33437] == 4.0  # the reference frame's f-number
+
+
+def test_a_response_curve_given_for_raw_frames_is_not_applied_and_says_so(tmp_path, radiance):
+    """`--response srgb` (meant for a shoot's JPEGs) on a RAW bracket bent the linear data, and both other frames
+    were refused as 'exposure ratio 10.9 where 4 was expected': the output was the reference alone (trial 3)."""
+    from diffhdr_diffusers.methods import load_method
+
+    bracket = load_bracket(_bracket(tmp_path, radiance), half_size=True)
+    method = load_method("flow-merge")
+    given = method.merge_bracket(bracket, response="srgb")
+    assert not given.rejected and given.camera.to_dict()["response"] == "linear"
+    assert given.warnings()[0] == ("response srgb not applied: RAW frames are linear as decoded, so the linear "
+                                   "response is used for them")
+    np.testing.assert_array_equal(given.radiance, method.merge_bracket(bracket).radiance)
+    assert not method.merge_bracket(bracket, response="linear").warnings()

@@ -73,7 +73,9 @@ class DeprecatedFlag(argparse.Action):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from diffhdr_diffusers.cli import OneLineParser
+
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     data = parser.add_argument_group("data")
     data.add_argument("--train_data_dir", default=None,
                       help="A local folder: a Kalantari-layout root (scene folders, or Training/ and Test/) or a "

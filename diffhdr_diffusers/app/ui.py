@@ -41,7 +41,6 @@ RESPONSES = ("auto", "srgb", "gamma:2.2", "linear")
 # The page's words for the library's remedies (errors.word_message).
 APP_WORDING = {
     GIVE_EXPOSURES: "type the exposures in the Exposures box",
-    "pass the exposures explicitly": "type the exposures in the Exposures box",
     ALLOW_OVERWRITE: "merge again to replace it",
     USE_FLOW_MERGE: "choose the flow-merge method",
 }

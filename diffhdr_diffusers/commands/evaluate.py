@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import run_command
+from ..cli import OneLineParser, run_command
 from .options import SCENE_RESPONSE, add_method_arguments, check_model_only, method_from_args
 
 
@@ -83,8 +83,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m diffhdr_diffusers.commands.evaluate`` (and ``accelerate launch -m``)."""
-    parser = argparse.ArgumentParser(prog="diffhdr evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="diffhdr evaluate", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(parser)
     args = parser.parse_args(argv)
     return run_command("diffhdr evaluate", lambda: run(args))

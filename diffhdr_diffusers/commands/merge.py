@@ -23,7 +23,7 @@ from pathlib import Path
 from ..camera import describe_camera
 from ..errors import InputError, OutputError, word_message
 from ..io.formats import JPEG_SUFFIXES, PREVIEW_SUFFIXES, RADIANCE_OUTPUT_SUFFIXES
-from .options import CLI_WORDING, add_method_arguments, exposure_list, method_from_args, method_settings
+from .options import BATCH_WORDING, add_method_arguments, exposure_list, method_from_args, method_settings
 
 
 def add_parser(subparsers) -> None:
@@ -170,7 +170,7 @@ def _run_batch(args: argparse.Namespace) -> int:
 
         from ..methods.frames import frame_files
 
-        scenes = find_scenes(Path(args.inputs[0]), args.group_by)
+        scenes = find_scenes(Path(args.inputs[0]), args.group_by, exclude=Path(args.out))
         for index, scene in enumerate(scenes, start=1):
             frames = frame_files([str(path) for path in scene.inputs])
             where = f" (folder {scene.inputs[0].name})" if len(scene.inputs) == 1 else ""
@@ -189,7 +189,7 @@ def _run_batch(args: argparse.Namespace) -> int:
                         formats=args.format.replace(" ", "").split(","), overwrite=args.overwrite, group=group,
                         reference_index=args.reference_index, group_by=args.group_by, look=look)
     if group.rank == 0:
-        print(word_message(summary.text(), CLI_WORDING))
+        print(word_message(summary.text(), BATCH_WORDING))
     return 1 if summary.failed else 0
 
 

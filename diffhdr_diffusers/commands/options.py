@@ -14,12 +14,17 @@ SCENE_RESPONSE = "true"
 #: The CLI's words for the library's remedies (:func:`~diffhdr_diffusers.errors.word_message`).
 CLI_WORDING = {
     GIVE_EXPOSURES: "pass them with --exposures EV,EV,... (one per frame, short to long)",
-    "pass the exposures explicitly": "pass them with --exposures EV,EV,... (one per frame)",
     ALLOW_OVERWRITE: "pass --overwrite to replace it",
     USE_FLOW_MERGE: "merge it with --method flow-merge (no model needed)",
     MERGE_AS_SHOOT: "merge them all with --out DIR (one output per scene folder), or name one scene folder",
     TRUST_FOREIGN_CODE: "pass --trust-remote-code",
 }
+
+#: Their words in a shoot's summary (``--out``), where --exposures is not taken: each scene's exposures come from its
+#: folder, and a card's bracket gets a folder of its own for them.
+BATCH_EXPOSURES = ("put the bracket's frames in a folder of their own with an exposure.txt (one EV per line, short to long), "
+                   "and merge the folder of such folders")
+BATCH_WORDING = {**CLI_WORDING, ", or put an exposure.txt next to the images": "", GIVE_EXPOSURES: BATCH_EXPOSURES}
 
 # (flag, attribute, the value that means "not given") of the options that only a model takes.
 MODEL_ONLY = (("--model", "model", None), ("--steps", "steps", None), ("--scheduler", "scheduler", None),

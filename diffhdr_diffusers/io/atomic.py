@@ -21,6 +21,17 @@ from pathlib import Path
 from ..errors import ALLOW_OVERWRITE, OutputError
 
 
+def _missing_folder(folder: Path, fix: str) -> str:
+    """Why ``folder`` (not a folder) cannot hold an output, and ``fix``; where a file stands in its path, that
+    file, and another path as the fix."""
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                return f"output folder {folder} cannot be made: {part} is a file; choose another path."
+            break
+    return f"output folder {folder} does not exist; {fix}."
+
+
 def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Return ``path`` as a ``Path`` after checking that it can be written.
 
@@ -30,7 +41,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise OutputError(f"{path}: output folder {folder} does not exist; create it first or choose another path.")
+        raise OutputError(f"{path}: {_missing_folder(folder, 'create it first or choose another path')}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: output folder {folder} is not writable; choose a folder you can write to.")
     if path.is_dir():
@@ -142,7 +153,7 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     """
     path = Path(path)
     if not path.parent.is_dir():
-        raise OutputError(f"{path}: output folder {path.parent} does not exist; create it first.")
+        raise OutputError(f"{path}: {_missing_folder(path.parent, 'create it first')}")
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists; {ALLOW_OVERWRITE}, or choose another output folder.")
     if path.exists() and not path.is_dir():

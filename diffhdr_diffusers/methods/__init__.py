@@ -169,11 +169,15 @@ class Method:
         merge (each sensor channel clips on its own there); the bracket's warnings lead the result's, and its notes
         are the result's notes."""
         chosen = self.response if response is None else response
-        if bracket.response_hint == "linear" and chosen == "auto":
+        ignored = []
+        if bracket.response_hint == "linear" and chosen != "linear":
+            if chosen != "auto":  # a curve meant for a shoot's JPEGs would bend RAW data into wrong radiance
+                ignored.append(f"response {getattr(chosen, 'name', chosen)} not applied: RAW frames are linear as "
+                               "decoded, so the linear response is used for them")
             chosen = "linear"
         result = self(bracket.images, bracket.exposures, reference_index=reference_index, response=chosen)
         result.radiance = bracket.to_rec709(result.radiance)
-        result.notes, result.bracket_warnings = list(bracket.notes), list(bracket.warnings)
+        result.notes, result.bracket_warnings = list(bracket.notes), [*bracket.warnings, *ignored]
         return result
 
     @property
