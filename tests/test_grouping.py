@@ -131,7 +131,10 @@ def test_card_folder_merges_bracket_by_bracket(tmp_path, capfd):
                               "--response", "gamma:2.2"], capfd)
     assert code == 0, err
     written = sorted(path.name for path in (tmp_path / "out").glob("*.hdr"))
-    assert len(written) == 4 and all(name.startswith("IMG_") for name in written)
+    # Named by the first and last file name (they were named in capture order: "IMG_0007-IMG_0004", which hid
+    # IMG_0001).
+    assert written == ["IMG_0001-IMG_0007.hdr", "IMG_0002-IMG_0008.hdr", "IMG_0003-IMG_0009.hdr",
+                       "IMG_0010-IMG_0014.hdr"]
 
 
 def test_card_batch_killed_mid_run_resumes_byte_identically(tmp_path, capfd):
