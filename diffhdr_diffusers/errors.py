@@ -53,6 +53,11 @@ class MissingDependencyError(DiffHDRError, ImportError):
     """An optional package that a requested feature needs is not installed."""
 
 
+class FallbackWarning(UserWarning):
+    """A result that fell back, for callers of the library's lower layers (the pipeline): a frame not used, and why.
+    :mod:`diffhdr_diffusers.methods` reports fallbacks in its results and silences these."""
+
+
 # Remedies that library messages name in domain words. Each front end may say them in its own terms
 # (:func:`word_message`): the CLI names its flags, the web app its boxes.
 GIVE_EXPOSURES = "give the exposures in EV, one per frame, short to long"

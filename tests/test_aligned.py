@@ -8,7 +8,7 @@ from diffhdr_diffusers import DiffHDRPipeline
 from diffhdr_diffusers.alignment import RejectedFrame
 from diffhdr_diffusers.data import TrainingTransform
 from diffhdr_diffusers.data.synth import synthesize_scene
-from diffhdr_diffusers.errors import InputError
+from diffhdr_diffusers.errors import FallbackWarning, InputError
 from diffhdr_diffusers.hdr_domain import mu_law, to_model_units
 from diffhdr_diffusers.merging import flow_merge
 from diffhdr_diffusers.model_configs import build_models
@@ -136,7 +136,10 @@ def test_schedulers_presets_and_batches_sample_around_the_prior(scene, scheduler
 def test_failed_alignment_falls_back_to_the_reference(scene):
     other = synthesize_scene(seed=99, index=3, size=(64, 96), ev_sets=[(-2.0, 0.0, 2.0)])
     images = [other.images[0], scene.images[1], other.images[2]]
-    out = aligned_pipeline()(images, scene.exposures, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(FallbackWarning) as caught:  # never silent (it was, to a pipeline user: trial 4)
+        out = aligned_pipeline()(images, scene.exposures, generator=torch.Generator().manual_seed(0))
+    assert [str(warning.message).split(" not used: ")[0] for warning in caught] == ["bracket 1: frame 1", "bracket 1: frame 3"]
+    assert "apply_camera" in str(caught[0].message)
     assert out.alignment_failures == [[0, 2]]
     assert np.isfinite(out.hdr).all()
     for frame in out.alignment_failures[0]:  # each says why, with the measured figure

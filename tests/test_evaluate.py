@@ -238,6 +238,10 @@ def test_response_true_uses_each_scenes_recorded_response(scenes, tmp_path, caps
                                read_radiance(bracket.ground_truth))
     assert _means(tmp_path / "y")["psnr_mu"] == pytest.approx(expected["psnr_mu"], rel=1e-9)
     assert _means(tmp_path / "y")["psnr_mu"] != pytest.approx(_means_of(scenes, tmp_path)["psnr_mu"], rel=1e-6)
+    # Where `diffhdr synth` records it (its camera's record): every synthesised set failed with "records no response".
+    (recorded / "scene_000" / "scene.json").write_text(json.dumps({"camera": {"curve": "srgb", "response": "srgb"}}))
+    assert main([str(recorded), "--method", "naive-merge", "--response", "true", "--out", str(tmp_path / "z")]) == 0
+    assert _means(tmp_path / "z")["psnr_mu"] == pytest.approx(expected["psnr_mu"], rel=1e-9)
 
 
 def _means_of(scenes, tmp_path):

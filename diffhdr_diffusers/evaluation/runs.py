@@ -93,12 +93,14 @@ class MethodPredictor:
 
 
 def scene_response(folder: Path):
-    """The camera response a scene folder's ``scene.json`` records (its ``"response"``: a name or a response dict)."""
+    """The camera response a scene folder's ``scene.json`` records: its ``"response"`` (a name or a response dict),
+    or ``camera.response``, where ``diffhdr synth`` records it."""
     from ..camera import Response, parse_response
 
     path = Path(folder) / "scene.json"
     try:
-        recorded = json.loads(path.read_text()).get("response")
+        document = json.loads(path.read_text())
+        recorded = document.get("response", (document.get("camera") or {}).get("response"))
     except (OSError, ValueError, AttributeError) as error:
         raise DatasetError(f"{path}: cannot read the scene's recorded response ({error}); score with a named "
                            "response instead.") from None

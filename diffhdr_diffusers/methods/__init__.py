@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..alignment import RejectedFrame
-from ..errors import USE_FLOW_MERGE, InputError
+from ..errors import USE_FLOW_MERGE, FallbackWarning, InputError
 from ..hdr_domain import GAMMA
 from .classical import BASELINES
 
@@ -279,8 +280,10 @@ class ModelMethod(Method):
         import torch
 
         generators = [torch.Generator().manual_seed(self.seed + k) for k in range(self.ensemble)]
-        output = self.pipeline(frames, exposures, ensemble_size=self.ensemble,
-                               generator=generators if self.ensemble > 1 else generators[0], **self.options)
+        with warnings.catch_warnings():  # the result reports the frames not used itself
+            warnings.simplefilter("ignore", FallbackWarning)
+            output = self.pipeline(frames, exposures, ensemble_size=self.ensemble,
+                                   generator=generators if self.ensemble > 1 else generators[0], **self.options)
         uncertainty = None if output.uncertainty is None else np.asarray(output.uncertainty[0], dtype=np.float32)
         return output.hdr[0], uncertainty, list((output.alignment_failures or [[]])[0])
 

@@ -9,6 +9,7 @@ domain (averaging an ensemble). Saving and loading live in [`~pipelines.loading`
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..alignment import RejectedFrame
-from ..errors import InputError, SamplingError
+from ..errors import FallbackWarning, InputError, SamplingError
 from ..hdr_domain import GAMMA, MU
 from ..models import ConditionEncoder, DiffHDRUNet
 from ..prior import check_gate
@@ -154,6 +155,18 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
         self.image_processor = DiffHDRImageProcessor(gamma=gamma, mu=mu)
         self._interrupt = False
         self._num_timesteps = 0
+        # What the UNet was trained to predict, as the scheduler it came with says: a scheduler swapped in later
+        # with another prediction_type would turn its output into noise without an error.
+        self._trained_prediction_type = getattr(scheduler.config, "prediction_type", None)
+
+    def _check_scheduler(self) -> None:
+        """An :class:`InputError` when the scheduler swapped in expects another prediction than the model makes."""
+        trained, name = self._trained_prediction_type, type(self.scheduler).__name__
+        given = getattr(self.scheduler.config, "prediction_type", trained)
+        if trained is not None and given != trained:
+            raise InputError(f"scheduler {name}: prediction_type {given!r}, but this model predicts {trained!r}; "
+                             f"build the new scheduler from the model's own: {name}.from_config(pipe.scheduler.config) "
+                             "(or diffhdr_diffusers.schedulers.scheduler_from_name(NAME, pipe.scheduler.config)).")
 
     @property
     def interrupt(self) -> bool:
@@ -385,6 +398,7 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
                             window_batch, sizing_grid, condition_per_window)
 
         # 2. Initial noise, timesteps and the window grid of every step.
+        self._check_scheduler()
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)
@@ -414,7 +428,11 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
                 model_input = self.scheduler.scale_model_input(latents, timestep)
                 model_output = self._model_output(model_input, timestep, grids[index], features, coverage,
                                                   window_batch, weight)
-                latents = self.scheduler.step(model_output, timestep, latents, **step_kwargs).prev_sample
+                try:
+                    latents = self.scheduler.step(model_output, timestep, latents, **step_kwargs).prev_sample
+                except NotImplementedError as error:  # diffusers' schedulers that lack this prediction type
+                    raise InputError(f"scheduler {type(self.scheduler).__name__} cannot sample this model "
+                                     f"({error}); choose another scheduler, e.g. DDIM, DPM-Solver++ or UniPC.") from None
                 if callback_on_step_end is not None:
                     tensors = {"latents": latents, "model_output": model_output}
                     callback_kwargs = {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
@@ -431,6 +449,11 @@ class DiffHDRPipeline(DiffHDRLoadingMixin, DiffusionPipeline):
         mu_law_image, hdr, uncertainty = self.image_processor.postprocess(latents, prepared, output_type, ensemble_size,
                                                                           match_input_resolution)
         self.maybe_free_model_hooks()
+        for index, failed in enumerate(prepared.failed or []):
+            for frame in failed:  # a fallback is never silent
+                warnings.warn(f"bracket {index + 1}: frame {frame.index + 1} not used: {frame.reason}; the prior is "
+                              "the reference frame there (frames straight from a camera: map them with "
+                              "diffhdr_diffusers.camera.apply_camera first)", FallbackWarning, stacklevel=2)
         if not return_dict:
             return hdr, mu_law_image, uncertainty, prepared.failed
         return DiffHDRPipelineOutput(hdr=hdr, mu_law=mu_law_image, uncertainty=uncertainty,
