@@ -114,6 +114,22 @@ def client_pull(work: Path) -> None:
     (work / "pull.json").write_text(json.dumps(report))
 
 
+def client_unreachable(work: Path) -> None:
+    """Push to a Hub that does not answer: the one-line error, which named the deleted temporary folder."""
+    from diffhdr_diffusers import DiffHDRPipeline
+    from diffhdr_diffusers.errors import OutputError
+    from diffhdr_diffusers.model_configs import build_models
+    from diffhdr_diffusers.schedulers import original_ddim_scheduler
+
+    pipe = DiffHDRPipeline(*build_models("tiny"), original_ddim_scheduler())
+    try:
+        pipe.push_to_hub("user/nowhere")
+        message = "pushed"
+    except OutputError as error:
+        message = str(error)
+    (work / "unreachable.json").write_text(json.dumps({"message": message}))
+
+
 # -- server side: the tests ------------------------------------------------------------------------------
 
 
@@ -123,9 +139,9 @@ def hub():
         yield server
 
 
-def run_client(hub: FakeHub, role: str, work: Path, hf_home: Path) -> None:
+def run_client(hub: FakeHub | None, role: str, work: Path, hf_home: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "HUGGINGFACE_"))}
-    env.update(HF_ENDPOINT=hub.endpoint, HF_TOKEN="dummy", HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1",
+    env.update(HF_ENDPOINT=hub.endpoint if hub else "http://127.0.0.1:9", HF_TOKEN="dummy", HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1",
                HF_HUB_DISABLE_PROGRESS_BARS="1", OMP_NUM_THREADS="1", NO_PROXY="127.0.0.1,localhost",
                no_proxy="127.0.0.1,localhost")
     result = subprocess.run([sys.executable, __file__, role, str(work)], env=env, capture_output=True, text=True,
@@ -234,8 +250,15 @@ def test_save_pretrained_keeps_an_existing_model_card(tmp_path):
         pipe.save_pretrained(tmp_path / "d", model_card={"metric": {}})
 
 
+def test_a_push_to_an_unreachable_hub_is_one_line_without_the_temporary_folder(tmp_path):
+    run_client(None, "unreachable", tmp_path, tmp_path / "hf_home")
+    message = json.loads((tmp_path / "unreachable.json").read_text())["message"]
+    assert message.startswith("could not push the pipeline to the Hub repo 'user/nowhere': ") and "\n" not in message
+    assert "hf auth login" in message and "/tmp" not in message.replace(str(tmp_path), ""), message
+
+
 if __name__ == "__main__":
     import torch
 
     torch.set_num_threads(1)
-    {"push": client_push, "pull": client_pull}[sys.argv[1]](Path(sys.argv[2]))
+    {"push": client_push, "pull": client_pull, "unreachable": client_unreachable}[sys.argv[1]](Path(sys.argv[2]))

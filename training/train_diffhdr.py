@@ -387,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
                 main_process_only=False)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        if args.push_to_hub:  # a missing login fails now, not after the run
+            from diffhdr_diffusers.pipelines.hub_layout import ensure_repo
+
+            ensure_repo(args.hub_model_id or output_dir.name, token=args.hub_token, private=args.hub_private_repo)
     accelerator.wait_for_everyone()
 
     # Models, EMA and gradient checkpointing. The initialisation draws from the seeded global RNG.

@@ -108,6 +108,20 @@ def plain_view(folder: str | Path) -> Iterator[Path]:
         yield view
 
 
+def ensure_repo(repo_id: str, *, token: str | None = None, private: bool | None = None) -> str:
+    """Create the Hub model repo ``repo_id`` unless it exists; its full id. Training calls it before it starts, so
+    that a missing login fails in a moment, not after the run. Raises :class:`OutputError` when the Hub cannot be
+    reached or the repo cannot be created."""
+    from huggingface_hub import create_repo
+    from huggingface_hub.errors import HTTPError
+
+    try:
+        return create_repo(repo_id, exist_ok=True, private=private, token=token).repo_id
+    except (HTTPError, OSError, ValueError) as error:
+        raise OutputError(f"cannot create or reach the Hub repo {repo_id!r}: {' '.join(str(error).split())}; log in "
+                          "with `hf auth login` and retry.") from error
+
+
 def push_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
                 commit_message: str | None = None, create_pr: bool = False,
                 ignore_patterns: Sequence[str] | None = None):
@@ -125,12 +139,12 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, token: str | None = 
     Raises:
         OutputError: the repo cannot be created or written (no network, no login, no permission).
     """
-    from huggingface_hub import create_repo, upload_folder
+    from huggingface_hub import upload_folder
     from huggingface_hub.errors import HTTPError  # the HTTP client's base error (connection failures too)
 
     write_shims(folder)
+    repo_id = ensure_repo(repo_id, token=token, private=private)
     try:
-        repo_id = create_repo(repo_id, exist_ok=True, private=private, token=token).repo_id
         return upload_folder(repo_id=repo_id, folder_path=folder, token=token, create_pr=create_pr,
                              commit_message=commit_message or "Upload DiffHDRPipeline",
                              ignore_patterns=list(ignore_patterns) if ignore_patterns else None)

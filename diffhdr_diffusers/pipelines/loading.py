@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from diffusers.utils import logging as diffusers_logging
 
-from ..errors import InputError, ModelLoadError
+from ..errors import InputError, ModelLoadError, OutputError
 from . import hub_layout
 from .model_card import write_model_card
 
@@ -97,9 +97,15 @@ class DiffHDRLoadingMixin:
             The ``CommitInfo`` of the upload.
         """
         with tempfile.TemporaryDirectory() as folder:
-            return self.save_pretrained(folder, safe_serialization=safe_serialization, variant=variant,
-                                        push_to_hub=True, model_card=model_card, repo_id=repo_id, token=token,
-                                        private=private, commit_message=commit_message, create_pr=create_pr)
+            try:
+                return self.save_pretrained(folder, safe_serialization=safe_serialization, variant=variant,
+                                            push_to_hub=True, model_card=model_card, repo_id=repo_id, token=token,
+                                            private=private, commit_message=commit_message, create_pr=create_pr)
+            except OutputError as error:  # its message names the temporary folder, which is gone by now
+                cause = error.__cause__ or error
+                raise OutputError(f"could not push the pipeline to the Hub repo {repo_id!r}: "
+                                  f"{' '.join(str(cause).split())}; log in with `hf auth login` and retry, or "
+                                  "save_pretrained(FOLDER, push_to_hub=True) to keep a local copy.") from cause
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None,
