@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
+from diffusers.utils import logging as diffusers_logging
 from tqdm.auto import tqdm
 
 from diffhdr_diffusers import ConditionEncoder, DiffHDRPipeline, DiffHDRUNet
@@ -434,7 +436,16 @@ def main(argv: list[str] | None = None) -> int:
     def load_model_hook(models, checkpoint_dir):
         for name, ema in ema_models.items():
             model_cls = DiffHDRUNet if name == "unet" else ConditionEncoder
-            loaded = EMAModel.from_pretrained(os.path.join(checkpoint_dir, f"{name}_ema"), model_cls=model_cls)
+            # diffusers' EMA loader reads its own saved state (decay, step, ...) through the model's config loader,
+            # which warns about every EMA key and about a deprecated call; the resume itself is exact.
+            verbosity = diffusers_logging.get_verbosity()
+            diffusers_logging.set_verbosity_error()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)
+                    loaded = EMAModel.from_pretrained(os.path.join(checkpoint_dir, f"{name}_ema"), model_cls=model_cls)
+            finally:
+                diffusers_logging.set_verbosity(verbosity)
             ema.load_state_dict(loaded.state_dict())
         for _ in range(len(models)):
             model = models.pop()
