@@ -71,6 +71,9 @@ def test_predictions_rescore_written_outputs(scenes, tmp_path):
     # Only the Radiance RGBE quantisation (about 0.8 % per pixel) separates the two.
     assert rescored["psnr_mu"] == pytest.approx(original["psnr_mu"], abs=0.5)
     assert rescored["ssim_l"] == pytest.approx(original["ssim_l"], abs=0.01)
+    # The evaluation's own folder reads as well as its hdr/ (it failed: "no 00000.hdr or 00000.exr", trial 4).
+    assert main([str(scenes), "--predictions", str(tmp_path / "debevec"), "--out", str(tmp_path / "re2")]) == 0
+    assert _means(tmp_path / "re2")["psnr_mu"] == rescored["psnr_mu"]
 
 
 def test_errors_are_one_line_messages(scenes, tmp_path, capsys):

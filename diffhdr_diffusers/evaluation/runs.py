@@ -110,7 +110,8 @@ def scene_response(folder: Path):
 
 
 class PredictionsPredictor:
-    """Already-written outputs of some method: ``<folder>/<scene>.hdr`` or ``.exr``."""
+    """Already-written outputs of some method: ``<folder>/<scene>.hdr`` or ``.exr``; an earlier ``diffhdr
+    evaluate --out`` folder is read from its ``hdr/``."""
 
     writes_radiance = False
 
@@ -118,6 +119,8 @@ class PredictionsPredictor:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"predictions {self.folder}: not a folder; give the folder holding <scene>.hdr files.")
+        if (self.folder / "metrics.json").is_file() and (self.folder / "hdr").is_dir():
+            self.folder = self.folder / "hdr"  # an evaluation's own output folder
         self.label = f"predictions:{self.folder}"
         self.settings = {"predictions": str(self.folder)}
 
