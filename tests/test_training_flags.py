@@ -65,3 +65,17 @@ def test_the_background_runs_command_parses_as_before(script):
     assert {name: args[name] for name in RENAMED} == translated
     assert args["export_patch_size"] == 64 and args["logging_dir"] == "logs" and args["dataset_name"] is None
     assert "_deprecated_flags" not in args
+
+
+def test_holding_out_every_scene_but_one_is_an_error(script, tmp_path):
+    """--num_validation_scenes 10 on 6 scenes trained on 1 scene and validated on 5, silently (trial 4)."""
+    from diffhdr_diffusers.data.synth import synthesize_scenes
+    from diffhdr_diffusers.errors import InputError
+
+    synthesize_scenes(tmp_path / "data", 3, size=(16, 24), seed=0)
+    args = script.parse_args(["--train_data_dir", str(tmp_path / "data"), "--num_validation_scenes", "3"])
+    with pytest.raises(InputError, match=r"--num_validation_scenes 3: the data has 3 scenes.*at most 2"):
+        script.split_scenes(args)
+    args.num_validation_scenes = 2
+    train, validation = script.split_scenes(args)
+    assert (len(train), len(validation)) == (1, 2)

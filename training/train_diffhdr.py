@@ -266,6 +266,9 @@ def split_scenes(args: argparse.Namespace):
     if args.validation_split:
         return train, load_scenes(source, args.validation_split, flag=flag, num_exposures=num_exposures)
     # Independent of --validation_steps, so that changing it on resume does not change the training set.
+    if len(train) > 1 and args.num_validation_scenes >= len(train):  # it held out all but one, silently
+        raise InputError(f"--num_validation_scenes {args.num_validation_scenes}: the data has {len(train)} scenes, and "
+                         f"at least one must be left to train on; hold out at most {len(train) - 1}.")
     held_out = min(args.num_validation_scenes, len(train) - 1)
     if held_out <= 0:
         return train, None
