@@ -21,6 +21,10 @@ class ImageReadError(InputError):
     """An image or radiance file is missing, truncated, corrupt or of an unsupported kind."""
 
 
+class CropSizeError(InputError):
+    """The training crop is larger than a scene: a setting to change, not a bad scene to skip."""
+
+
 class ExposureError(InputError):
     """Exposure values are missing, unparsable, non-finite, equal or out of order."""
 
@@ -65,6 +69,7 @@ ALLOW_OVERWRITE = "allow overwriting to replace it"
 USE_FLOW_MERGE = "merge it with the classical flow-merge instead"
 MERGE_AS_SHOOT = "merge them as a shoot, one output per scene folder"
 TRUST_FOREIGN_CODE = "trust the folder's code explicitly"
+SMALLER_CROP = "use a training crop no larger than the smallest scene"
 
 
 def word_message(message: str, wording: dict[str, str]) -> str:

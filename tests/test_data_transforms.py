@@ -19,7 +19,7 @@ from diffhdr_diffusers.data import (
     write_scene,
 )
 from diffhdr_diffusers.data.transforms import dihedral
-from diffhdr_diffusers.errors import DatasetError
+from diffhdr_diffusers.errors import CropSizeError, DatasetError
 from diffhdr_diffusers.hdr_domain import inverse_mu_law, mu_law
 
 CROP = 32
@@ -111,7 +111,7 @@ def test_target_is_aligned_with_the_conditioning(static_dataset):
 
 
 def test_training_transform_errors(dataset, synthetic_scenes, tmp_path):
-    with pytest.raises(DatasetError, match="smaller than crop_size=128"):
+    with pytest.raises(CropSizeError, match="smaller than the training crop of 128 pixels; use a training crop no"):
         dataset.with_transform(TrainingTransform(128, seed=0))[0]
     no_truth = load_kalantari(synthetic_scenes, require_hdr=False, cache_dir=tmp_path).map(lambda row: {"hdr": None})
     with pytest.raises(DatasetError, match="no ground truth"):

@@ -146,6 +146,13 @@ def test_seeded_crops_repeat_per_position_and_bad_scenes_stop_or_skip(synthetic_
     batch = collate_samples([skipping[(1, 0)], skipping[(0, 1)]])
     assert batch["conditioning"].shape == (2, 18, 32, 32)
     assert len(batch["skipped"]) == 1 and batch["skipped"][0].startswith("00001")
+    # A crop larger than the scenes is a setting, not a bad scene: no "pass --on_bad_scene skip", which cannot help.
+    from diffhdr_diffusers.errors import CropSizeError
+
+    too_large = SeededCropDataset(scenes, lambda seed: TrainingTransform(crop_size=4096, seed=seed), seed=3,
+                                  on_bad_scene="skip")
+    with pytest.raises(CropSizeError, match="smaller than the training crop of 4096 pixels"):
+        too_large[(0, 0)]
 
 
 def _state_accelerator(tmp_path):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ALLOW_OVERWRITE, GIVE_EXPOSURES, MERGE_AS_SHOOT, TRUST_FOREIGN_CODE, USE_FLOW_MERGE, InputError
+from ..errors import (ALLOW_OVERWRITE, GIVE_EXPOSURES, MERGE_AS_SHOOT, SMALLER_CROP, TRUST_FOREIGN_CODE, USE_FLOW_MERGE,
+                      InputError)
 
 MODEL = "diffhdr"  # methods.MODEL (not imported here: parsing the command line stays free of heavy imports)
 CLASSICAL = ("debevec", "flow-merge", "naive-merge", "reference")  # methods.CLASSICAL; a test checks they agree
@@ -18,6 +19,7 @@ CLI_WORDING = {
     USE_FLOW_MERGE: "merge it with --method flow-merge (no model needed)",
     MERGE_AS_SHOOT: "merge them all with --out DIR (one output per scene folder), or name one scene folder",
     TRUST_FOREIGN_CODE: "pass --trust-remote-code",
+    SMALLER_CROP: "pass a --resolution (the training crop) no larger than the smallest scene",
 }
 
 #: Their words in a shoot's summary (``--out``), where --exposures is not taken: each scene's exposures come from its

@@ -19,7 +19,7 @@ import datasets
 import numpy as np
 import torch
 
-from ..errors import DatasetError, DiffHDRError
+from ..errors import CropSizeError, DatasetError, DiffHDRError
 
 from .decode import decode_ldr_codes, decode_radiance, encode_tiff
 from .kalantari import FEATURES
@@ -134,6 +134,8 @@ class SeededCropDataset(torch.utils.data.Dataset):
                 sample = self._sample(candidate, position)
                 sample["skipped"] = skipped
                 return sample
+            except CropSizeError:  # a setting to change, which skipping scenes would not fix
+                raise
             except (DiffHDRError, OSError, ValueError, KeyError, TypeError) as error:
                 name = self.scene_name(candidate)
                 if self.on_bad_scene == "stop":

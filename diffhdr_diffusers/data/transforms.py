@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DatasetError
+from ..errors import SMALLER_CROP, CropSizeError, DatasetError
 from ..hdr_domain import GAMMA, MU, inverse_mu_law, make_conditioning, mu_law, to_model_units
 from ..io.atomic import atomic_path
 from ..prior import check_gate, correction_gate, reference_planes
@@ -115,6 +115,7 @@ def prior_units_scale(prior: np.ndarray, radiance: np.ndarray, mu: float = MU) -
         return 1.0
     linear = inverse_mu_law(prior[trusted], mu)
     return float(2.0 ** np.median(np.log2(linear / radiance[trusted])))
+
 
 
 class TrainingTransform:
@@ -260,9 +261,8 @@ class TrainingTransform:
         height, width = radiance.shape[:2]
         size = self.crop_size
         if height < size or width < size:
-            raise DatasetError(
-                f"scene {scene}: is {width}x{height}, smaller than crop_size={size}; use a smaller crop."
-            )
+            raise CropSizeError(f"scene {scene}: is {width}x{height}, smaller than the training crop of {size} "
+                                f"pixels; {SMALLER_CROP}.")
         top = int(rng.integers(0, height - size + 1))
         left = int(rng.integers(0, width - size + 1))
         flip, turns = bool(rng.random() < 0.5), int(rng.integers(4))
