@@ -180,3 +180,14 @@ def test_loaded_pipeline_samples_like_the_saved_one(pipe, saved):
     expected = pipe(bracket, EXPOSURES, generator=torch.Generator().manual_seed(0)).mu_law
     np.testing.assert_allclose(loaded(bracket, EXPOSURES, generator=torch.Generator().manual_seed(0)).mu_law,
                                expected, atol=1e-5)
+
+
+def test_a_training_checkpoint_is_told_apart_from_a_broken_pipeline_folder(tmp_path):
+    """`--model RUN/checkpoint-6` said only "no model_index.json"; it now says how to load a checkpoint (trial 4)."""
+    (tmp_path / "checkpoint-6" / "unet").mkdir(parents=True)
+    (tmp_path / "checkpoint-6" / "optimizer.bin").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="is a training checkpoint, not a pipeline folder.*unet_ema/"):
+        DiffHDRPipeline.from_pretrained(tmp_path / "checkpoint-6")
+    (tmp_path / "other").mkdir()
+    with pytest.raises(ModelLoadError, match="has no model_index.json"):
+        DiffHDRPipeline.from_pretrained(tmp_path / "other")

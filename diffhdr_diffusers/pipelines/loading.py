@@ -147,6 +147,11 @@ class DiffHDRLoadingMixin:
         else:
             folder = cls._download(str(pretrained_model_name_or_path), kwargs)
         if not (folder / "model_index.json").is_file():
+            if (folder / "unet").is_dir() and (folder / "optimizer.bin").is_file():
+                raise ModelLoadError(f"{folder} is a training checkpoint, not a pipeline folder: a run exports its "
+                                     "pipeline into its output folder when it ends. To load a checkpoint, copy that "
+                                     "pipeline folder and put the checkpoint's unet_ema/ and condition_encoder_ema/ "
+                                     "(or unet/ and condition_encoder/) in it as unet/ and condition_encoder/.")
             raise ModelLoadError(f"{folder} is not a DiffHDR pipeline folder: it has no model_index.json. "
                                  "Pass a folder written by save_pretrained or `diffhdr convert-original`.")
         untrusted = hub_layout.untrusted_code(folder)
