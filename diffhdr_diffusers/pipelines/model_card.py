@@ -147,8 +147,9 @@ def _pipeline_summary(folder: Path) -> dict[str, Any]:
     counts = _exposure_counts(folder)
     if counts:
         summary["exposures"] = f"{counts[0]} to {counts[1]} (one set of weights)"
-    summary["UNet"] = (f"ch {unet.get('ch')}, ch_mult {unet.get('ch_mult')}, attention at {unet.get('attn_resolutions')},"
-                       f" training crop {unet.get('sample_size')}")
+    # sample_size places the attention levels; it is the config's, not the crop a run trained on (--resolution).
+    summary["UNet"] = (f"ch {unet.get('ch')}, ch_mult {unet.get('ch_mult')}, attention at {unet.get('attn_resolutions')}"
+                       f" of a {unet.get('sample_size')}-pixel input")
     return summary
 
 
