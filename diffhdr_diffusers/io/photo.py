@@ -90,7 +90,7 @@ def camera_exif(reference: str | os.PathLike | None) -> Image.Exif:
             with Image.open(reference) as image:
                 source = image.getexif()
                 source_exif = source.get_ifd(EXIF_IFD)
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
             try:  # a RAW frame (DNG, NEF, ...): Pillow does not open it, exifread reads its TIFF directories
                 source, source_exif = _exifread_tags(Path(reference))
             except ExposureError as exif_error:
