@@ -181,13 +181,19 @@ def frames_fingerprint(inputs: Sequence[Path]) -> list[list]:
 
 
 def other_frames(out_dir: Path, scene: Scene) -> str:
-    """The frames (``"1.png, 2.png, 3.png"``) a scene's done marker says its outputs were merged from, when they
-    are not this scene's frames (another bracket of the same name, or frames changed since); ``""`` when they are,
-    or when the marker does not say (markers written before it did)."""
+    """What differs when a scene's done marker says its outputs were merged from other files than this scene's
+    (another bracket of the same name: ``"1.png, 2.png, 3.png"``; files changed since: ``"exposure.txt changed"``);
+    ``""`` when they are the same, or when the marker does not say (markers written before it did)."""
     recorded = _read_marker(out_dir, scene.name).get("frames")
-    if not isinstance(recorded, list) or recorded == frames_fingerprint(scene.inputs):
+    if not isinstance(recorded, list):
         return ""
-    return ", ".join(str(entry[0]) for entry in recorded if isinstance(entry, list) and entry)
+    now = frames_fingerprint(scene.inputs)
+    if recorded == now:
+        return ""
+    before = [entry for entry in recorded if isinstance(entry, list) and entry]
+    if [str(entry[0]) for entry in before] == [entry[0] for entry in now]:
+        return ", ".join(entry[0] for entry, old in zip(now, before) if entry != old) + " changed"
+    return ", ".join(str(entry[0]) for entry in before)
 
 
 def marker_path(out_dir: Path, scene: str) -> Path:
@@ -457,7 +463,7 @@ def run_batch(
             changed = "" if overwrite else stale_marker(out_dir, scene, settings)
             others = "" if overwrite else other_frames(out_dir, entry)
             if changed or others:
-                what = f"merged with other settings ({changed})" if changed else f"merged from other frames ({others})"
+                what = f"merged with other settings ({changed})" if changed else f"merged from other files ({others})"
                 outcomes.append(SceneOutcome(scene, "failed", f"{out_dir} holds its outputs {what}; {ALLOW_OVERWRITE}, "
                                              "or choose another output folder"))
                 failures_here += 1

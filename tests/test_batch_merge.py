@@ -241,8 +241,15 @@ def test_another_bracket_of_the_same_name_is_not_taken_as_finished(shoot, refere
     before = (out / f"{names[0]}.hdr").read_bytes()
     assert main(["merge", str(day_two), "--out", str(out), "--method", "flow-merge", *GAMMA]) == 1
     text = capsys.readouterr().out
-    assert f"failed {names[0]}: {out} holds its outputs merged from other frames (" in text and "pass --overwrite" in text
+    assert f"failed {names[0]}: {out} holds its outputs merged from other files (" in text and "pass --overwrite" in text
     assert first_frame.name in text and (out / f"{names[0]}.hdr").read_bytes() == before
+    # An exposure file edited since the merge is named as what changed.
+    edited = tmp_path / "edited"
+    shutil.copytree(shoot, edited)
+    exposure_file = next(path for path in (edited / names[2]).iterdir() if path.suffix == ".txt")
+    exposure_file.write_text(exposure_file.read_text() + "\n")
+    assert main(["merge", str(edited), "--out", str(out), "--method", "flow-merge", *GAMMA]) == 1
+    assert f"merged from other files ({exposure_file.name} changed)" in capsys.readouterr().out
     assert main(["merge", str(day_two), "--out", str(out), "--method", "flow-merge", "--overwrite", *GAMMA]) == 0
     assert (out / f"{names[0]}.hdr").read_bytes() == (reference_run / f"{names[1]}.hdr").read_bytes()
 
