@@ -14,10 +14,10 @@ folder that :func:`~diffhdr_diffusers.evaluation.discover_scenes` finds under ``
 The flat layout is what ``diffhdr evaluate --predictions DIR`` reads.
 
 Resuming: a scene is finished when its done marker exists, records the same merge settings and the same
-frames (their names and sizes, so a card read from another mount point still resumes), and every output it
-lists exists with the recorded size. A marker of other settings or other frames (another bracket of the same
-name) fails that scene instead of replacing its outputs, unless overwriting is allowed. Finished scenes are skipped; the others are
-merged again from scratch (their leftover outputs and temporary files are replaced). Every file is
+files (names, sizes and a digest of their ends: :func:`frames_fingerprint`, so a card read from another mount
+point still resumes), and every output it lists exists with the recorded size. A marker of other settings or
+other files (another bracket of the same name) fails that scene instead of replacing its outputs, unless
+overwriting is allowed. Finished scenes are skipped; the others are merged again from scratch (their leftover outputs and temporary files are replaced). Every file is
 written atomically (temporary sibling, then rename) and the marker comes last, so a run killed at
 any moment (even SIGKILL) and started again loses nothing and redoes only the unfinished scenes.
 
