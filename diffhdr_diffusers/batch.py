@@ -180,11 +180,11 @@ def frames_fingerprint(inputs: Sequence[Path]) -> list[list]:
     return sorted([path.name, path.stat().st_size, _sampled_digest(path)] for path in files)
 
 
-def other_frames(out_dir: Path, scene: Scene) -> str:
-    """What differs when a scene's done marker says its outputs were merged from other files than this scene's
+def other_frames(marker: dict, scene: Scene) -> str:
+    """What differs when a scene's done ``marker`` says its outputs were merged from other files than this scene's
     (another bracket of the same name: ``"1.png, 2.png, 3.png"``; files changed since: ``"exposure.txt changed"``);
     ``""`` when they are the same, or when the marker does not say (markers written before it did)."""
-    recorded = _read_marker(out_dir, scene.name).get("frames")
+    recorded = marker.get("frames")
     if not isinstance(recorded, list):
         return ""
     now = frames_fingerprint(scene.inputs)
@@ -207,11 +207,11 @@ def output_names(scene: str, formats: Sequence[str]) -> list[str]:
 
 def is_finished(out_dir: Path, scene: Scene, settings: dict, formats: Sequence[str]) -> bool:
     """Whether ``scene`` has a valid done marker for these settings and its frames, with every output in place."""
-    marker, name = _read_marker(out_dir, scene.name), scene.name
-    if marker.get("version") != MARKER_VERSION or marker.get("settings") != settings or other_frames(out_dir, scene):
+    marker = _read_marker(out_dir, scene.name)
+    if marker.get("version") != MARKER_VERSION or marker.get("settings") != settings or other_frames(marker, scene):
         return False
     outputs = marker.get("outputs")
-    if not isinstance(outputs, dict) or set(outputs) != set(output_names(name, formats)):
+    if not isinstance(outputs, dict) or set(outputs) != set(output_names(scene.name, formats)):
         return False
     for name, record in outputs.items():
         try:
@@ -461,7 +461,7 @@ def run_batch(
             bar.set_postfix_str(scene, refresh=False)
             start = time.perf_counter()
             changed = "" if overwrite else stale_marker(out_dir, scene, settings)
-            others = "" if overwrite else other_frames(out_dir, entry)
+            others = "" if overwrite else other_frames(_read_marker(out_dir, scene), entry)
             if changed or others:
                 what = f"merged with other settings ({changed})" if changed else f"merged from other files ({others})"
                 outcomes.append(SceneOutcome(scene, "failed", f"{out_dir} holds its outputs {what}; {ALLOW_OVERWRITE}, "

@@ -117,7 +117,6 @@ def prior_units_scale(prior: np.ndarray, radiance: np.ndarray, mu: float = MU) -
     return float(2.0 ** np.median(np.log2(linear / radiance[trusted])))
 
 
-
 class TrainingTransform:
     """Random ``crop_size`` crops with flips and 90-degree rotations, as network inputs and targets.
 
