@@ -43,11 +43,15 @@ def step_generator(seed: int, global_step: int, rank: int, micro_step: int, devi
 
 
 def antithetic_timesteps(batch_size: int, num_train_timesteps: int, generator: torch.Generator | None = None,
-                         device: str | torch.device = "cpu") -> torch.Tensor:
-    """Timesteps as the original samples them: ``t`` for the first half of the batch, ``T - 1 - t`` for the rest."""
-    first = torch.randint(0, num_train_timesteps, (batch_size // 2 + 1,), generator=generator,
+                         device: str | torch.device = "cpu", low: int = 0) -> torch.Tensor:
+    """Timesteps as the original samples them: ``t`` for the first half of the batch, ``T - 1 - t`` for the rest.
+
+    ``low`` narrows the draw to ``[low, num_train_timesteps)``, each ``t`` paired with its mirror in that range
+    (the default 0 is the original's draw, unchanged).
+    """
+    first = torch.randint(low, num_train_timesteps, (batch_size // 2 + 1,), generator=generator,
                           device=generator.device if generator is not None else device)
-    return torch.cat([first, num_train_timesteps - 1 - first])[:batch_size].to(device)
+    return torch.cat([first, num_train_timesteps - 1 + low - first])[:batch_size].to(device)
 
 
 # ----------------------------------------------------------------------------------------- objective

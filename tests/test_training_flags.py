@@ -79,3 +79,19 @@ def test_holding_out_every_scene_but_one_is_an_error(script, tmp_path):
     args.num_validation_scenes = 2
     train, validation = script.split_scenes(args)
     assert (len(train), len(validation)) == (1, 2)
+
+
+def test_min_timestep_exports_trailing_steps_that_it_trained(script, capsys):
+    base = ["--train_data_dir", "data", "--validation_steps", "0", "--prediction_type", "sample"]
+    args = script.parse_args(base + ["--min_timestep", "900", "--export_inference_steps", "1"])
+    scheduler = script.export_scheduler(args)
+    scheduler.set_timesteps(1)
+    assert scheduler.config.timestep_spacing == "trailing" and scheduler.timesteps.tolist() == [999]
+    assert script.export_scheduler(script.parse_args(base)).config.timestep_spacing == "leading"  # the paper's
+    with pytest.raises(SystemExit):  # two trailing steps sample at 499, which it never trained
+        script.parse_args(base + ["--min_timestep", "900", "--export_inference_steps", "2"])
+    assert "--export_inference_steps 2 samples at timestep 499, below --min_timestep 900" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # validation samples too, when it runs
+        script.parse_args(base[:2] + ["--min_timestep", "900", "--export_inference_steps", "1"])
+    with pytest.raises(SystemExit):
+        script.parse_args(base + ["--min_timestep", "1000"])

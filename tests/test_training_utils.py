@@ -38,6 +38,14 @@ def test_antithetic_timesteps_pair_t_with_its_mirror():
         assert torch.equal(mirrored, 999 - t[: len(mirrored)])
 
 
+def test_antithetic_timesteps_in_a_narrower_range_mirror_inside_it():
+    t = antithetic_timesteps(64, 1000, torch.Generator().manual_seed(0), low=900)
+    assert int(t.min()) >= 900 and int(t.max()) <= 999 and len(set(t.tolist())) > 20
+    assert torch.equal(t[33:], 1899 - t[:31])
+    default = antithetic_timesteps(8, 1000, torch.Generator().manual_seed(3))
+    assert torch.equal(default, antithetic_timesteps(8, 1000, torch.Generator().manual_seed(3), low=0))
+
+
 def test_step_generators_are_reproducible_and_distinct_per_key():
     def draw(*key):
         return torch.randn(4, generator=step_generator(*key))

@@ -29,6 +29,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import ProjectConfiguration
+from diffusers import DDIMScheduler
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from diffusers.utils import logging as diffusers_logging
@@ -38,7 +39,7 @@ from diffhdr_diffusers import ConditionEncoder, DiffHDRPipeline, DiffHDRUNet
 from diffhdr_diffusers.errors import DatasetError, InputError
 from diffhdr_diffusers.model_configs import MODEL_CONFIGS, build_models, pipeline_settings
 from diffhdr_diffusers.pipelines.tiling import WINDOW_BLENDS
-from diffhdr_diffusers.schedulers import original_ddim_scheduler
+from diffhdr_diffusers.schedulers import NUM_TRAIN_TIMESTEPS, original_ddim_scheduler
 from diffhdr_diffusers.data import SeededCropDataset, StreamBatchSampler, collate_samples
 from diffhdr_diffusers.training_utils import (
     PAPER_L1_WEIGHT,
@@ -150,6 +151,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             "scheduler config records it, so any diffusers scheduler samples the model correctly. "
                             "Default: 'epsilon', or 'sample' for an aligned config (its zero-initialised output then "
                             "means 'no correction to the flow-merge prior').")
+    optim.add_argument("--min_timestep", type=int, default=0,
+                       help="Train only on timesteps from this one to the last (default 0: all, as the paper). Say 900 "
+                            "with --prediction_type sample and --export_inference_steps 1: the model then learns one "
+                            "step from noise to the mean clean image, which is what PSNR rewards. The exported "
+                            "scheduler spaces its steps 'trailing' then, so that they fall in the trained range.")
     optim.add_argument("--loss_reduction", choices=("mean", "sum"), default="mean",
                        help="'sum' sums the squared error over pixels as the original (then use --l1_weight 1).")
     optim.add_argument("--use_ema", action=argparse.BooleanOptionalAction, default=True,
@@ -210,7 +216,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                  "checkpointing_steps", "validation_size", "validation_inference_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if not 0 <= args.min_timestep < NUM_TRAIN_TIMESTEPS:
+        parser.error(f"--min_timestep must be in [0, {NUM_TRAIN_TIMESTEPS}), got {args.min_timestep}")
+    for name in ("export_inference_steps",) + (("validation_inference_steps",) if args.validation_steps else ()):
+        lowest = untrained_step(getattr(args, name), args.min_timestep)
+        if lowest is not None:
+            parser.error(f"--{name} {getattr(args, name)} samples at timestep {lowest}, below --min_timestep "
+                         f"{args.min_timestep}; use fewer steps (1 samples at {NUM_TRAIN_TIMESTEPS - 1}).")
     return args
+
+
+def export_scheduler(args: argparse.Namespace) -> DDIMScheduler:
+    """The original's DDIM scheduler for the run's prediction type; its steps 'trailing' after --min_timestep."""
+    scheduler = original_ddim_scheduler(args.prediction_type)
+    return DDIMScheduler.from_config(scheduler.config, timestep_spacing="trailing") if args.min_timestep else scheduler
+
+
+def untrained_step(num_inference_steps: int, min_timestep: int) -> int | None:
+    """With ``min_timestep``: the smallest 'trailing' timestep of ``num_inference_steps`` if it is below that."""
+    if not min_timestep:
+        return None
+    scheduler = DDIMScheduler.from_config(original_ddim_scheduler().config, timestep_spacing="trailing")
+    scheduler.set_timesteps(num_inference_steps)
+    lowest = int(scheduler.timesteps.min())
+    return lowest if lowest < min_timestep else None
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -364,7 +393,7 @@ def ema_copy(ema: EMAModel | None, model):
 
 
 def build_pipeline(unet, condition_encoder, args) -> DiffHDRPipeline:
-    return DiffHDRPipeline(unet=unet, condition_encoder=condition_encoder, scheduler=original_ddim_scheduler(args.prediction_type),
+    return DiffHDRPipeline(unet=unet, condition_encoder=condition_encoder, scheduler=export_scheduler(args),
                            default_num_inference_steps=args.export_inference_steps,
                            default_patch_size=args.export_patch_size, default_stride=args.export_stride,
                            default_condition_per_window=args.export_condition_per_window,
@@ -537,7 +566,8 @@ def main(argv: list[str] | None = None) -> int:
                             else conditioning.to(accelerator.device))
             target = batch["target"].to(accelerator.device)
             generator = step_generator(args.seed, global_step, rank, micro_step)
-            timesteps = antithetic_timesteps(target.shape[0], num_train_timesteps, generator).to(accelerator.device)
+            timesteps = antithetic_timesteps(target.shape[0], num_train_timesteps, generator,
+                                             low=args.min_timestep).to(accelerator.device)
             noise = torch.randn(target.shape, generator=generator).to(accelerator.device)
             noisy = noise_scheduler.add_noise(target, noise, timesteps)
             with accelerator.accumulate(unet, condition_encoder):
