@@ -87,7 +87,14 @@ def test_min_timestep_exports_trailing_steps_that_it_trained(script, capsys):
     scheduler = script.export_scheduler(args)
     scheduler.set_timesteps(1)
     assert scheduler.config.timestep_spacing == "trailing" and scheduler.timesteps.tolist() == [999]
-    assert script.export_scheduler(script.parse_args(base)).config.timestep_spacing == "leading"  # the paper's
+    paper = script.parse_args(base)
+    assert script.export_scheduler(paper).config.timestep_spacing == "leading"  # the original's sampler
+    paper.alignment = {}  # what main() sets for an aligned config: its first step starts at the last timestep
+    assert script.export_scheduler(paper).config.timestep_spacing == "trailing"
+    paper.export_timestep_spacing = "leading"
+    assert script.export_scheduler(paper).config.timestep_spacing == "leading"
+    with pytest.raises(SystemExit):
+        script.parse_args(base + ["--min_timestep", "900", "--export_timestep_spacing", "leading"])
     with pytest.raises(SystemExit):  # two trailing steps sample at 499, which it never trained
         script.parse_args(base + ["--min_timestep", "900", "--export_inference_steps", "2"])
     assert "--export_inference_steps 2 samples at timestep 499, below --min_timestep 900" in capsys.readouterr().err
