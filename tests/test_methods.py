@@ -92,8 +92,9 @@ def test_the_model_needs_its_frame_count_and_says_what_merges_other_brackets(tmp
     assert not (tmp_path / "m.exr").exists()
     # The app passes the bundled pipeline loaded: its errors name it as such, not by its folder inside the package.
     bundled = load_method(load_method(None).pipeline)
-    with pytest.raises(FrameCountError, match="^the bundled model merges exactly 3 frames"):
-        bundled(images[:2], [0.0, 2.0])
+    assert bundled.exposure_counts == (2, 9)  # one set of weights for any bracket size
+    with pytest.raises(InputError, match="^reference index 0: the bundled model merges onto frame 1"):
+        bundled(images, [0.0, 2.0, 4.0], reference_index=0)
 
 
 def test_the_output_records_the_response_used(tmp_path, capfd):
@@ -135,9 +136,11 @@ def test_a_bad_response_fails_before_any_work(tmp_path, capfd):
 def test_the_fast_preset_is_never_slower_than_the_default():
     from diffhdr_diffusers.pipelines.presets import window_passes
 
-    bundled = load_method(None).pipeline.config  # 4 steps on small windows by default
-    fast = fast_preset(bundled)
-    assert fast and window_passes(bundled, fast) <= 0.5 * window_passes(bundled)
+    bundled = load_method(None).pipeline.config  # one step on small windows by default: nothing is cheaper
+    assert fast_preset(bundled) == {}
+    four_steps = {**bundled, "default_num_inference_steps": 4}  # the previous bundled model's default
+    fast = fast_preset(four_steps)
+    assert fast == {"num_inference_steps": 2} and window_passes(four_steps, fast) <= 0.5 * window_passes(four_steps)
 
 
 def test_sampling_options_are_refused_by_a_classical_method():

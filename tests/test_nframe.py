@@ -73,10 +73,13 @@ def test_one_set_of_weights_whatever_the_bracket_size_and_the_old_configs_unchan
         type(encoder)(num_exposures=9, reference_index=1, prior_channels=3, frame_pooling="mean_max")
 
 
-def test_the_bundled_model_is_still_a_three_frame_model():
+def test_the_bundled_model_takes_any_bracket_size_through_the_camera_model():
     pipe = DiffHDRPipeline.from_pretrained()
-    assert pipe.condition_encoder.config.frame_pooling is None
-    assert pipe.exposure_counts == (3, 3) and not pipe.reads_exposure_planes
+    assert pipe.condition_encoder.config.frame_pooling == "mean_max"
+    assert pipe.exposure_counts == (2, 9) and pipe.reads_exposure_planes
+    assert pipe.config.correction_gate == [0.9, 1.0] and pipe.config.default_num_inference_steps == 1
+    pipe.scheduler.set_timesteps(pipe.config.default_num_inference_steps)
+    assert pipe.scheduler.timesteps.tolist() == [999]  # one trailing step: the mean correction
 
 
 def test_the_non_reference_frames_pool_in_any_order():

@@ -7,9 +7,10 @@ A preset means what it says for the model it is used with: :func:`sampling_prese
 
 * where the shifted-window grid of :data:`FAST_PRESET` is that cheap (the paper's model: 62 window passes
   against 3,825), it is that grid;
-* otherwise (a small model whose default is already a few steps on small windows, like the bundled one,
-  where the shifted grid's half-overlapping last step costs more than it saves), it is the model's default
-  grid with half its steps.
+* otherwise (a small model whose default is already a few steps on small windows, where the shifted grid's
+  half-overlapping last step costs more than it saves), it is the model's default grid with half its steps;
+* a model whose default is one step (the bundled one) has nothing cheaper at its processing size: its fast
+  preset is its default, so never slower.
 
 Cost and quality on the examples: ``benchmarks/bench_presets.py``.
 """
