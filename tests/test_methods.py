@@ -93,8 +93,22 @@ def test_the_model_needs_its_frame_count_and_says_what_merges_other_brackets(tmp
     # The app passes the bundled pipeline loaded: its errors name it as such, not by its folder inside the package.
     bundled = load_method(load_method(None).pipeline)
     assert bundled.exposure_counts == (2, 9)  # one set of weights for any bracket size
-    with pytest.raises(InputError, match="^reference index 0: the bundled model merges onto frame 1"):
+    with pytest.raises(InputError, match="^reference index 0: the bundled model merges onto frame 1 .the middle one."):
         bundled(images, [0.0, 2.0, 4.0], reference_index=0)
+    with pytest.raises(FrameCountError, match="merges exactly 3 frames, but this bracket has 10; every method merges "
+                                              "2 to 9: leave frames out"):  # flow-merge would refuse it too
+        method(images * 3 + images[:1], [float(ev) for ev in range(10)])
+
+
+def test_the_batch_settings_name_the_weights_and_record_fast_only_where_it_changes_something():
+    one, other = load_method(tiny_pipeline(seed=0)), load_method(tiny_pipeline(seed=1))
+    assert len(one.settings["model_weights"]) == 12
+    assert one.settings["model_weights"] == load_method(tiny_pipeline(seed=0)).settings["model_weights"]
+    assert one.settings["model_weights"] != other.settings["model_weights"]  # a rerun after new weights is no "same"
+    assert (one.settings["model"], other.settings["model"]) == ("pipeline", "pipeline")
+    assert load_method(tiny_pipeline(steps=2), fast=True).settings["fast"]  # 2 steps -> 1
+    one_step = load_method(tiny_pipeline(steps=1), fast=True)  # its fast preset is its default
+    assert not one_step.settings["fast"] and one_step.settings == load_method(tiny_pipeline(steps=1)).settings
 
 
 def test_the_output_records_the_response_used(tmp_path, capfd):

@@ -67,8 +67,8 @@ def add_method_arguments(parser: argparse.ArgumentParser, response_default: str 
     """Add the shared group: the method, a model's sampling options, the device and the camera."""
     group = parser.add_argument_group("method, sampling and camera")
     group.add_argument("--method", default=method_default, choices=(MODEL, *CLASSICAL),
-                       help="diffhdr (default: the model) or a classical merge: flow-merge (no model needed, any "
-                            "number of frames), reference, naive-merge, debevec")
+                       help="diffhdr (default: the model) or a classical merge: flow-merge (no model needed, 2 to 9 "
+                            "frames), reference, naive-merge, debevec")
     group.add_argument("--model", metavar="PATH_OR_REPO", help="pipeline folder or Hub repo (default: bundled model)")
     group.add_argument("--trust-remote-code", action="store_true",
                        help="accept a model folder whose .py files are not our shims (they are never executed)")
@@ -87,7 +87,8 @@ def add_method_arguments(parser: argparse.ArgumentParser, response_default: str 
                        help="windows per UNet call (default: chosen from the window size and free memory)")
     group.add_argument("--fast", action="store_true",
                        help="the fast preset: at most half the default's UNet window passes (the paper's model: 5 steps "
-                            "on shifted windows; a small model such as the bundled one: half its steps)")
+                            "on shifted windows; a small model of a few steps: half its steps; a one-step model such as "
+                            "the bundled one: its default, nothing is cheaper)")
     group.add_argument("--ensemble", type=positive_int, default=1, metavar="K",
                        help="average K samples (seeds SEED..SEED+K-1, one batched run) in the mu-law domain (default 1)")
     group.add_argument("--seed", type=int, default=0, help="random seed of the first sample (default 0)")

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..alignment import RejectedFrame
 from ..errors import USE_FLOW_MERGE, FallbackWarning, InputError
+from ..io.formats import MAX_FRAMES, MIN_FRAMES
 from ..hdr_domain import GAMMA
 from .classical import BASELINES
 
@@ -221,6 +222,22 @@ def fast_preset(config) -> dict:
     return sampling_preset("fast", config)
 
 
+def weights_digest(pipeline) -> str:
+    """A short digest of a pipeline's UNet and condition encoder weights: each tensor's name, shape and first values
+    (cheap at any model size, and different for any two trainings)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for model in (pipeline.unet, pipeline.condition_encoder):
+        for name, tensor in model.state_dict().items():
+            head = tensor.detach().flatten()[:64].to("cpu", torch.float32)
+            digest.update(f"{name}{tuple(tensor.shape)}".encode())
+            digest.update(head.numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 class ModelMethod(Method):
     """A :class:`~diffhdr_diffusers.pipelines.DiffHDRPipeline` with sampling options; ``ensemble`` K > 1 draws K
     samples (seeds ``seed .. seed + K - 1``) in one batched run and returns their mu-law std as uncertainty."""
@@ -250,8 +267,11 @@ class ModelMethod(Method):
         # A fixed-size model merges onto its own reference frame; a frame-count-independent one onto the middle one.
         self.model_reference = getattr(encoder, "reference_index", None)
         steps = self.options.get("num_inference_steps", config.default_num_inference_steps)
-        settings = {"model": label, "scheduler": type(pipeline.scheduler).__name__, "steps": steps,
-                    "fast": bool(fast), "ensemble": self.ensemble, "seed": self.seed,
+        # "fast" records whether the preset changed anything (a one-step model's fast preset is its default), and
+        # "model_weights" which weights merged (a batch rerun after the bundled model changed is then no "same").
+        settings = {"model": label, "model_weights": weights_digest(pipeline),
+                    "scheduler": type(pipeline.scheduler).__name__, "steps": steps,
+                    "fast": bool(fast and fast_preset(config)), "ensemble": self.ensemble, "seed": self.seed,
                     **{key: value for key, value in self.options.items()
                        if key not in ("num_inference_steps", "window_memory_budget")}}
         settings.setdefault("patch_size", config.default_patch_size)
@@ -267,13 +287,15 @@ class ModelMethod(Method):
         low, high = self.exposure_counts
         if not low <= count <= high:
             accepted = f"exactly {high}" if low == high else f"{low} to {high}"
-            raise FrameCountError(f"{self.words} merges {accepted} frames, but this "
-                                  f"bracket has {count}; {USE_FLOW_MERGE}.")
+            remedy = (USE_FLOW_MERGE if MIN_FRAMES <= count <= MAX_FRAMES else
+                      f"every method merges {MIN_FRAMES} to {MAX_FRAMES}: leave frames out")
+            raise FrameCountError(f"{self.words} merges {accepted} frames, but this bracket has {count}; {remedy}.")
         index = super().reference_for(count, reference_index)
         expected = count // 2 if self.model_reference is None else self.model_reference
         if index != expected:
-            raise InputError(f"reference index {index}: {self.words} merges onto frame "
-                             f"{expected} (the middle one); leave the reference at the middle frame.")
+            where = "the middle one" if count % 2 else "the longer of the two middle ones"
+            raise InputError(f"reference index {index}: {self.words} merges onto frame {expected} ({where}); leave "
+                             f"the reference at that frame, or merge with flow-merge, which takes any reference.")
         return index
 
     def merge(self, frames, exposures, reference_index):
