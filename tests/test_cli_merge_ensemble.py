@@ -29,7 +29,7 @@ def test_ensemble_and_uncertainty_are_the_pipelines(scene, model_dir, tmp_path, 
 
 @pytest.mark.parametrize("argv, message", [
     (["--uncertainty", "u.exr"], "needs --ensemble"),
-    (["--ensemble", "2", "--method", "reference"], "apply to the DiffHDR model only"),
+    (["--ensemble", "2", "--method", "reference"], "--model, --ensemble: apply to the DiffHDR model only; drop them with"),
     (["--ensemble", "2", "--uncertainty", "u.hdr"], "unsupported output type"),
     (["--ensemble", "0"], "positive integer"),
 ])
@@ -37,3 +37,8 @@ def test_bad_ensemble_options(scene, model_dir, tmp_path, capfd, argv, message):
     argv = [str(tmp_path / a) if a.startswith("u.") else a for a in argv]
     code, out, err = run_cli(["merge", scene, "-o", tmp_path / "m.exr", "--model", model_dir, *argv], capfd)
     assert code != 0 and message in err and "Traceback" not in err
+
+
+def test_one_model_only_option_is_named_in_the_singular(scene, tmp_path, capfd):
+    code, _, err = run_cli(["merge", scene, "-o", tmp_path / "m.exr", "--steps", "3", "--method", "flow-merge"], capfd)
+    assert code == 2 and "--steps: applies to the DiffHDR model only; drop it with --method flow-merge." in err

@@ -18,7 +18,6 @@ from diffhdr_diffusers.io.radiance import read_radiance_metadata
 from diffhdr_diffusers.merging import flow_merge_radiance
 from diffhdr_diffusers.methods import CLASSICAL as METHOD_NAMES
 from diffhdr_diffusers.methods import FrameCountError, fast_preset, load_method
-from diffhdr_diffusers.pipelines.presets import FAST_PRESET
 
 
 def _bracket(evs, size=(48, 64), seed=2):
@@ -200,6 +199,9 @@ def test_a_folder_of_scene_folders_without_out_says_how_to_merge_a_shoot(tmp_pat
     assert not (tmp_path / "m.jpg").exists()
     code, out, _ = run_cli(["merge", tmp_path / "shoot", "--out", tmp_path / "out", "--dry-run"], capfd)
     assert code == 0 and "2. hall: 3 frames (folder hall): " in out  # before: "1 folder: hall", no frames
+    _write(tmp_path / "shoot" / "solo", images[:1])
+    code, out, _ = run_cli(["merge", tmp_path / "shoot", "--out", tmp_path / "out", "--dry-run"], capfd)
+    assert code == 0 and "solo: 1 frame (a bracket needs at least 2: it will fail) (folder solo)" in out
 
 
 def test_calibrate_writes_a_response_file_or_says_why_not(tmp_path, capfd):

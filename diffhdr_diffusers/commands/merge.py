@@ -174,7 +174,9 @@ def _run_batch(args: argparse.Namespace) -> int:
         for index, scene in enumerate(scenes, start=1):
             frames = frame_files([str(path) for path in scene.inputs])
             where = f" (folder {scene.inputs[0].name})" if len(scene.inputs) == 1 else ""
-            print(f"{index}. {scene.name}: {len(frames)} frames{where}: {', '.join(path.name for path in frames)}")
+            short = "" if len(frames) >= 2 else " (a bracket needs at least 2: it will fail)"
+            print(f"{index}. {scene.name}: {len(frames)} frame{'s' * (len(frames) != 1)}{short}{where}: "
+                  f"{', '.join(path.name for path in frames)}")
         print(f"{len(scenes)} bracket{'s' * (len(scenes) != 1)}; nothing merged (--dry-run).")
         return 0
     group = process_group()

@@ -109,7 +109,8 @@ def check_model_only(args: argparse.Namespace, instead: str | None = None) -> No
     if getattr(args, "uncertainty", None):
         used.append("--uncertainty")
     if used:
-        raise InputError(f"{', '.join(used)}: apply to the DiffHDR model only; drop them with "
+        verb, pronoun = ("applies", "it") if len(used) == 1 else ("apply", "them")
+        raise InputError(f"{', '.join(used)}: {verb} to the DiffHDR model only; drop {pronoun} with "
                          f"{instead or '--method ' + args.method}.")
 
 
