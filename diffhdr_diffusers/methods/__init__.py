@@ -253,7 +253,8 @@ class ModelMethod(Method):
         config = pipeline.config
         self.pipeline, self.ensemble, self.seed = pipeline, int(ensemble), int(seed)
         self.gamma = float(getattr(config, "gamma", GAMMA))
-        self.options = fast_preset(config) if fast else {}
+        preset = fast_preset(config) if fast else {}
+        self.options = dict(preset)
         self.options.update({key: value for key, value in options.items() if value is not None})
         if pipeline.device.type == "cpu":  # the diffhdr command tunes the allocator: larger CPU batches pay off
             from ..allocator import cpu_window_budget
@@ -271,7 +272,7 @@ class ModelMethod(Method):
         # "model_weights" which weights merged (a batch rerun after the bundled model changed is then no "same").
         settings = {"model": label, "model_weights": weights_digest(pipeline),
                     "scheduler": type(pipeline.scheduler).__name__, "steps": steps,
-                    "fast": bool(fast and fast_preset(config)), "ensemble": self.ensemble, "seed": self.seed,
+                    "fast": bool(preset), "ensemble": self.ensemble, "seed": self.seed,
                     **{key: value for key, value in self.options.items()
                        if key not in ("num_inference_steps", "window_memory_budget")}}
         settings.setdefault("patch_size", config.default_patch_size)
