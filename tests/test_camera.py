@@ -216,6 +216,13 @@ def test_estimate_falls_back_with_a_reason(evs, reason):
     assert camera.fallback and camera.source == "auto (fallback)"
 
 
+def test_exposures_listed_in_the_wrong_order_are_named(desk):
+    frames = capture(desk, "srgb", [-2.0, 0.0, 2.0])
+    estimate = estimate_camera(frames, [2.0, 0.0, -2.0])
+    assert estimate.fallback and "wrong order" in estimate.warnings[0]
+    assert "wrong order" not in " ".join(estimate_camera(frames, [-2.0, 0.0, 2.0]).warnings)
+
+
 @pytest.mark.parametrize("curve", ["srgb", "filmic"])
 def test_exposures_given_too_close_are_stretched_with_a_warning(desk, curve):
     """A bracket shot 2 EV apart but labelled 1 EV apart: a curve fitted to 1 EV steps spans under 3 stops

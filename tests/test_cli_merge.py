@@ -5,6 +5,7 @@ Bad input is covered by ``tests/test_reliability.py``.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -41,9 +42,12 @@ def merge(capfd, *argv) -> tuple[str, str]:
 def test_writes_every_output_and_says_where(scene, model_dir, tmp_path, capfd):
     hdr, exr, png = tmp_path / "m.hdr", tmp_path / "m.exr", tmp_path / "m.png"
     out, err = merge(capfd, scene, "-o", hdr, "-o", exr, "--preview", png, "--model", model_dir)
-    assert out.splitlines() == ["Merging scene with the model " + str(model_dir) + ": 3 exposures at EV 0, 2, 4, 36x20 pixels",
+    *lines, last = out.splitlines()
+    assert lines == ["Merging scene with the model " + str(model_dir) + ": 3 exposures at EV 0, 2, 4, 36x20 pixels",
                                 "camera response gamma:2.2, exposures EV -2, 0, +2 from the reference",
                                 f"wrote {hdr}", f"wrote {exr}", f"wrote {png}"]
+    total, merging = map(float, re.fullmatch(r"done in ([\d.]+) s \(([\d.]+) s of it merging\)", last).groups())
+    assert 0 < merging <= total
     assert "2/2" in err  # the progress bar ran to the last of the model's 2 default steps
     reference = expected(model_dir, scene)
     np.testing.assert_array_equal(read_radiance(exr), reference)  # float32 EXR round-trips exactly

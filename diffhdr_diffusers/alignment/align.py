@@ -60,7 +60,7 @@ class RejectedFrame(int):
 
     @property
     def index(self) -> int:
-        """The frame's index in the bracket."""
+        """The frame's index in the bracket, from 0 (warnings and the CLI say "frame 1" for index 0)."""
         return int(self)
 
     def __repr__(self) -> str:

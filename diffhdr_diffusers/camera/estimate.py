@@ -281,7 +281,7 @@ def estimate_camera(
         first, second = mappings[i, middle], mappings[middle, j]
         mappings[i, j] = None if first is None or second is None else second @ first
 
-    pairs, resolved = [], np.zeros(channel_count, int)
+    pairs, resolved, reversed_levels = [], np.zeros(channel_count, int), np.zeros(channel_count, int)
     for (i, j), mapping in mappings.items():
         shared = None if mapping is None else _shared_quantiles(small[i], small[j], mapping)
         if shared is None:
@@ -293,6 +293,10 @@ def estimate_camera(
             if keep.sum() >= 3:
                 pairs.append((i, j, z_i[keep], z_j[keep], log_ratio))
                 resolved[channel] += int(keep.sum())
+            reversed_levels[channel] += int(((z_j > LOW_CODE) & (z_i < HIGH_CODE) & (z_i > z_j + 1.0 / 512)).sum())
+    if resolved.min() < MIN_OBSERVATIONS and reversed_levels.min() >= MIN_OBSERVATIONS:
+        return fallback("the frames get darker where the exposures given get longer: the exposures look listed in "
+                        "the wrong order")
     if resolved.min() < MIN_OBSERVATIONS:
         return fallback(f"only {int(resolved.min())} brightness levels seen in two frames, "
                         f"{MIN_OBSERVATIONS} needed")

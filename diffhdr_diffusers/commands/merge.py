@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from ..camera import describe_camera
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int | None:
 
     if args.out is not None:
         return _run_batch(args)
+    started = time.perf_counter()
     if not args.output:
         raise InputError("give -o OUT.hdr (or .exr) for one bracket, or --out DIR to merge a folder of scene folders.")
     from ..io.photo import PHOTO_SUFFIXES, check_photo_options
@@ -131,7 +133,9 @@ def run(args: argparse.Namespace) -> int | None:
           f"{bracket.images[0].shape[1]}x{bracket.images[0].shape[0]} pixels{colours}")
     for note in bracket.notes:
         print(f"Note: {note}")
+    merge_started = time.perf_counter()
     result = method.merge_bracket(bracket, reference_index=args.reference_index)
+    merge_seconds = time.perf_counter() - merge_started
     print(describe_camera(result.camera.to_dict(), result.reference_index))
     for warning in result.warnings(frame_names(bracket)):
         _warn(warning)
@@ -150,6 +154,7 @@ def run(args: argparse.Namespace) -> int | None:
         print(f"wrote {write_preview(preview, result.radiance, overwrite=args.overwrite, operator=look['operator'], exposure=look['exposure'], saturation=look['saturation'], detail=look['detail'], reference=reference)}")
     if uncertainty:
         print(f"wrote {write_radiance(uncertainty, result.uncertainty, overwrite=args.overwrite, metadata=metadata)}")
+    print(f"done in {time.perf_counter() - started:.1f} s ({merge_seconds:.1f} s of it merging)")
 
 
 def _run_batch(args: argparse.Namespace) -> int:

@@ -69,8 +69,9 @@ class DiffHDRPipelineOutput(BaseOutput):
         alignment_failures (`list[list[RejectedFrame]]`, *optional*):
             Aligned models only: per bracket, the exposures that alignment rejected (say, frames of another scene,
             or of an unexpected exposure); the prior there is the reference frame alone. Each is a
-            [`~diffhdr_diffusers.alignment.RejectedFrame`]: the frame's index (an `int`) with its `reason`, one line
-            with the measured figure. `None` for the paper's model.
+            [`~diffhdr_diffusers.alignment.RejectedFrame`]: the frame's index (an `int`, from 0 in the order the
+            frames were given; messages for people number frames from 1) with its `reason`, one line with the
+            measured figure. `None` for the paper's model.
     """
 
     hdr: np.ndarray | torch.Tensor | list
