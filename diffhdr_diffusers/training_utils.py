@@ -55,6 +55,7 @@ def antithetic_timesteps(batch_size: int, num_train_timesteps: int, generator: t
 
 
 # ----------------------------------------------------------------------------------------- objective
+RELATIVE_FLOOR = 0.1  # ``reduction="relative"``: a crop's weight is at most 1 / (0.1 x the batch's mean energy)
 @dataclass
 class LossTerms:
     """The training objective and its parts (all scalars)."""
@@ -108,7 +109,11 @@ def diffhdr_loss(model_output: torch.Tensor, noise: torch.Tensor, noisy: torch.T
         alphas_cumprod_t: (B,) cumulative alphas at each sample's timestep.
         l1_weight: weight of the L1 term. The default keeps the original's balance at 128x128 crops.
         reduction: ``"mean"`` averages the squared error over all elements; ``"sum"`` sums it over
-            C, H, W and averages over the batch, exactly as the original (use ``l1_weight=1`` with it).
+            C, H, W and averages over the batch, exactly as the original (use ``l1_weight=1`` with it);
+            ``"relative"`` weighs each crop's mean squared error by the inverse of its target's energy (an
+            aligned model's target is the prior's error, so a crop counts by how much of that error it removes,
+            as a mean of per-image PSNRs counts it), floored at ``RELATIVE_FLOOR`` of the batch's mean energy,
+            the weights normalised to mean 1.
         prediction_type: ``"epsilon"`` (the paper), ``"v_prediction"`` or ``"sample"``, as in diffusers' schedulers.
     """
     model_output, noise = model_output.float(), noise.float()
@@ -118,8 +123,12 @@ def diffhdr_loss(model_output: torch.Tensor, noise: torch.Tensor, noisy: torch.T
         noise_mse = squared.mean()
     elif reduction == "sum":
         noise_mse = squared.sum(dim=(1, 2, 3)).mean()
+    elif reduction == "relative":
+        energy = target.float().square().mean(dim=(1, 2, 3))
+        weights = 1.0 / (energy + RELATIVE_FLOOR * energy.mean() + 1e-12)
+        noise_mse = (squared.mean(dim=(1, 2, 3)) * weights).sum() / weights.sum()
     else:
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'relative', got {reduction!r}")
     x0_l1 = F.l1_loss(predicted_clean(noisy.float(), model_output, alphas, prediction_type), target.float())
     return LossTerms(loss=noise_mse + l1_weight * x0_l1, noise_mse=noise_mse.detach(), x0_l1=x0_l1.detach())
 

@@ -80,6 +80,25 @@ def test_loss_sum_reduction_is_the_original_formula_and_mean_keeps_its_balance()
     torch.testing.assert_close(mean.loss, mean.noise_mse + mean.x0_l1 / (3 * 128 * 128))
 
 
+def test_relative_reduction_counts_each_crop_by_the_share_of_its_error_removed():
+    alphas = torch.full((2,), 0.5)
+    target = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.01)])  # a bad prior, a good one
+    noisy, zero = torch.zeros_like(target), torch.zeros_like(target[0])
+    fixed_bad, fixed_good = torch.stack([target[0], zero]), torch.stack([zero, target[1]])
+
+    def loss(prediction, reduction):
+        return diffhdr_loss(prediction, target, noisy, target, alphas, reduction=reduction,
+                            prediction_type="sample").noise_mse.item()
+
+    # "mean" counts errors by size: leaving the good prior's crop as it is costs 100x less than the bad one's.
+    assert loss(fixed_good, "mean") / loss(fixed_bad, "mean") == pytest.approx(100.0)
+    # "relative" counts each crop's error against its own size, floored at a tenth of the batch's mean.
+    floor = 0.1 * (0.01 + 0.0001) / 2
+    expected = (0.01 / (0.01 + floor)) / (0.0001 / (0.0001 + floor))
+    assert loss(fixed_good, "relative") / loss(fixed_bad, "relative") == pytest.approx(expected, rel=1e-4)
+    assert expected < 6
+
+
 def test_predicted_clean_inverts_add_noise():
     scheduler = original_ddim_scheduler()
     target = torch.rand(3, 3, 8, 8)

@@ -156,8 +156,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             "with --prediction_type sample and --export_inference_steps 1: the model then learns one "
                             "step from noise to the mean clean image, which is what PSNR rewards. The exported "
                             "scheduler spaces its steps 'trailing' then, so that they fall in the trained range.")
-    optim.add_argument("--loss_reduction", choices=("mean", "sum"), default="mean",
-                       help="'sum' sums the squared error over pixels as the original (then use --l1_weight 1).")
+    optim.add_argument("--loss_reduction", choices=("mean", "sum", "relative"), default="mean",
+                       help="'sum' sums the squared error over pixels as the original (then use --l1_weight 1); "
+                            "'relative' (aligned configs) weighs each crop by the inverse of its prior's error, as a "
+                            "mean of per-image PSNRs does.")
     optim.add_argument("--use_ema", action=argparse.BooleanOptionalAction, default=True,
                        help="Keep an EMA of the weights (default: on, as the paper; --no-use_ema disables).")
     optim.add_argument("--no_ema", dest="use_ema", action=DeprecatedFlag, switch_value=False,
@@ -451,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         args.target_units = "prior" if args.response == "auto" else "exposures"
     if args.correction_gate is not None and args.alignment is None:
         raise InputError("--correction_gate: only an aligned config corrects a prior; leave it out for this one.")
+    if args.loss_reduction == "relative" and (args.alignment is None or args.prediction_type != "sample"):
+        raise InputError("--loss_reduction relative weighs crops by their prior's error: it needs an aligned config "
+                         "with --prediction_type sample; use mean or sum for this one.")
     if args.response is not None and args.alignment is None:
         raise InputError(f"--response {args.response}: only an aligned config's conditioning goes through the camera "
                          "model; leave it out for this one.")
