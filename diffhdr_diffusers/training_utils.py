@@ -56,6 +56,8 @@ def antithetic_timesteps(batch_size: int, num_train_timesteps: int, generator: t
 
 # ----------------------------------------------------------------------------------------- objective
 RELATIVE_FLOOR = 0.1  # ``reduction="relative"``: a crop's weight is at most 1 / (0.1 x the batch's mean energy)
+
+
 @dataclass
 class LossTerms:
     """The training objective and its parts (all scalars)."""

@@ -44,8 +44,8 @@ def test_writes_every_output_and_says_where(scene, model_dir, tmp_path, capfd):
     out, err = merge(capfd, scene, "-o", hdr, "-o", exr, "--preview", png, "--model", model_dir)
     *lines, last = out.splitlines()
     assert lines == ["Merging scene with the model " + str(model_dir) + ": 3 exposures at EV 0, 2, 4, 36x20 pixels",
-                                "camera response gamma:2.2, exposures EV -2, 0, +2 from the reference",
-                                f"wrote {hdr}", f"wrote {exr}", f"wrote {png}"]
+                     "camera response gamma:2.2, exposures EV -2, 0, +2 from the reference",
+                     f"wrote {hdr}", f"wrote {exr}", f"wrote {png}"]
     total, merging = map(float, re.fullmatch(r"done in ([\d.]+) s \(([\d.]+) s of it merging\)", last).groups())
     assert 0 < merging <= total
     assert "2/2" in err  # the progress bar ran to the last of the model's 2 default steps
