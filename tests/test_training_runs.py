@@ -103,21 +103,17 @@ def test_two_process_cpu_run_trains_on_both_ranks_checkpoints_exports_and_resume
     assert "but are not expected" not in run.stderr and "from_config" not in run.stderr, run.stderr[-3000:]
 
 
-def test_stopping_at_step_k_and_resuming_equals_the_uninterrupted_run(data, reference, tmp_path):
-    output = tmp_path / "stopped"
+def test_a_clean_stop_at_step_k_then_sigkills_at_random_moments_then_resume_latest_equal_the_uninterrupted_run(
+        data, reference, tmp_path):
+    output = tmp_path / "killed"
     common = ["--checkpointing_steps", "2", "--validation_steps", "0", "--gradient_accumulation_steps", "2"]
+    # A clean stop at a step that is not a checkpointing step (how a run is exported early) leaves its checkpoint.
     _train(data, output, "--max_train_steps", "3", *common)
     assert [p.name for p in list_checkpoints(output)] == ["checkpoint-2", "checkpoint-3"]
-    _train(data, output, "--max_train_steps", str(STEPS), "--resume_from_checkpoint", "latest", *common)
-    assert _weights(output) == _weights(reference)
-    assert _weights(output / f"checkpoint-{STEPS}") != _weights(output / "checkpoint-2")  # it did train
-
-
-def test_sigkill_at_random_moments_then_resume_latest_equals_the_uninterrupted_run(data, reference, tmp_path):
-    output = tmp_path / "killed"
+    stopped = _weights(output / "checkpoint-3")
+    # Then the rest of the run, killed again and again (the first time while it writes checkpoint-4).
     command = [sys.executable, str(SCRIPT), "--data_dir", str(data), "--output_dir", str(output), *COMMON,
-               "--max_train_steps", str(STEPS), "--checkpointing_steps", "2", "--validation_steps", "0",
-               "--gradient_accumulation_steps", "2", "--resume_from_checkpoint", "latest"]
+               "--max_train_steps", str(STEPS), *common, "--resume_from_checkpoint", "latest"]
     # The first process's checkpoint writes are slowed, to widen the window the first kill aims at; the others run
     # at full speed.
     slow = _env(DIFFHDR_TEST_SLOW_CHECKPOINT_SECONDS="1.5")
@@ -154,6 +150,7 @@ def test_sigkill_at_random_moments_then_resume_latest_equals_the_uninterrupted_r
     process.stderr.close() if not process.stderr.closed else None
     assert kills >= 1
     assert _weights(output) == _weights(reference)
+    assert _weights(output / f"checkpoint-{STEPS}") != stopped  # it did train after the stop
 
 
 def test_a_full_disk_stops_the_run_with_a_clear_message_and_keeps_the_last_checkpoint(data, reference, tmp_path):
