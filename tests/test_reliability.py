@@ -239,9 +239,6 @@ def _damaged(writer, damage, suffix):
     return build
 
 
-# The CLI reads brackets of any size; the model then says in one line that it merges three, and what merges others.
-MODEL_NEEDS_3 = ("exactly 3 frames", "--method flow-merge")
-
 INPUT_CASES = [
     # Bracket shape and content.
     # Brackets hold 2 to 9 frames (2-, 4- and 5-frame inputs are valid and tested in test_io_bracket.py).
@@ -249,12 +246,11 @@ INPUT_CASES = [
               ("1 frame", "short.tif", "a bracket holds 2 to 9 exposures"),
               cli_needles=("at least 2 frames", "found 1: short.tif")),
     InputCase("scene_with_two_images", lambda f: ([_scene(f, names=("short", "long"))], None), InputError,
-              ("exposure.txt", "3 exposures for 2 images (long.tif, short.tif)", "one EV per image"),
-              cli_needles=MODEL_NEEDS_3),
+              ("exposure.txt", "3 exposures for 2 images (long.tif, short.tif)", "one EV per image")),
     InputCase("scene_with_extra_image", _extra_image, InputError,
-              ("exposure.txt", "3 exposures for 4 images", "extra.tif"), cli_needles=MODEL_NEEDS_3),
+              ("exposure.txt", "3 exposures for 4 images", "extra.tif")),
     InputCase("scene_with_misnamed_image", _misnamed_image, InputError,
-              ("3 exposures for 2 images (medium.tif, short.tif)",), cli_needles=MODEL_NEEDS_3),
+              ("3 exposures for 2 images (medium.tif, short.tif)",)),
     InputCase("scene_with_two_unnamed_ground_truths", _two_unnamed_ground_truths, InputError, ("several radiance files", "a.hdr, b.hdr", "HDRImg.hdr", "keep one ground truth")),
     InputCase("empty_folder", _empty_folder, InputError,
               ("empty", "no frames found", "a bracket holds 2 to 9 exposures"),

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int | None:
     from ..io import write_preview, write_radiance
     from ..io.exposures import format_exposures
     from ..io.photo import write_photo
-    from ..methods.frames import count_frames, frame_names, read_bracket
+    from ..methods.frames import frame_names, read_bracket
 
     if args.out is not None:
         return _run_batch(args)
@@ -121,12 +121,12 @@ def run(args: argparse.Namespace) -> int | None:
     repeated = sorted({str(path) for path in resolved if resolved.count(path) > 1})
     if repeated:
         raise InputError(f"{', '.join(repeated)}: the same output file is given twice; give each output its own name.")
+    # The frames are read before the model loads (seconds of imports and weights), so a bad file is reported at once;
+    # a bracket the method can't merge still fails before the merge.
+    bracket = read_bracket(args.inputs, exposures=args.exposures, half_size=args.half_size)
     device = resolve_device(args.device) if args.method == "diffhdr" else None
     method = method_from_args(args, device)
-    count = count_frames(args.inputs) if all(Path(item).exists() for item in args.inputs) else 0
-    if count >= 2:  # a bracket the method can't merge fails before it is read (fewer frames: the reader says so)
-        method.reference_for(count, args.reference_index)
-    bracket = read_bracket(args.inputs, exposures=args.exposures, half_size=args.half_size)
+    method.reference_for(len(bracket.images), args.reference_index)
     colours = f", {bracket.colour_profile} colours converted to sRGB" if bracket.colour_profile else ""
     print(f"Merging {bracket.name} with {method.words}: {len(bracket.images)} exposures at EV "
           f"{format_exposures(bracket.exposures)}, "
